@@ -1,0 +1,131 @@
+#include "api/config_parser.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "api/json_reader.h"
+#include "arch/x86_64/layout.h"
+
+namespace ember {
+namespace {
+
+// Firecracker resources ember does not provide (yet): named, not ignored.
+constexpr const char* kUnsupportedSections[] = {
+    "network-interfaces", "vsock", "balloon", "logger", "metrics", "mmds-config",
+    "entropy", "cpu-config"};
+
+}  // namespace
+
+Result<BootSourceConfig> ParseBootSource(const nlohmann::json& body, const std::string& path) {
+  JsonObjectReader reader(body, path);
+  BootSourceConfig config;
+  auto kernel = reader.String("kernel_image_path", /*required=*/true);
+  config.boot_args = reader.String("boot_args");
+  config.initrd_path = reader.String("initrd_path");
+  EMBER_RETURN_IF_ERROR(reader.Finish());
+  if (kernel->empty()) return Status::Error(reader.FieldPath("kernel_image_path") + ": is empty");
+  config.kernel_image_path = *kernel;
+  if (config.initrd_path && config.initrd_path->empty()) {
+    return Status::Error(reader.FieldPath("initrd_path") + ": is empty");
+  }
+  if (config.boot_args && config.boot_args->size() >= layout::kCmdlineMaxSize) {
+    return Status::Error(reader.FieldPath("boot_args") + ": is " +
+                         std::to_string(config.boot_args->size()) + " bytes, at most " +
+                         std::to_string(layout::kCmdlineMaxSize - 1) + " fit");
+  }
+  return config;
+}
+
+Result<MachineConfig> ParseMachineConfig(const nlohmann::json& body, const std::string& path,
+                                         UpdateKind kind, const MachineConfig& base) {
+  JsonObjectReader reader(body, path);
+  const bool required = kind == UpdateKind::kReplace;
+  MachineConfig config = kind == UpdateKind::kPatch ? base : MachineConfig{};
+  if (auto vcpus = reader.Unsigned("vcpu_count", 1, layout::kMaxVcpus, required)) {
+    config.vcpu_count = static_cast<uint32_t>(*vcpus);
+  }
+  if (auto mib = reader.Unsigned("mem_size_mib", 1, kMaxMemSizeMib, required)) {
+    config.mem_size_mib = static_cast<uint32_t>(*mib);
+  }
+  if (auto smt = reader.Bool("smt")) config.smt = *smt;
+  auto track_dirty_pages = reader.Bool("track_dirty_pages");
+  auto cpu_template = reader.Raw("cpu_template");
+  auto huge_pages = reader.String("huge_pages");
+  EMBER_RETURN_IF_ERROR(reader.Finish());
+  if (track_dirty_pages.value_or(false)) {
+    return Status::Error(reader.FieldPath("track_dirty_pages") +
+                         ": dirty page tracking (for snapshots) is not supported by ember");
+  }
+  if (cpu_template != nullptr && !(cpu_template->is_string() && *cpu_template == "None")) {
+    return Status::Error(reader.FieldPath("cpu_template") +
+                         ": CPU templates are not supported by ember; omit it or use \"None\"");
+  }
+  if (huge_pages && *huge_pages != "None") {
+    return Status::Error(reader.FieldPath("huge_pages") +
+                         ": only \"None\" is supported, got \"" + *huge_pages + "\"");
+  }
+  if (config.smt && config.vcpu_count > 1 && config.vcpu_count % 2 != 0) {
+    return Status::Error(reader.FieldPath("vcpu_count") +
+                         ": must be 1 or even when smt is enabled, got " +
+                         std::to_string(config.vcpu_count));
+  }
+  return config;
+}
+
+Result<SerialConfig> ParseSerial(const nlohmann::json& body, const std::string& path) {
+  JsonObjectReader reader(body, path);
+  SerialConfig config;
+  config.serial_out_path = reader.String("serial_out_path");
+  EMBER_RETURN_IF_ERROR(reader.Finish());
+  if (config.serial_out_path && config.serial_out_path->empty()) {
+    return Status::Error(reader.FieldPath("serial_out_path") + ": is empty");
+  }
+  return config;
+}
+
+Result<VmConfig> ParseVmConfig(std::string_view text) {
+  nlohmann::json document;
+  try {  // exceptions stop here, at the JSON boundary
+    document = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& error) {
+    return Status::Error(std::string("invalid JSON: ") + error.what());
+  }
+  JsonObjectReader reader(document, "");
+  VmConfig config;
+  const nlohmann::json* boot_source = reader.Object("boot-source");
+  const nlohmann::json* machine = reader.Object("machine-config");
+  const nlohmann::json* serial = reader.Object("serial");
+  const nlohmann::json* drives = reader.Array("drives");
+  std::string unsupported;
+  for (const char* section : kUnsupportedSections) {
+    if (reader.Raw(section) != nullptr && unsupported.empty()) unsupported = section;
+  }
+  EMBER_RETURN_IF_ERROR(reader.Finish());
+  if (drives != nullptr && !drives->empty()) {
+    return Status::Error("drives: block devices are not supported by ember (share files with a "
+                         "vhost-user fs device instead)");
+  }
+  if (!unsupported.empty()) return Status::Error(unsupported + ": not supported by ember yet");
+  if (boot_source == nullptr) return Status::Error("boot-source: is required");
+  EMBER_ASSIGN_OR_RETURN(config.boot_source, ParseBootSource(*boot_source, "boot-source"));
+  if (machine != nullptr) {
+    EMBER_ASSIGN_OR_RETURN(config.machine,
+                           ParseMachineConfig(*machine, "machine-config", UpdateKind::kReplace));
+  }
+  if (serial != nullptr) {
+    EMBER_ASSIGN_OR_RETURN(config.serial, ParseSerial(*serial, "serial"));
+  }
+  return config;
+}
+
+Result<VmConfig> LoadVmConfigFile(const std::string& file_path) {
+  std::ifstream file(file_path, std::ios::binary);
+  if (!file) return Status::Error("config file " + file_path + ": cannot be opened");
+  std::ostringstream text;
+  text << file.rdbuf();
+  Result<VmConfig> config = ParseVmConfig(text.str());
+  if (!config.ok()) return config.status().Context("config file " + file_path);
+  return config;
+}
+
+}  // namespace ember

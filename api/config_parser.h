@@ -1,0 +1,33 @@
+// Parsers from JSON to the typed configuration, one per resource, shared by
+// the --config-file loader and the API. Messages name the field and reason.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "vmm/status.h"
+#include "vmm/vm_config.h"
+
+namespace ember {
+
+// Largest guest memory ember accepts, in MiB (1 TiB).
+constexpr uint64_t kMaxMemSizeMib = 1024 * 1024;
+
+// `path` prefixes field names in errors ("boot-source").
+Result<BootSourceConfig> ParseBootSource(const nlohmann::json& body, const std::string& path);
+
+// Full replacement (PUT): vcpu_count and mem_size_mib are required.
+// Partial update (PATCH): absent fields keep their value in `base`.
+enum class UpdateKind { kReplace, kPatch };
+Result<MachineConfig> ParseMachineConfig(const nlohmann::json& body, const std::string& path,
+                                         UpdateKind kind, const MachineConfig& base = {});
+
+Result<SerialConfig> ParseSerial(const nlohmann::json& body, const std::string& path);
+
+// A Firecracker-style config file ("boot-source", "machine-config", ...).
+Result<VmConfig> ParseVmConfig(std::string_view text);
+Result<VmConfig> LoadVmConfigFile(const std::string& file_path);
+
+}  // namespace ember

@@ -1,0 +1,329 @@
+#!/usr/bin/env bash
+# Build a small Linux guest (bzImage + initramfs) for ember from Debian 12
+# packages only.
+#
+#   scripts/linux-guest.sh [--out DIR] [--refresh] [--quiet]
+#
+# Result (stable names, in ${EMBER_CACHE:-$HOME/.cache/ember}/linux/ unless
+# --out is given):
+#   vmlinuz             the Debian cloud kernel (bzImage)
+#   initramfs.cpio.gz   busybox + /init + the virtio modules of that kernel
+#   version             the kernel release, e.g. 6.12.117+deb12-cloud-amd64
+#   modules             symlink to the full modules tree of that kernel
+#
+# Everything is cached. A second run with nothing changed does not touch apt
+# at all and returns immediately. --refresh asks apt again for the newest
+# kernel and rebuilds if anything changed.
+#
+# Environment:
+#   EMBER_CACHE          cache root (default $HOME/.cache/ember)
+#   EMBER_LINUX_KERNEL   pin a kernel release instead of taking the newest,
+#                        e.g. EMBER_LINUX_KERNEL=6.1.0-56-cloud-amd64
+#
+# The guest's /init mounts proc, sys and devtmpfs, prints
+#   EMBER-LINUX: init reached
+# loads the virtio modules, prints
+#   EMBER-LINUX: nproc=<n>
+#   EMBER-LINUX: memtotal_kib=<MemTotal>
+# and then runs `reboot -f` (with `reboot=k` on the kernel command line the
+# kernel resets through the i8042) unless the command line has `ember.shell`,
+# in which case it starts a shell on the console first.
+#
+# Only `apt-get download` is used to fetch anything (from the configured
+# Debian archive); nothing is installed on the host.
+
+set -euo pipefail
+
+prog=${0##*/}
+die() { printf '%s: error: %s\n' "$prog" "$*" >&2; exit 1; }
+log() { [[ $quiet == 1 ]] || printf '%s: %s\n' "$prog" "$*" >&2; }
+
+# Modules the guest wants (names as in modules.dep, '-' and '_' are equal).
+# Built-in ones are skipped; dependencies are added per modules.dep.
+WANTED_MODULES=(virtio virtio_ring virtio_mmio virtio_net fuse virtiofs)
+BUSYBOX_PKG="busybox-static"
+
+out=""
+refresh=0
+quiet=0
+while (($#)); do
+  case $1 in
+    -o|--out) (($# >= 2)) || die "$1 needs a directory"; out=$2; shift 2 ;;
+    --out=*) out=${1#--out=}; shift ;;
+    --refresh) refresh=1; shift ;;
+    -q|--quiet) quiet=1; shift ;;
+    -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+  esac
+done
+[[ -n $out ]] || out="${EMBER_CACHE:-${HOME:?HOME is not set}/.cache/ember}/linux"
+
+for tool in apt-cache apt-get dpkg dpkg-deb gzip sha256sum find sort; do
+  command -v "$tool" >/dev/null 2>&1 || die "required tool '$tool' not found (this script expects a Debian 12 host)"
+done
+
+mkdir -p "$out" || die "cannot create output directory $out"
+out=$(cd "$out" && pwd)
+cache="$out/cache"
+debs="$cache/debs"
+
+script_hash=$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)
+stamp_want="script=$script_hash pin=${EMBER_LINUX_KERNEL:-}"
+
+finish() {
+  log "kernel $(cat "$out/version")"
+  printf '%s\n' "$out/vmlinuz" "$out/initramfs.cpio.gz"
+}
+
+# ---- fast path: everything is already there ---------------------------------
+if [[ $refresh == 0 && -s $out/vmlinuz && -s $out/initramfs.cpio.gz && -s $out/version &&
+      -f $out/.stamp && "$(head -n1 "$out/.stamp")" == "$stamp_want" ]]; then
+  finish
+  exit 0
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ember-linux.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+apt_opts=()
+# apt drops to the _apt user for downloads when run as root, which cannot
+# write into a root-owned cache dir; download as root instead.
+[[ $EUID == 0 ]] && apt_opts+=(-o APT::Sandbox::User=root)
+
+# candidate_version PKG -> version apt would download, or nothing
+candidate_version() {
+  apt-cache policy "$1" 2>/dev/null | awk '/^ +Candidate:/ {print $2; exit}' | grep -v '^(none)$' || true
+}
+
+# ---- pick the kernel ---------------------------------------------------------
+if [[ -n ${EMBER_LINUX_KERNEL:-} ]]; then
+  kpkg="linux-image-${EMBER_LINUX_KERNEL}-unsigned"
+  kver_pkg=$(candidate_version "$kpkg")
+  [[ -n $kver_pkg ]] || die "EMBER_LINUX_KERNEL=$EMBER_LINUX_KERNEL: apt knows no package $kpkg (try 'apt-cache search cloud-amd64-unsigned'; maybe run 'apt-get update')"
+else
+  mapfile -t cands < <(apt-cache pkgnames linux-image- | grep -E '^linux-image-[0-9].*-cloud-amd64-unsigned$' | sort -u)
+  ((${#cands[@]})) || die "apt knows no linux-image-*-cloud-amd64-unsigned package; run 'apt-get update' (as root) first"
+  kpkg="" kver_pkg=""
+  # one apt-cache call for all candidates: "pkg:" lines then "  Candidate: v"
+  while read -r p v; do
+    if [[ -z $kver_pkg ]] || dpkg --compare-versions "$v" gt "$kver_pkg"; then
+      kpkg=$p kver_pkg=$v
+    fi
+  done < <(apt-cache policy "${cands[@]}" 2>/dev/null |
+             awk '/^[^ ].*:$/ {p = substr($0, 1, length($0) - 1)}
+                  /^ +Candidate:/ && $2 != "(none)" {print p, $2}')
+  [[ -n $kpkg ]] || die "none of the linux-image-*-cloud-amd64-unsigned packages has a download candidate; run 'apt-get update'"
+fi
+krel=${kpkg#linux-image-}
+krel=${krel%-unsigned}
+
+bb_ver=$(candidate_version "$BUSYBOX_PKG")
+[[ -n $bb_ver ]] || die "apt has no candidate for $BUSYBOX_PKG; run 'apt-get update' (as root) first"
+
+log "kernel package $kpkg $kver_pkg, $BUSYBOX_PKG $bb_ver"
+
+# ---- download (cached) -------------------------------------------------------
+# fetch_deb PKG VERSION -> prints path of the cached .deb
+fetch_deb() {
+  local pkg=$1 ver=$2 file dl
+  file="$debs/${pkg}_${ver//:/%3a}_amd64.deb"
+  if [[ ! -s $file ]]; then
+    mkdir -p "$debs"
+    dl=$(mktemp -d "$debs/.dl.XXXXXX")
+    log "apt-get download $pkg=$ver"
+    if ! (cd "$dl" && apt-get "${apt_opts[@]}" -q download "$pkg=$ver") >"$tmp/apt.log" 2>&1; then
+      cat "$tmp/apt.log" >&2
+      rm -rf "$dl"
+      die "apt-get download $pkg=$ver failed"
+    fi
+    local got=("$dl"/*.deb)
+    [[ ${#got[@]} == 1 && -s ${got[0]} ]] || { rm -rf "$dl"; die "apt-get download $pkg produced no .deb"; }
+    mv "${got[0]}" "$file"
+    rm -rf "$dl"
+  fi
+  [[ "$(dpkg-deb -f "$file" Package)" == "$pkg" ]] || die "$file is not a $pkg package (delete it and retry)"
+  printf '%s\n' "$file"
+}
+
+kdeb=$(fetch_deb "$kpkg" "$kver_pkg")
+bbdeb=$(fetch_deb "$BUSYBOX_PKG" "$bb_ver")
+
+# ---- extract (cached) --------------------------------------------------------
+# extract_deb DEB DIR: dpkg-deb -x into DIR once (marker file records the deb)
+extract_deb() {
+  local deb=$1 dir=$2
+  if [[ -f $dir/.extracted && "$(cat "$dir/.extracted")" == "${deb##*/}" ]]; then
+    return 0
+  fi
+  rm -rf "$dir" "$dir.part"
+  mkdir -p "$dir.part"
+  log "extracting ${deb##*/}"
+  dpkg-deb -x "$deb" "$dir.part" || die "dpkg-deb -x $deb failed"
+  rm -rf "$dir.part/usr/share/doc" "$dir.part/usr/share/man" "$dir.part/usr/lib/linux"
+  printf '%s\n' "${deb##*/}" >"$dir.part/.extracted"
+  mv "$dir.part" "$dir"
+}
+
+kdir="$cache/kernel-$krel"
+bbdir="$cache/busybox-$bb_ver"
+extract_deb "$kdeb" "$kdir"
+extract_deb "$bbdeb" "$bbdir"
+
+vmlinuz="$kdir/boot/vmlinuz-$krel"
+moddir="$kdir/lib/modules/$krel"
+busybox="$bbdir/bin/busybox"
+[[ -s $vmlinuz ]] || die "$kdeb has no boot/vmlinuz-$krel"
+[[ -d $moddir/kernel ]] || die "$kdeb has no lib/modules/$krel"
+[[ -x $busybox ]] || die "$bbdeb has no executable bin/busybox"
+"$busybox" true 2>/dev/null || die "cannot run $busybox on this host"
+
+# The package does not ship modules.dep (Debian runs depmod in postinst).
+if [[ ! -s $moddir/modules.dep ]]; then
+  log "generating modules.dep (busybox depmod)"
+  "$busybox" depmod -b "$kdir" "$krel" || die "depmod failed for $krel"
+  [[ -s $moddir/modules.dep ]] || die "depmod produced no modules.dep"
+fi
+
+# ---- resolve modules ---------------------------------------------------------
+declare -A dep_of=() path_of=() seen=()
+# modules.dep lines: "kernel/x/foo.ko.xz: kernel/y/bar.ko.xz ..."
+modname() { local b=${1##*/}; b=${b%%.ko*}; printf '%s' "${b//-/_}"; }
+while IFS= read -r line; do
+  m=${line%%:*}
+  n=$(modname "$m")
+  path_of[$n]=$m
+  dep_of[$n]=${line#*:}
+done <"$moddir/modules.dep"
+declare -A builtin=()
+if [[ -f $moddir/modules.builtin ]]; then
+  while IFS= read -r m; do builtin[$(modname "$m")]=1; done <"$moddir/modules.builtin"
+fi
+
+load_order=()
+add_module() {  # depth-first: dependencies before the module itself
+  local n=$1 d
+  [[ -n ${seen[$n]:-} ]] && return 0
+  seen[$n]=1
+  for d in ${dep_of[$n]:-}; do add_module "$(modname "$d")"; done
+  load_order+=("${path_of[$n]}")
+}
+builtin_list=()
+for w in "${WANTED_MODULES[@]}"; do
+  n=${w//-/_}
+  if [[ -n ${path_of[$n]:-} ]]; then
+    add_module "$n"
+  elif [[ -n ${builtin[$n]:-} ]]; then
+    builtin_list+=("$n")
+  else
+    die "module $w is neither in modules.dep nor built into $krel"
+  fi
+done
+log "modules to load: ${load_order[*]:-(none)}; built in: ${builtin_list[*]:-(none)}"
+
+# ---- assemble the initramfs --------------------------------------------------
+root="$tmp/root"
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,run,root,mnt,lib/modules/"$krel"}
+chmod 1777 "$root/tmp"
+install -m 0755 "$busybox" "$root/bin/busybox"
+while IFS= read -r applet; do
+  case $applet in
+    bin/busybox|linuxrc|"") continue ;;
+    bin/*|sbin/*|usr/bin/*|usr/sbin/*) ;;
+    *) continue ;;
+  esac
+  [[ -e $root/$applet || -L $root/$applet ]] && continue
+  # relative link to /bin/busybox
+  rel=$(dirname "$applet" | sed -e 's|[^/]\{1,\}|..|g')
+  ln -s "$rel/bin/busybox" "$root/$applet"
+done < <("$busybox" --list-full)
+[[ -L $root/bin/sh && -L $root/sbin/insmod && -L $root/sbin/reboot ]] || die "busybox applet links are missing sh/insmod/reboot"
+
+# Copy the modules, decompressed: busybox insmod hands the raw file to
+# init_module(2), which does not take compressed modules.
+: >"$root/etc/ember-modules"
+: >"$root/lib/modules/$krel/modules.dep"
+for m in "${load_order[@]}"; do
+  src="$moddir/$m"
+  case $m in
+    *.ko.xz)  dst=${m%.xz};  cmd=("$busybox" xzcat) ;;
+    *.ko.gz)  dst=${m%.gz};  cmd=(gzip -dc) ;;
+    *.ko.zst) dst=${m%.zst}; cmd=(zstd -qdc)
+              command -v zstd >/dev/null || die "$m is zstd-compressed; install zstd" ;;
+    *.ko)     dst=$m;        cmd=(cat) ;;
+    *) die "unexpected module file name $m" ;;
+  esac
+  mkdir -p "$root/lib/modules/$krel/$(dirname "$dst")"
+  "${cmd[@]}" "$src" >"$root/lib/modules/$krel/$dst" || die "cannot decompress $src"
+  printf '%s\n' "$dst" >>"$root/etc/ember-modules"
+  # a matching modules.dep so that modprobe works from the shell as well
+  deps=""
+  for d in ${dep_of[$(modname "$m")]:-}; do deps+=" ${d%.ko*}.ko"; done
+  printf '%s:%s\n' "$dst" "$deps" >>"$root/lib/modules/$krel/modules.dep"
+done
+
+cat >"$root/init" <<'EOF'
+#!/bin/sh
+# ember Linux test guest init (generated by scripts/linux-guest.sh)
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+echo "EMBER-LINUX: init reached"
+
+kver=$(uname -r)
+failed=0
+while read -r m; do
+  [ -n "$m" ] || continue
+  if ! insmod "/lib/modules/$kver/$m"; then
+    echo "EMBER-LINUX: insmod $m failed"
+    failed=$((failed + 1))
+  fi
+done </etc/ember-modules
+echo "EMBER-LINUX: modules loaded, failures=$failed"
+
+echo "EMBER-LINUX: nproc=$(nproc)"
+echo "EMBER-LINUX: memtotal_kib=$(awk '$1 == "MemTotal:" {print $2}' /proc/meminfo)"
+ndev=0
+for d in /sys/bus/virtio/devices/*; do [ -e "$d" ] && ndev=$((ndev + 1)); done
+echo "EMBER-LINUX: virtio_devices=$ndev"
+
+shell=0
+for arg in $(cat /proc/cmdline); do
+  case $arg in ember.shell|ember.shell=*) shell=1 ;; esac
+done
+if [ "$shell" = 1 ]; then
+  echo "EMBER-LINUX: starting shell (exit it to reboot)"
+  setsid cttyhack sh -l
+fi
+echo "EMBER-LINUX: rebooting"
+reboot -f
+sleep 5
+echo "EMBER-LINUX: reboot -f returned"
+EOF
+chmod 0755 "$root/init"
+printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
+printf 'root:x:0:\n' >"$root/etc/group"
+printf '%s\n' "$krel" >"$root/etc/ember-kernel"
+
+# Deterministic archive: fixed mtimes, sorted names, owner root, gzip -n.
+epoch=${SOURCE_DATE_EPOCH:-0}
+find "$root" -exec touch -h -d "@$epoch" {} +
+(cd "$root" && find . -mindepth 1 | LC_ALL=C sort | sed 's|^\./||' |
+  "$busybox" cpio -o -H newc -R 0:0 2>/dev/null) | gzip -n -9 >"$tmp/initramfs.cpio.gz" ||
+  die "creating the initramfs failed"
+[[ -s $tmp/initramfs.cpio.gz ]] || die "empty initramfs"
+gzip -dc "$tmp/initramfs.cpio.gz" | "$busybox" cpio -t 2>/dev/null | grep -qx init ||
+  die "the initramfs has no /init"
+
+# ---- install into the output dir (atomically per file) ------------------------
+cp "$vmlinuz" "$out/.vmlinuz.new" && mv -f "$out/.vmlinuz.new" "$out/vmlinuz"
+mv -f "$tmp/initramfs.cpio.gz" "$out/initramfs.cpio.gz"
+printf '%s\n' "$krel" >"$out/version"
+ln -sfn "cache/kernel-$krel/lib/modules/$krel" "$out/modules"
+{
+  printf '%s\n' "$stamp_want"
+  printf 'kernel_package=%s %s\nbusybox_package=%s %s\nmodules=%s\nbuiltin=%s\n' \
+    "$kpkg" "$kver_pkg" "$BUSYBOX_PKG" "$bb_ver" "${load_order[*]}" "${builtin_list[*]}"
+} >"$out/.stamp"
+log "initramfs: $(stat -c %s "$out/initramfs.cpio.gz") bytes, vmlinuz: $(stat -c %s "$out/vmlinuz") bytes"
+finish

@@ -1,0 +1,499 @@
+/*
+ * ember test guest: a freestanding x86-64 program that reports what the VMM
+ * handed it on COM1.  See README.md for the contract and the output lines.
+ *
+ * Integer instructions, port I/O and MMIO only: no SSE, no exceptions, no
+ * interrupts.  The default path (no tests requested) prints two lines and
+ * exits; keep it that way, it is timed by the boot benchmark.
+ */
+
+#include "guest.h"
+
+typedef unsigned char u8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef unsigned long long u64;
+typedef unsigned long uptr;
+
+/* ---- hardware access -------------------------------------------------- */
+
+#define COM1		0x3f8
+#define COM1_LSR	(COM1 + 5)
+#define LSR_THRE	0x20
+#define DEBUG_EXIT_PORT	0xf4	/* QEMU isa-debug-exit */
+#define I8042_CMD_PORT	0x64
+#define I8042_RESET	0xfe
+
+#define BOOT_TIMER	0xc0000000UL
+#define BOOT_TIMER_MAGIC 123
+
+#define LAPIC		0xfee00000UL
+#define LAPIC_ICR_LO	0x300
+#define LAPIC_ICR_HI	0x310
+#define ICR_INIT	0x4500	/* INIT, level assert */
+#define ICR_STARTUP	0x4600	/* STARTUP | vector */
+
+static inline void outb(u16 port, u8 v) {
+  __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline u8 inb(u16 port) {
+  u8 v;
+  __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+  return v;
+}
+
+static inline void cpuid(u32 leaf, u32 *a, u32 *b, u32 *c, u32 *d) {
+  __asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(0));
+}
+
+static inline u64 rdtsc(void) {
+  u32 lo, hi;
+  __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+  return ((u64)hi << 32) | lo;
+}
+
+static inline void lapic_write(u32 reg, u32 v) {
+  *(volatile u32 *)(LAPIC + reg) = v;
+}
+
+static inline u8 rd8(uptr a) { return *(const volatile u8 *)a; }
+static inline u16 rd16(uptr a) { return *(const volatile u16 *)a; }
+static inline u32 rd32(uptr a) { return *(const volatile u32 *)a; }
+static inline u64 rd64(uptr a) { return *(const volatile u64 *)a; }
+
+/* ---- output ------------------------------------------------------------- */
+
+static void put_char(char c) {
+  while (!(inb(COM1_LSR) & LSR_THRE)) {
+  }
+  outb(COM1, (u8)c);
+}
+
+static void put_str(const char *s) {
+  while (*s) put_char(*s++);
+}
+
+static void put_n(const char *s, uptr n) {
+  while (n--) put_char(*s++);
+}
+
+static const char kHexDigits[] = "0123456789abcdef";
+
+/* "0x" is part of the caller's format; no leading zeros. */
+static void put_hex(u64 v) {
+  char buf[16];
+  int n = 0;
+  do {
+    buf[n++] = kHexDigits[v & 15];
+    v >>= 4;
+  } while (v);
+  while (n) put_char(buf[--n]);
+}
+
+static void put_hex8(u32 v) {
+  for (int shift = 28; shift >= 0; shift -= 4) put_char(kHexDigits[(v >> shift) & 15]);
+}
+
+static void put_dec(u64 v) {
+  char buf[20];
+  int n = 0;
+  do {
+    buf[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  while (n) put_char(buf[--n]);
+}
+
+/* Starts a line: "ember-guest: " then s. */
+static void line(const char *s) {
+  put_str("ember-guest: ");
+  put_str(s);
+}
+
+/* ---- boot information ------------------------------------------------ */
+
+/* struct hvm_start_info (PVH) */
+#define PVH_MAGIC		0x336ec578
+#define SI_MAGIC		0
+#define SI_VERSION		4
+#define SI_NR_MODULES		12
+#define SI_MODLIST_PADDR	16
+#define SI_CMDLINE_PADDR	24
+#define SI_MEMMAP_PADDR		40
+#define SI_MEMMAP_ENTRIES	48
+#define PVH_MEMMAP_ENTRY_SIZE	24	/* {u64 addr, u64 size, u32 type, u32 reserved} */
+
+/* struct boot_params ("zero page") */
+#define BP_EXT_RAMDISK_IMAGE	0x0c0
+#define BP_EXT_RAMDISK_SIZE	0x0c4
+#define BP_EXT_CMD_LINE_PTR	0x0c8
+#define BP_E820_ENTRIES		0x1e8
+#define BP_RAMDISK_IMAGE	0x218
+#define BP_RAMDISK_SIZE		0x21c
+#define BP_CMD_LINE_PTR		0x228
+#define BP_E820_TABLE		0x2d0
+#define BP_E820_ENTRY_SIZE	20	/* packed {u64 addr, u64 size, u32 type} */
+
+struct boot_info {
+  const char *cmdline;  /* never NULL */
+  uptr e820;            /* first entry; addr, size, type at 0, 8, 16 */
+  u32 e820_entries;
+  u32 e820_stride;
+  uptr initrd;
+  u64 initrd_size;
+};
+
+static void from_start_info(uptr si, struct boot_info *bi) {
+  if (!si || rd32(si + SI_MAGIC) != PVH_MAGIC) {
+    line("pvh start_info bad-magic\n");
+    return;
+  }
+  uptr cmdline = (uptr)rd64(si + SI_CMDLINE_PADDR);
+  if (cmdline) bi->cmdline = (const char *)cmdline;
+  if (rd32(si + SI_VERSION) >= 1) {  /* memmap fields exist from version 1 */
+    bi->e820 = (uptr)rd64(si + SI_MEMMAP_PADDR);
+    bi->e820_entries = bi->e820 ? rd32(si + SI_MEMMAP_ENTRIES) : 0;
+  }
+  bi->e820_stride = PVH_MEMMAP_ENTRY_SIZE;
+  uptr modlist = (uptr)rd64(si + SI_MODLIST_PADDR);
+  if (rd32(si + SI_NR_MODULES) && modlist) {
+    bi->initrd = (uptr)rd64(modlist);
+    bi->initrd_size = rd64(modlist + 8);
+  }
+}
+
+static void from_boot_params(uptr bp, struct boot_info *bi) {
+  uptr cmdline = rd32(bp + BP_CMD_LINE_PTR) | (u64)rd32(bp + BP_EXT_CMD_LINE_PTR) << 32;
+  if (cmdline) bi->cmdline = (const char *)cmdline;
+  bi->e820 = bp + BP_E820_TABLE;
+  bi->e820_entries = rd8(bp + BP_E820_ENTRIES);
+  bi->e820_stride = BP_E820_ENTRY_SIZE;
+  bi->initrd = rd32(bp + BP_RAMDISK_IMAGE) | (u64)rd32(bp + BP_EXT_RAMDISK_IMAGE) << 32;
+  bi->initrd_size = rd32(bp + BP_RAMDISK_SIZE) | (u64)rd32(bp + BP_EXT_RAMDISK_SIZE) << 32;
+}
+
+/* ---- command line ------------------------------------------------------ */
+
+enum {
+  T_CMDLINE = 1 << 0,
+  T_E820 = 1 << 1,
+  T_INITRD = 1 << 2,
+  T_CPUID = 1 << 3,
+  T_MPTABLE = 1 << 4,
+  T_SMP = 1 << 5,
+  T_TIMER = 1 << 6,
+};
+
+/* In run order; bit i of the mask is kTestNames[i]. */
+static const char *const kTestNames[] = {"cmdline", "e820",  "initrd", "cpuid",
+                                         "mptable", "smp",   "timer"};
+#define NUM_TESTS (sizeof(kTestNames) / sizeof(kTestNames[0]))
+
+static int is_sep(char c) { return (u8)c <= ' '; }  /* NUL, space, tab, newline */
+
+static int name_is(const char *s, uptr n, const char *name) {
+  while (n && *name == *s) n--, s++, name++;
+  return n == 0 && *name == 0;
+}
+
+/* Parses "a,b,c" up to the end of the token; returns the test mask. */
+static u32 parse_list(const char *p) {
+  u32 mask = 0;
+  while (!is_sep(*p)) {
+    const char *name = p;
+    while (!is_sep(*p) && *p != ',') p++;
+    uptr n = (uptr)(p - name);
+    if (n) {
+      u32 i = 0;
+      while (i < NUM_TESTS && !name_is(name, n, kTestNames[i])) i++;
+      if (i < NUM_TESTS) {
+        mask |= 1u << i;
+      } else {
+        line("unknown test ");
+        put_n(name, n);
+        put_char('\n');
+      }
+    }
+    if (*p == ',') p++;
+  }
+  return mask;
+}
+
+/* Looks at every "ember.tests=" token; ignores the rest. */
+static u32 parse_cmdline(const char *p) {
+  static const char kKey[] = "ember.tests=";
+  u32 mask = 0;
+  for (;;) {
+    while (*p && is_sep(*p)) p++;
+    if (!*p) return mask;
+    const char *k = kKey;
+    while (*k && *p == *k) p++, k++;
+    if (!*k) mask |= parse_list(p);
+    while (!is_sep(*p)) p++;
+  }
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void test_e820(const struct boot_info *bi) {
+  u64 ram = 0;
+  uptr e = bi->e820;
+  for (u32 i = 0; i < bi->e820_entries; i++, e += bi->e820_stride) {
+    u64 addr = rd64(e), size = rd64(e + 8);
+    u32 type = rd32(e + 16);
+    line("e820 addr=0x");
+    put_hex(addr);
+    put_str(" size=0x");
+    put_hex(size);
+    put_str(" type=");
+    put_dec(type);
+    put_char('\n');
+    if (type == 1) ram += size;
+  }
+  line("e820 entries=");
+  put_dec(bi->e820_entries);
+  put_str(" ram_kib=");
+  put_dec(ram / 1024);
+  put_char('\n');
+}
+
+/*
+ * 32-bit wrapping sum of all bytes.  Eight bytes per step: even and odd
+ * bytes go to two sets of four 16-bit lanes, folded every 256 words,
+ * before a lane could overflow (256 * 255 < 65536).
+ */
+static u32 fold_lanes(u64 acc) {
+  acc = (acc & 0x0000ffff0000ffffULL) + ((acc >> 16) & 0x0000ffff0000ffffULL);
+  return (u32)acc + (u32)(acc >> 32);
+}
+
+static u32 byte_sum(uptr p, u64 n) {
+  const u64 kMask = 0x00ff00ff00ff00ffULL;
+  u32 sum = 0;
+  while (n >= 8) {
+    u64 words = n / 8;
+    if (words > 256) words = 256;
+    n -= words * 8;
+    u64 even = 0, odd = 0;
+    const u64 *w = (const u64 *)p;
+    for (u64 i = 0; i < words; i++) {
+      u64 v = w[i];
+      even += v & kMask;
+      odd += (v >> 8) & kMask;
+    }
+    p += words * 8;
+    sum += fold_lanes(even) + fold_lanes(odd);
+  }
+  while (n--) sum += rd8(p++);
+  return sum;
+}
+
+static void test_initrd(const struct boot_info *bi) {
+  if (!bi->initrd || !bi->initrd_size) {
+    line("initrd none\n");
+    return;
+  }
+  line("initrd size=");
+  put_dec(bi->initrd_size);
+  put_str(" sum=0x");
+  put_hex8(byte_sum(bi->initrd, bi->initrd_size));
+  put_char('\n');
+}
+
+static u32 bsp_apic_id(void) {
+  u32 a, b, c, d;
+  cpuid(1, &a, &b, &c, &d);
+  return b >> 24;
+}
+
+static void test_cpuid(void) {
+  u32 a, b, c, d;
+  cpuid(1, &a, &b, &c, &d);
+  u32 hypervisor = c >> 31;
+  u32 apic_id = b >> 24;
+  u32 sig[3] = {0, 0, 0};
+  if (hypervisor) cpuid(0x40000000, &a, &sig[0], &sig[1], &sig[2]);
+  line("cpuid hypervisor=");
+  put_dec(hypervisor);
+  put_str(" apic_id=");
+  put_dec(apic_id);
+  put_str(" hv=");
+  const char *s = (const char *)sig;
+  uptr n = 12;
+  while (n && !s[n - 1]) n--;
+  put_n(s, n);
+  put_char('\n');
+}
+
+/* ---- MP table ---------------------------------------------------------- */
+
+#define MP_FLOAT_SIG	0x5f504d5f	/* "_MP_" */
+#define MP_CONFIG_SIG	0x504d4350	/* "PCMP" */
+#define MP_MAX_CPUS	256
+
+enum { MP_OK, MP_MISSING, MP_BAD_CHECKSUM };
+
+struct mp_info {
+  u32 status;
+  u32 cpus;          /* enabled processor entries */
+  u32 ioapic;        /* address of the first I/O APIC entry, or 0 */
+  u8 ids[MP_MAX_CPUS];  /* APIC IDs of the enabled processors, sorted */
+};
+
+static struct mp_info mp;  /* static: too big for a comfortable stack frame */
+
+static u8 checksum(uptr p, u32 n) {
+  u8 sum = 0;
+  while (n--) sum += rd8(p++);
+  return sum;
+}
+
+static uptr find_mp_float(uptr p, uptr end) {
+  for (; p < end; p += 16)
+    if (rd32(p) == MP_FLOAT_SIG) return p;
+  return 0;
+}
+
+static void parse_mptable(struct mp_info *m) {
+  m->cpus = 0;
+  m->ioapic = 0;
+  m->status = MP_MISSING;
+  uptr fp = find_mp_float(0x9fc00, 0xa0000);
+  if (!fp) fp = find_mp_float(0xf0000, 0x100000);
+  if (!fp) return;
+  u32 fp_len = rd8(fp + 8) * 16u;
+  if (!fp_len || checksum(fp, fp_len)) {
+    m->status = MP_BAD_CHECKSUM;
+    return;
+  }
+  uptr ct = rd32(fp + 4);
+  if (!ct || rd32(ct) != MP_CONFIG_SIG) return;
+  u32 len = rd16(ct + 4);
+  if (checksum(ct, len)) {
+    m->status = MP_BAD_CHECKSUM;
+    return;
+  }
+  m->status = MP_OK;
+  u32 count = rd16(ct + 34);
+  uptr e = ct + 44, end = ct + len;
+  for (u32 i = 0; i < count && e < end; i++) {
+    u8 type = rd8(e);
+    if (type == 0) {  /* processor: type, apic id, version, flags (bit 0: enabled) */
+      if ((rd8(e + 3) & 1) && m->cpus < MP_MAX_CPUS) {
+        u8 id = rd8(e + 1);
+        u32 j = m->cpus++;
+        for (; j && m->ids[j - 1] > id; j--) m->ids[j] = m->ids[j - 1];
+        m->ids[j] = id;
+      }
+      e += 20;
+    } else if (type <= 4) {  /* bus, I/O APIC, I/O and local interrupt: 8 bytes */
+      if (type == 2 && !m->ioapic) m->ioapic = rd32(e + 4);
+      e += 8;
+    } else {
+      break;  /* unknown entry: its length is unknown too */
+    }
+  }
+}
+
+static void test_mptable(const struct mp_info *m) {
+  if (m->status == MP_MISSING) {
+    line("mptable missing\n");
+  } else if (m->status == MP_BAD_CHECKSUM) {
+    line("mptable bad-checksum\n");
+  } else {
+    line("mptable cpus=");
+    put_dec(m->cpus);
+    put_str(" ioapic=0x");
+    put_hex(m->ioapic);
+    put_char('\n');
+  }
+}
+
+/* ---- SMP ---------------------------------------------------------------- */
+
+/* Written by the APs (entry.S); kept in .data so no loader must zero them. */
+volatile u32 ap_count;
+volatile u8 ap_seen[256];
+
+extern const u8 ap_trampoline[], ap_trampoline_end[];
+
+/* About a second at common TSC rates; only spent if an AP never comes. */
+#define AP_WAIT_TSC (1ULL << 31)
+
+static void test_smp(const struct mp_info *m) {
+  u32 self = bsp_apic_id();
+  volatile u8 *dst = (volatile u8 *)AP_TRAMPOLINE;
+  for (const u8 *src = ap_trampoline; src < ap_trampoline_end; src++) *dst++ = *src;
+
+  u32 sent = 0;
+  if (m->status == MP_OK) {
+    for (u32 i = 0; i < m->cpus; i++) {
+      u32 id = m->ids[i];
+      if (id == self) continue;
+      lapic_write(LAPIC_ICR_HI, id << 24);
+      lapic_write(LAPIC_ICR_LO, ICR_INIT);
+      lapic_write(LAPIC_ICR_HI, id << 24);
+      lapic_write(LAPIC_ICR_LO, ICR_STARTUP | AP_SIPI_VECTOR);
+      sent++;
+    }
+  }
+  u64 start = rdtsc();
+  while (ap_count < sent && rdtsc() - start < AP_WAIT_TSC) __asm__ volatile("pause");
+
+  if (m->status == MP_OK) {
+    for (u32 i = 0; i < m->cpus; i++) {
+      u32 id = m->ids[i];
+      if (id == self || !ap_seen[id]) continue;
+      line("ap apic_id=");
+      put_dec(id);
+      put_str(" up\n");
+    }
+  }
+  line("smp online=");
+  put_dec(1 + ap_count);
+  put_char('\n');
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+void guest_main(u32 kind, uptr info) __attribute__((noreturn, used));
+
+void guest_main(u32 kind, uptr info) {
+  static const char *const kEntryLines[] = {
+      "ember-guest: entry=pvh\n",
+      "ember-guest: entry=elf64\n",
+      "ember-guest: entry=bzimage\n",
+  };
+  put_str(kEntryLines[kind]);
+
+  struct boot_info bi = {.cmdline = ""};
+  if (kind == KIND_PVH)
+    from_start_info(info, &bi);
+  else if (info)
+    from_boot_params(info, &bi);
+
+  u32 tests = parse_cmdline(bi.cmdline);
+  if (tests) {
+    if (tests & T_CMDLINE) {
+      line("cmdline=");
+      put_str(bi.cmdline);
+      put_char('\n');
+    }
+    if (tests & T_E820) test_e820(&bi);
+    if (tests & T_INITRD) test_initrd(&bi);
+    if (tests & T_CPUID) test_cpuid();
+    if (tests & (T_MPTABLE | T_SMP)) parse_mptable(&mp);
+    if (tests & T_MPTABLE) test_mptable(&mp);
+    if (tests & T_SMP) test_smp(&mp);
+    if (tests & T_TIMER) {
+      *(volatile u8 *)BOOT_TIMER = BOOT_TIMER_MAGIC;
+      line("boot-timer written\n");
+    }
+  }
+
+  line("done\n");
+  outb(DEBUG_EXIT_PORT, 0);
+  outb(I8042_CMD_PORT, I8042_RESET);
+  for (;;) __asm__ volatile("cli; hlt");
+}

@@ -1,0 +1,211 @@
+#include "vmm/builder.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <spdlog/spdlog.h>
+
+#include "arch/x86_64/boot_params.h"
+#include "arch/x86_64/cpuid.h"
+#include "arch/x86_64/e820.h"
+#include "arch/x86_64/kernel_loader.h"
+#include "arch/x86_64/layout.h"
+#include "arch/x86_64/mptable.h"
+#include "arch/x86_64/page_tables.h"
+#include "arch/x86_64/pvh.h"
+#include "arch/x86_64/vcpu_setup.h"
+#include "devices/boot_timer.h"
+#include "vmm/sys_error.h"
+
+namespace ember {
+namespace {
+
+constexpr uint32_t kLeafAddressSizes = 0x80000008;
+constexpr uint32_t kDefaultPhysicalAddressBits = 36;
+
+struct OpenedFile {
+  UniqueFd fd;
+  uint64_t size;
+};
+
+// Opens a file named by a config field; errors name the field.
+Result<OpenedFile> OpenInput(const std::string& path, const std::string& field) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus(field + ": " + path);
+  struct stat info {};
+  if (fstat(fd.get(), &info) != 0) return ErrnoStatus(field + ": " + path);
+  if (!S_ISREG(info.st_mode)) return Status::Error(field + ": " + path + " is not a regular file");
+  return OpenedFile{std::move(fd), static_cast<uint64_t>(info.st_size)};
+}
+
+uint32_t PhysicalAddressBits(const Kvm& kvm) {
+  for (const kvm_cpuid_entry2& entry : kvm.supported_cpuid()) {
+    if (entry.function == kLeafAddressSizes) return entry.eax & 0xff;
+  }
+  return kDefaultPhysicalAddressBits;
+}
+
+Status AddDevices(Machine& machine, const VmConfig& config, const BuildOptions& options) {
+  int console_fd = options.console_fd;
+  if (config.serial.serial_out_path) {
+    const std::string& path = *config.serial.serial_out_path;
+    machine.serial_output.reset(open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    if (!machine.serial_output.valid()) return ErrnoStatus("serial.serial_out_path: " + path);
+    console_fd = machine.serial_output.get();
+  }
+  const Vm* vm = machine.vm.get();
+  machine.serial =
+      std::make_shared<Serial>(console_fd, [vm] { vm->PulseIrq(layout::kCom1Irq); });
+  EMBER_RETURN_IF_ERROR(machine.pio_bus.Insert(machine.serial, layout::kCom1Port,
+                                               Serial::kRegisterCount, "serial (COM1)"));
+  VmExitEvent* exit_event = &machine.exit_event;
+  machine.i8042 = std::make_shared<I8042>(
+      [exit_event] { exit_event->Report(VmExitReason::kGuestReset, "guest reset through the i8042"); },
+      [vm] { vm->PulseIrq(layout::kI8042Irq); });
+  EMBER_RETURN_IF_ERROR(
+      machine.pio_bus.Insert(machine.i8042, layout::kI8042Port, I8042::kPortSpan, "i8042"));
+  if (options.boot_timer) {
+    auto timer = std::make_shared<BootTimer>(
+        options.start_time, options.start_cpu_us, [](uint64_t wall_us, uint64_t cpu_us) {
+          spdlog::info("Guest-boot-time = {:>6} us {} ms, {:>6} CPU us {} CPU ms", wall_us,
+                       wall_us / 1000, cpu_us, cpu_us / 1000);
+        });
+    EMBER_RETURN_IF_ERROR(machine.mmio_bus.Insert(timer, layout::kBootTimerStart,
+                                                  layout::kBootTimerSize, "boot timer"));
+  }
+  return Status::Ok();
+}
+
+// Kernel, initrd, command line and the boot structures the entry mode
+// expects; returns where and how the boot vCPU starts.
+Result<x86::BootEntry> LoadGuest(Machine& machine, const BootSourceConfig& boot,
+                                 uint32_t vcpu_count) {
+  GuestMemory& memory = machine.vm->memory();
+  EMBER_ASSIGN_OR_RETURN(OpenedFile kernel_file,
+                         OpenInput(boot.kernel_image_path, "boot-source.kernel_image_path"));
+  Result<x86::LoadedKernel> loaded = x86::LoadKernel(memory, kernel_file.fd.get(), kernel_file.size);
+  if (!loaded.ok()) {
+    return loaded.status().Context("boot-source.kernel_image_path: " + boot.kernel_image_path);
+  }
+  const x86::LoadedKernel& kernel = *loaded;
+  spdlog::debug("kernel {} loaded as {}, entry {:#x}", boot.kernel_image_path,
+                x86::KernelFormatName(kernel.format), kernel.entry);
+
+  std::optional<x86::InitrdPlacement> initrd;
+  if (boot.initrd_path) {
+    EMBER_ASSIGN_OR_RETURN(OpenedFile initrd_file,
+                           OpenInput(*boot.initrd_path, "boot-source.initrd_path"));
+    Result<x86::InitrdPlacement> placed =
+        x86::LoadInitrd(memory, initrd_file.fd.get(), initrd_file.size, kernel);
+    if (!placed.ok()) return placed.status().Context("boot-source.initrd_path: " + *boot.initrd_path);
+    initrd = *placed;
+  }
+
+  const std::string cmdline = boot.boot_args.value_or(kDefaultBootArgs);
+  if (cmdline.size() + 1 > kernel.cmdline_max) {
+    return Status::Error("boot-source.boot_args: " + std::to_string(cmdline.size()) +
+                         " bytes is longer than the kernel accepts (" +
+                         std::to_string(kernel.cmdline_max - 1) + ")");
+  }
+  EMBER_RETURN_IF_ERROR(memory.Write(
+      layout::kCmdlineStart,
+      {reinterpret_cast<const uint8_t*>(cmdline.c_str()), cmdline.size() + 1}));
+
+  std::vector<x86::E820Entry> e820 = x86::BuildE820(memory.regions());
+  EMBER_ASSIGN_OR_RETURN(std::vector<uint8_t> mptable,
+                         x86::BuildMptable(vcpu_count, layout::kMptableStart));
+  EMBER_RETURN_IF_ERROR(memory.Write(layout::kMptableStart, mptable));
+
+  x86::BootEntry entry{};
+  entry.entry_point = kernel.entry;
+  if (kernel.format == x86::KernelFormat::kElfPvh) {
+    entry.mode = x86::EntryMode::kPvh32;
+    EMBER_ASSIGN_OR_RETURN(entry.boot_info,
+                           x86::WritePvhStartInfo(memory, layout::kCmdlineStart, e820, initrd));
+  } else {
+    entry.mode = x86::EntryMode::kLinux64;
+    EMBER_ASSIGN_OR_RETURN(boot_params params,
+                           x86::BuildBootParams(kernel.setup, layout::kCmdlineStart,
+                                                cmdline.size() + 1, e820, initrd));
+    EMBER_RETURN_IF_ERROR(memory.WriteObject(layout::kZeroPageStart, params));
+    entry.boot_info = layout::kZeroPageStart;
+    EMBER_ASSIGN_OR_RETURN(entry.page_table_root, x86::WriteIdentityPageTables(memory));
+  }
+  EMBER_RETURN_IF_ERROR(x86::WriteBootDescriptorTables(memory, entry.mode));
+  return entry;
+}
+
+Status CreateVcpus(Machine& machine, const MachineConfig& config, const x86::BootEntry& entry) {
+  const x86::CpuTopology topology{config.vcpu_count, config.smt};
+  for (uint32_t index = 0; index < config.vcpu_count; ++index) {
+    EMBER_ASSIGN_OR_RETURN(std::unique_ptr<Vcpu> vcpu,
+                           Vcpu::Create(*machine.kvm, machine.vm->fd(), index, machine.pio_bus,
+                                        machine.mmio_bus, machine.exit_event));
+    const std::string which = "vCPU " + std::to_string(index);
+    int fd = vcpu->fd();
+    EMBER_RETURN_IF_ERROR(
+        x86::SetCpuid(fd, x86::FilterCpuid(machine.kvm->supported_cpuid(), index, topology))
+            .Context(which));
+    EMBER_RETURN_IF_ERROR(x86::SetBootMsrs(fd).Context(which));
+    EMBER_RETURN_IF_ERROR(x86::SetFpu(fd).Context(which));
+    EMBER_RETURN_IF_ERROR(x86::SetLapicLints(fd).Context(which));
+    // Application processors wait for INIT/SIPI from the guest.
+    if (index == 0) EMBER_RETURN_IF_ERROR(x86::SetBootRegisters(fd, entry).Context(which));
+    machine.vcpus.push_back(std::move(vcpu));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Machine>> BuildMachine(const VmConfig& config, const BuildOptions& options) {
+  if (!config.boot_source) {
+    return Status::Error("boot-source: must be configured before the VM can start");
+  }
+  auto machine = std::make_unique<Machine>();
+  if (!machine->exit_event.valid()) return ErrnoStatus("creating the VM exit eventfd");
+
+  // 1. Accelerator.
+  EMBER_ASSIGN_OR_RETURN(Kvm kvm, Kvm::Open(options.kvm_device));
+  machine->kvm = std::make_unique<Kvm>(std::move(kvm));
+  spdlog::info("KVM backed by {}", KvmBackingName(machine->kvm->backing()));
+  if (config.machine.vcpu_count > static_cast<uint32_t>(machine->kvm->max_vcpus())) {
+    return Status::Error("machine-config.vcpu_count: " + std::to_string(config.machine.vcpu_count) +
+                         " is more than this KVM supports (" +
+                         std::to_string(machine->kvm->max_vcpus()) + ")");
+  }
+
+  // 2. Machine: memory and VM.
+  const uint64_t mem_bytes = uint64_t{config.machine.mem_size_mib} * layout::kMiB;
+  const uint32_t address_bits = PhysicalAddressBits(*machine->kvm);
+  std::vector<RamRange> ram = SplitAroundHole(mem_bytes, layout::kMmioHoleStart, layout::kMmioHoleEnd);
+  if (ram.back().guest_address + ram.back().size > (uint64_t{1} << address_bits)) {
+    return Status::Error("machine-config.mem_size_mib: " + std::to_string(config.machine.mem_size_mib) +
+                         " MiB does not fit in the guest's " + std::to_string(address_bits) +
+                         "-bit physical address space");
+  }
+  Result<GuestMemory> memory = GuestMemory::Create(mem_bytes);
+  if (!memory.ok()) return memory.status().Context("machine-config.mem_size_mib");
+  EMBER_ASSIGN_OR_RETURN(Vm vm, Vm::Create(*machine->kvm, std::move(*memory)));
+  machine->vm = std::make_unique<Vm>(std::move(vm));
+
+  // 3. Board.
+  EMBER_RETURN_IF_ERROR(AddDevices(*machine, config, options));
+
+  // 4. Loader.
+  EMBER_ASSIGN_OR_RETURN(x86::BootEntry entry,
+                         LoadGuest(*machine, *config.boot_source, config.machine.vcpu_count));
+
+  // 5. vCPUs (threads start later, together).
+  EMBER_RETURN_IF_ERROR(CreateVcpus(*machine, config.machine, entry));
+  return machine;
+}
+
+Status StartVcpus(Machine& machine) {
+  EMBER_RETURN_IF_ERROR(Vcpu::InstallKickSignalHandler());
+  for (auto& vcpu : machine.vcpus) EMBER_RETURN_IF_ERROR(vcpu->StartThread());
+  for (auto& vcpu : machine.vcpus) vcpu->Resume();
+  return Status::Ok();
+}
+
+}  // namespace ember

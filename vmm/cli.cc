@@ -1,0 +1,75 @@
+#include "vmm/cli.h"
+
+namespace ember {
+
+std::string CliUsage() {
+  return "Usage: ember [--api-sock PATH] [--config-file FILE] [--no-api] [options]\n"
+         "\n"
+         "  --api-sock PATH      Unix socket for the REST API\n"
+         "  --config-file FILE   configure the microVM from a Firecracker-style JSON file\n"
+         "  --no-api             no API server; needs --config-file, boots at once\n"
+         "  --id ID              instance id shown in logs and GET /\n"
+         "  --boot-timer         log the guest's boot time when it writes to the boot timer\n"
+         "  --level LEVEL        log level: Error, Warning, Info (default), Debug, Trace, Off\n"
+         "  --log-path PATH      write the log to PATH instead of stderr\n"
+         "  --metrics-path PATH  write metrics to PATH\n"
+         "  --show-level         show the level in log lines (default)\n"
+         "  --show-log-origin    show file:line in log lines\n"
+         "  --no-seccomp         run threads without seccomp filters\n"
+         "  --version            print the version and exit\n"
+         "  --help               print this help and exit\n";
+}
+
+Result<CliOptions> ParseCli(const std::vector<std::string>& args) {
+  CliOptions options;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    auto value = [&]() -> Result<std::string> {
+      if (i + 1 >= args.size() || args[i + 1].empty()) {
+        return Status::Error(arg + ": needs a value");
+      }
+      return args[++i];
+    };
+    auto store = [&](auto& field) -> Status {
+      Result<std::string> v = value();
+      if (!v.ok()) return v.status();
+      field = *v;
+      return Status::Ok();
+    };
+    if (arg == "--api-sock") {
+      EMBER_RETURN_IF_ERROR(store(options.api_sock));
+    } else if (arg == "--id") {
+      EMBER_RETURN_IF_ERROR(store(options.id));
+    } else if (arg == "--config-file") {
+      EMBER_RETURN_IF_ERROR(store(options.config_file));
+    } else if (arg == "--level") {
+      EMBER_RETURN_IF_ERROR(store(options.level));
+    } else if (arg == "--log-path") {
+      EMBER_RETURN_IF_ERROR(store(options.log_path));
+    } else if (arg == "--metrics-path") {
+      EMBER_RETURN_IF_ERROR(store(options.metrics_path));
+    } else if (arg == "--no-api") {
+      options.no_api = true;
+    } else if (arg == "--boot-timer") {
+      options.boot_timer = true;
+    } else if (arg == "--no-seccomp") {
+      options.no_seccomp = true;
+    } else if (arg == "--show-level") {
+      options.show_level = true;
+    } else if (arg == "--show-log-origin") {
+      options.show_log_origin = true;
+    } else if (arg == "--version") {
+      options.version = true;
+    } else if (arg == "--help" || arg == "-h") {
+      options.help = true;
+    } else {
+      return Status::Error("unknown argument " + arg);
+    }
+  }
+  if (options.no_api && !options.config_file && !options.help && !options.version) {
+    return Status::Error("--no-api needs --config-file: without the API the VM is configured from a file");
+  }
+  return options;
+}
+
+}  // namespace ember

@@ -1,0 +1,31 @@
+// ember's command line, with Firecracker's flag names where they apply.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vmm/status.h"
+
+namespace ember {
+
+struct CliOptions {
+  std::optional<std::string> api_sock;
+  std::string id = "anonymous-instance";
+  std::optional<std::string> config_file;
+  bool no_api = false;
+  bool boot_timer = false;
+  bool no_seccomp = false;
+  std::string level = "Info";
+  std::optional<std::string> log_path;
+  std::optional<std::string> metrics_path;
+  bool show_level = true;
+  bool show_log_origin = false;
+  bool version = false;
+  bool help = false;
+};
+
+Result<CliOptions> ParseCli(const std::vector<std::string>& args);
+std::string CliUsage();
+
+}  // namespace ember

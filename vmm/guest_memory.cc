@@ -1,0 +1,116 @@
+#include "vmm/guest_memory.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "arch/x86_64/layout.h"
+#include "vmm/hex.h"
+#include "vmm/sys_error.h"
+
+namespace ember {
+
+std::vector<RamRange> SplitAroundHole(uint64_t size, uint64_t hole_start, uint64_t hole_end) {
+  if (size <= hole_start) return {{0, size}};
+  return {{0, hole_start}, {hole_end, size - hole_start}};
+}
+
+Result<GuestMemory> GuestMemory::Create(uint64_t size_bytes) {
+  if (size_bytes == 0) return Status::Error("guest memory size is 0");
+  GuestMemory memory;
+  memory.memfd_.reset(memfd_create("ember-guest-ram", MFD_CLOEXEC));
+  if (!memory.memfd_.valid()) return ErrnoStatus("memfd_create for guest memory");
+  if (ftruncate(memory.memfd_.get(), static_cast<off_t>(size_bytes)) != 0) {
+    return ErrnoStatus("sizing guest memory to " + std::to_string(size_bytes) + " bytes");
+  }
+  void* mapping = mmap(nullptr, size_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+                       memory.memfd_.get(), 0);
+  if (mapping == MAP_FAILED) {
+    return ErrnoStatus("mapping " + std::to_string(size_bytes >> 20) + " MiB of guest memory");
+  }
+  memory.mapping_ = static_cast<uint8_t*>(mapping);
+  memory.size_ = size_bytes;
+  uint64_t offset = 0;
+  for (const RamRange& range :
+       SplitAroundHole(size_bytes, layout::kMmioHoleStart, layout::kMmioHoleEnd)) {
+    memory.regions_.push_back({range.guest_address, range.size, offset, memory.mapping_ + offset});
+    offset += range.size;
+  }
+  return memory;
+}
+
+GuestMemory::GuestMemory(GuestMemory&& other) noexcept
+    : memfd_(std::move(other.memfd_)),
+      mapping_(std::exchange(other.mapping_, nullptr)),
+      size_(std::exchange(other.size_, 0)),
+      regions_(std::move(other.regions_)) {}
+
+GuestMemory& GuestMemory::operator=(GuestMemory&& other) noexcept {
+  if (this != &other) {
+    if (mapping_ != nullptr) munmap(mapping_, size_);
+    memfd_ = std::move(other.memfd_);
+    mapping_ = std::exchange(other.mapping_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+    regions_ = std::move(other.regions_);
+  }
+  return *this;
+}
+
+GuestMemory::~GuestMemory() {
+  if (mapping_ != nullptr) munmap(mapping_, size_);
+}
+
+uint8_t* GuestMemory::HostAddress(uint64_t address, uint64_t length) const {
+  for (const GuestRegion& region : regions_) {
+    if (address >= region.guest_address && address - region.guest_address <= region.size &&
+        length <= region.size - (address - region.guest_address)) {
+      return region.host + (address - region.guest_address);
+    }
+  }
+  return nullptr;
+}
+
+Status GuestMemory::Write(uint64_t address, std::span<const uint8_t> bytes) {
+  uint8_t* host = HostAddress(address, bytes.size());
+  if (host == nullptr) {
+    return Status::Error("guest range " + Hex(address) + "+" +
+                         std::to_string(bytes.size()) + " is outside guest memory");
+  }
+  std::memcpy(host, bytes.data(), bytes.size());
+  return Status::Ok();
+}
+
+Status GuestMemory::Read(uint64_t address, std::span<uint8_t> out) const {
+  const uint8_t* host = HostAddress(address, out.size());
+  if (host == nullptr) return Status::Error("guest range " + Hex(address) + "+" + std::to_string(out.size()) + " is outside guest memory");
+  std::memcpy(out.data(), host, out.size());
+  return Status::Ok();
+}
+
+Status GuestMemory::ReadFromFile(uint64_t address, int fd, uint64_t file_offset, uint64_t length,
+                                 const char* what) {
+  uint8_t* host = HostAddress(address, length);
+  if (host == nullptr) {
+    return Status::Error(std::string(what) + " does not fit in guest memory");
+  }
+  uint64_t done = 0;
+  while (done < length) {
+    ssize_t n = pread(fd, host + done, length - done, static_cast<off_t>(file_offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(std::string("reading ") + what);
+    }
+    if (n == 0) {
+      return Status::Error(std::string(what) + " is truncated: expected " +
+                           std::to_string(file_offset + length) + " bytes, file has " +
+                           std::to_string(file_offset + done));
+    }
+    done += static_cast<uint64_t>(n);
+  }
+  return Status::Ok();
+}
+
+}  // namespace ember

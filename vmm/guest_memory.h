@@ -1,0 +1,79 @@
+// Guest RAM: one memfd mapped MAP_SHARED (vhost-user backends map the same
+// pages through the fd), split into regions around the 32-bit MMIO hole.
+// Fresh memfd pages read as zero, so nothing is ever cleared here.
+//
+// Thread-safety: the layout is immutable after Create(); the bytes are shared
+// with the guest and with backends, so accessors do no locking.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "vmm/status.h"
+#include "vmm/unique_fd.h"
+
+namespace ember {
+
+struct GuestRegion {
+  uint64_t guest_address;
+  uint64_t size;
+  uint64_t file_offset;  // offset inside the memfd
+  uint8_t* host;         // start of this region in ember's mapping
+};
+
+// Splits `size` bytes of RAM around [hole_start, hole_end): pure arithmetic,
+// shared by GuestMemory and the e820/ACPI builders.
+struct RamRange {
+  uint64_t guest_address;
+  uint64_t size;
+};
+std::vector<RamRange> SplitAroundHole(uint64_t size, uint64_t hole_start, uint64_t hole_end);
+
+class GuestMemory {
+ public:
+  static Result<GuestMemory> Create(uint64_t size_bytes);
+
+  GuestMemory(GuestMemory&&) noexcept;
+  GuestMemory& operator=(GuestMemory&&) noexcept;
+  GuestMemory(const GuestMemory&) = delete;
+  GuestMemory& operator=(const GuestMemory&) = delete;
+  ~GuestMemory();
+
+  const std::vector<GuestRegion>& regions() const { return regions_; }
+  uint64_t size() const { return size_; }
+  int memfd() const { return memfd_.get(); }
+
+  // End (exclusive) of the RAM that starts at guest address 0.
+  uint64_t low_ram_end() const { return regions_.front().size; }
+
+  // Host pointer for [address, address + length) if the whole range is RAM
+  // inside one region, nullptr otherwise.
+  uint8_t* HostAddress(uint64_t address, uint64_t length) const;
+  bool Contains(uint64_t address, uint64_t length) const {
+    return HostAddress(address, length) != nullptr;
+  }
+
+  Status Write(uint64_t address, std::span<const uint8_t> bytes);
+  template <typename T>
+  Status WriteObject(uint64_t address, const T& object) {
+    return Write(address, {reinterpret_cast<const uint8_t*>(&object), sizeof(T)});
+  }
+  Status Read(uint64_t address, std::span<uint8_t> out) const;
+
+  // Reads `length` bytes of a file straight into guest memory, with no
+  // intermediate copy. Fails (naming what) on a short file.
+  Status ReadFromFile(uint64_t address, int fd, uint64_t file_offset, uint64_t length,
+                      const char* what);
+
+ private:
+  GuestMemory() = default;
+
+  UniqueFd memfd_;
+  uint8_t* mapping_ = nullptr;
+  uint64_t size_ = 0;
+  std::vector<GuestRegion> regions_;
+};
+
+}  // namespace ember

@@ -1,0 +1,24 @@
+// spdlog set-up with Firecracker's logger options: level names (Error,
+// Warning, Info, Debug, Trace, Off), an optional file, and whether lines show
+// their level and origin. Called by the VMM thread before other threads exist.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "vmm/status.h"
+
+namespace ember {
+
+struct LoggerOptions {
+  std::string level = "Info";
+  std::optional<std::string> path;  // default: stderr
+  bool show_level = true;
+  bool show_log_origin = false;
+  std::string instance_id = "anonymous-instance";
+};
+
+// Fails on an unknown level name or a log file that cannot be opened.
+Status ConfigureLogger(const LoggerOptions& options);
+
+}  // namespace ember

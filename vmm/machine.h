@@ -1,0 +1,41 @@
+// A built microVM: the accelerator, the VM and its memory, the buses with
+// their devices, and the vCPUs. Built by BuildMachine (builder.h) in a fixed
+// order; owned and driven by the VMM thread. Not movable: vCPU threads hold
+// references to the buses and the exit event.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "devices/bus.h"
+#include "devices/i8042.h"
+#include "devices/serial.h"
+#include "vmm/kvm.h"
+#include "vmm/unique_fd.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+#include "vmm/vm_exit.h"
+
+namespace ember {
+
+struct Machine {
+  Machine(const Machine&) = delete;
+  Machine& operator=(const Machine&) = delete;
+  Machine() = default;
+  // vCPU threads go first: they use everything else.
+  ~Machine() {
+    for (auto& vcpu : vcpus) vcpu->Stop();
+  }
+
+  std::unique_ptr<Kvm> kvm;
+  std::unique_ptr<Vm> vm;
+  Bus pio_bus{"port I/O"};
+  Bus mmio_bus{"MMIO"};
+  VmExitEvent exit_event;
+  UniqueFd serial_output;  // set when the console goes to a file
+  std::shared_ptr<Serial> serial;
+  std::shared_ptr<I8042> i8042;
+  std::vector<std::unique_ptr<Vcpu>> vcpus;
+};
+
+}  // namespace ember

@@ -1,0 +1,16 @@
+// Builds a Status from errno for a failed system call.
+#pragma once
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "vmm/status.h"
+
+namespace ember {
+
+inline Status ErrnoStatus(const std::string& what, int err = errno) {
+  return Status::Error(what + ": " + std::strerror(err));
+}
+
+}  // namespace ember

@@ -1,0 +1,54 @@
+#include "vmm/vm.h"
+
+#include <sys/ioctl.h>
+
+#include "arch/x86_64/layout.h"
+#include "vmm/sys_error.h"
+
+namespace ember {
+
+Result<Vm> Vm::Create(const Kvm& kvm, GuestMemory memory) {
+  UniqueFd fd(ioctl(kvm.fd(), KVM_CREATE_VM, 0));
+  if (!fd.valid()) return ErrnoStatus("KVM_CREATE_VM");
+  if (ioctl(fd.get(), KVM_SET_TSS_ADDR, layout::kKvmTssStart) != 0) {
+    return ErrnoStatus("KVM_SET_TSS_ADDR");
+  }
+  uint64_t identity_map = layout::kKvmIdentityMapStart;
+  if (ioctl(fd.get(), KVM_SET_IDENTITY_MAP_ADDR, &identity_map) != 0) {
+    return ErrnoStatus("KVM_SET_IDENTITY_MAP_ADDR");
+  }
+  if (ioctl(fd.get(), KVM_CREATE_IRQCHIP, 0) != 0) return ErrnoStatus("KVM_CREATE_IRQCHIP");
+  kvm_pit_config pit{};
+  pit.flags = KVM_PIT_SPEAKER_DUMMY;
+  if (ioctl(fd.get(), KVM_CREATE_PIT2, &pit) != 0) return ErrnoStatus("KVM_CREATE_PIT2");
+
+  uint32_t slot = 0;
+  for (const GuestRegion& region : memory.regions()) {
+    kvm_userspace_memory_region kvm_region{};
+    kvm_region.slot = slot++;
+    kvm_region.guest_phys_addr = region.guest_address;
+    kvm_region.memory_size = region.size;
+    kvm_region.userspace_addr = reinterpret_cast<uint64_t>(region.host);
+    if (ioctl(fd.get(), KVM_SET_USER_MEMORY_REGION, &kvm_region) != 0) {
+      return ErrnoStatus("KVM_SET_USER_MEMORY_REGION for " + std::to_string(region.size >> 20) +
+                         " MiB of guest memory");
+    }
+  }
+  return Vm(std::move(fd), std::move(memory));
+}
+
+Status Vm::SetIrqLine(uint32_t irq, bool high) const {
+  kvm_irq_level level{};
+  level.irq = irq;
+  level.level = high ? 1 : 0;
+  if (ioctl(fd_.get(), KVM_IRQ_LINE, &level) != 0) return ErrnoStatus("KVM_IRQ_LINE");
+  return Status::Ok();
+}
+
+void Vm::PulseIrq(uint32_t irq) const {
+  // Failure here means the VM fd is gone; nothing useful to report to a device.
+  (void)SetIrqLine(irq, true);
+  (void)SetIrqLine(irq, false);
+}
+
+}  // namespace ember

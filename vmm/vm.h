@@ -1,0 +1,37 @@
+// One KVM virtual machine: the VM fd with KVM's TSS and identity-map pages,
+// the in-kernel irqchip (PIC, IOAPIC, LAPICs) and PIT, and guest RAM
+// registered as memory slots.
+//
+// Thread-safety: created and configured by the VMM thread. SetIrqLine is a
+// single ioctl and may be called from any thread (devices on vCPU threads).
+#pragma once
+
+#include <cstdint>
+
+#include "vmm/guest_memory.h"
+#include "vmm/kvm.h"
+#include "vmm/status.h"
+#include "vmm/unique_fd.h"
+
+namespace ember {
+
+class Vm {
+ public:
+  static Result<Vm> Create(const Kvm& kvm, GuestMemory memory);
+
+  int fd() const { return fd_.get(); }
+  GuestMemory& memory() { return memory_; }
+  const GuestMemory& memory() const { return memory_; }
+
+  Status SetIrqLine(uint32_t irq, bool high) const;
+  // Raises and lowers a line: an edge for the IOAPIC's edge-triggered pins.
+  void PulseIrq(uint32_t irq) const;
+
+ private:
+  Vm(UniqueFd fd, GuestMemory memory) : fd_(std::move(fd)), memory_(std::move(memory)) {}
+
+  UniqueFd fd_;
+  GuestMemory memory_;
+};
+
+}  // namespace ember

@@ -1,0 +1,40 @@
+// Everything a user configures before InstanceStart, collected in one place
+// (from the config file or, later, the API). Plain values; the builder
+// turns them into a machine.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace ember {
+
+// Firecracker's default command line, with the console on the serial port
+// so that a user sees the guest without extra arguments.
+inline constexpr const char* kDefaultBootArgs =
+    "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd";
+
+struct BootSourceConfig {
+  std::string kernel_image_path;
+  std::optional<std::string> boot_args;
+  std::optional<std::string> initrd_path;
+};
+
+struct MachineConfig {
+  uint32_t vcpu_count = 1;
+  uint32_t mem_size_mib = 128;
+  bool smt = false;
+  bool track_dirty_pages = false;
+};
+
+struct SerialConfig {
+  std::optional<std::string> serial_out_path;  // default: ember's stdout
+};
+
+struct VmConfig {
+  std::optional<BootSourceConfig> boot_source;
+  MachineConfig machine;
+  SerialConfig serial;
+};
+
+}  // namespace ember
