@@ -1,1 +1,126 @@
+#include "api/config_parser.h"
+
 #include <gtest/gtest.h>
+
+#include "tests/test_util.h"
+
+namespace ember {
+namespace {
+
+std::string ErrorOf(const std::string& text) {
+  Result<VmConfig> config = ParseVmConfig(text);
+  EXPECT_FALSE(config.ok()) << text;
+  return config.ok() ? "" : config.status().message();
+}
+
+TEST(ConfigParserTest, ParsesFirecrackerConfigFile) {
+  Result<VmConfig> config = ParseVmConfig(R"({
+    "boot-source": {"kernel_image_path": "/k", "boot_args": "console=ttyS0", "initrd_path": "/i"},
+    "machine-config": {"vcpu_count": 2, "mem_size_mib": 256, "smt": false,
+                       "track_dirty_pages": false, "cpu_template": "None"},
+    "drives": [],
+    "serial": {"serial_out_path": "/tmp/console"}})");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  EXPECT_EQ(config->boot_source->kernel_image_path, "/k");
+  EXPECT_EQ(config->boot_source->boot_args, "console=ttyS0");
+  EXPECT_EQ(config->boot_source->initrd_path, "/i");
+  EXPECT_EQ(config->machine.vcpu_count, 2u);
+  EXPECT_EQ(config->machine.mem_size_mib, 256u);
+  EXPECT_EQ(config->serial.serial_out_path, "/tmp/console");
+}
+
+TEST(ConfigParserTest, DefaultsMachineConfigAndTreatsNullAsAbsent) {
+  Result<VmConfig> config =
+      ParseVmConfig(R"({"boot-source": {"kernel_image_path": "/k", "initrd_path": null}})");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  EXPECT_EQ(config->machine.vcpu_count, 1u);
+  EXPECT_EQ(config->machine.mem_size_mib, 128u);
+  EXPECT_FALSE(config->boot_source->initrd_path.has_value());
+  EXPECT_FALSE(config->boot_source->boot_args.has_value());
+}
+
+TEST(ConfigParserTest, NamesTheFieldAndReason) {
+  EXPECT_EQ(ErrorOf(R"({"boot-source": {"kernel_image_path": "/k", "bogus": 1}})"),
+            "boot-source.bogus: unknown field");
+  EXPECT_EQ(ErrorOf(R"({"boot-source": {"kernel_image_path": "/k"}, "extra": {}})"),
+            "extra: unknown field");
+  EXPECT_EQ(ErrorOf(R"({"boot-source": {"kernel_image_path": 7}})"),
+            "boot-source.kernel_image_path: must be a string, got an integer");
+  EXPECT_EQ(ErrorOf(R"({"boot-source": {}})"), "boot-source.kernel_image_path: is required");
+  EXPECT_EQ(ErrorOf(R"({"machine-config": {"vcpu_count": 1, "mem_size_mib": 128}})"),
+            "boot-source: is required");
+  EXPECT_EQ(ErrorOf(R"({"boot-source": "k"})"), "boot-source: must be an object, got a string");
+  EXPECT_EQ(ErrorOf(R"([1, 2])"), "body: must be a JSON object, got an array");
+}
+
+TEST(ConfigParserTest, ChecksMachineConfigRanges) {
+  auto with_machine = [](const std::string& machine) {
+    return R"({"boot-source": {"kernel_image_path": "/k"}, "machine-config": )" + machine + "}";
+  };
+  EXPECT_EQ(ErrorOf(with_machine(R"({"vcpu_count": 0, "mem_size_mib": 128})")),
+            "machine-config.vcpu_count: must be between 1 and 32, got 0");
+  EXPECT_EQ(ErrorOf(with_machine(R"({"vcpu_count": 33, "mem_size_mib": 128})")),
+            "machine-config.vcpu_count: must be between 1 and 32, got 33");
+  EXPECT_EQ(ErrorOf(with_machine(R"({"vcpu_count": -1, "mem_size_mib": 128})")),
+            "machine-config.vcpu_count: must be an integer between 1 and 32, got -1");
+  EXPECT_EQ(ErrorOf(with_machine(R"({"vcpu_count": 1.5, "mem_size_mib": 128})")),
+            "machine-config.vcpu_count: must be an integer between 1 and 32, got a number with a fraction");
+  EXPECT_EQ(ErrorOf(with_machine(R"({"vcpu_count": "2", "mem_size_mib": 128})")),
+            "machine-config.vcpu_count: must be an integer between 1 and 32, got a string");
+  EXPECT_EQ(ErrorOf(with_machine(R"({"vcpu_count": 1, "mem_size_mib": 0})")),
+            "machine-config.mem_size_mib: must be between 1 and 1048576, got 0");
+  EXPECT_EQ(ErrorOf(with_machine(R"({"vcpu_count": 1, "mem_size_mib": 4294967296})")),
+            "machine-config.mem_size_mib: must be between 1 and 1048576, got 4294967296");
+  EXPECT_EQ(ErrorOf(with_machine(R"({"vcpu_count": 1})")), "machine-config.mem_size_mib: is required");
+  EXPECT_EQ(ErrorOf(with_machine(R"({"vcpu_count": 3, "mem_size_mib": 128, "smt": true})")),
+            "machine-config.vcpu_count: must be 1 or even when smt is enabled, got 3");
+  EXPECT_NE(ErrorOf(with_machine(R"({"vcpu_count": 1, "mem_size_mib": 128, "track_dirty_pages": true})"))
+                .find("track_dirty_pages"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(with_machine(R"({"vcpu_count": 1, "mem_size_mib": 128, "cpu_template": "T2"})"))
+                .find("cpu_template"),
+            std::string::npos);
+}
+
+TEST(ConfigParserTest, PatchKeepsFieldsThatAreAbsent) {
+  MachineConfig base{4, 512, false, false};
+  Result<MachineConfig> patched =
+      ParseMachineConfig(nlohmann::json::parse(R"({"mem_size_mib": 1024})"), "machine-config",
+                         UpdateKind::kPatch, base);
+  ASSERT_TRUE(patched.ok());
+  EXPECT_EQ(patched->vcpu_count, 4u);
+  EXPECT_EQ(patched->mem_size_mib, 1024u);
+}
+
+TEST(ConfigParserTest, RefusesWhatEmberDoesNotProvide) {
+  EXPECT_NE(ErrorOf(R"({"boot-source": {"kernel_image_path": "/k"}, "drives": [{"drive_id": "x"}]})")
+                .find("drives: block devices are not supported"),
+            std::string::npos);
+  EXPECT_EQ(ErrorOf(R"({"boot-source": {"kernel_image_path": "/k"}, "vsock": {}})"),
+            "vsock: not supported by ember yet");
+}
+
+TEST(ConfigParserTest, ReportsInvalidJsonAndOverlongCmdline) {
+  EXPECT_NE(ErrorOf(R"({"boot-source": )").find("invalid JSON"), std::string::npos);
+  EXPECT_NE(ErrorOf("").find("invalid JSON"), std::string::npos);
+  std::string long_args(3000, 'a');
+  EXPECT_NE(ErrorOf(R"({"boot-source": {"kernel_image_path": "/k", "boot_args": ")" + long_args + "\"}}")
+                .find("boot-source.boot_args: is 3000 bytes"),
+            std::string::npos);
+}
+
+TEST(ConfigParserTest, LoadsFromFileAndNamesTheFile) {
+  testing::TempDir dir;
+  EXPECT_NE(LoadVmConfigFile(dir.File("missing.json")).status().message().find("cannot be opened"),
+            std::string::npos);
+  testing::WriteFile(dir.File("bad.json"), std::string(R"({"boot-source": 1})"));
+  Result<VmConfig> bad = LoadVmConfigFile(dir.File("bad.json"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find(dir.File("bad.json")), std::string::npos);
+  testing::WriteFile(dir.File("good.json"),
+                     std::string(R"({"boot-source": {"kernel_image_path": "/k"}})"));
+  EXPECT_TRUE(LoadVmConfigFile(dir.File("good.json")).ok());
+}
+
+}  // namespace
+}  // namespace ember

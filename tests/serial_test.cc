@@ -1,1 +1,104 @@
+#include "devices/serial.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
+
+#include <string>
+
+namespace ember {
+namespace {
+
+class SerialTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(pipe2(pipe_, O_NONBLOCK), 0);
+    serial_ = std::make_unique<Serial>(pipe_[1], [this] { ++interrupts_; });
+  }
+  void TearDown() override {
+    close(pipe_[0]);
+    close(pipe_[1]);
+  }
+  uint8_t In(uint64_t offset) {
+    uint8_t value = 0;
+    serial_->Read(offset, {&value, 1});
+    return value;
+  }
+  void Out(uint64_t offset, uint8_t value) { serial_->Write(offset, {&value, 1}); }
+  std::string Output() {
+    char buffer[256];
+    ssize_t n = read(pipe_[0], buffer, sizeof(buffer));
+    return n > 0 ? std::string(buffer, static_cast<size_t>(n)) : "";
+  }
+
+  int pipe_[2];
+  int interrupts_ = 0;
+  std::unique_ptr<Serial> serial_;
+};
+
+TEST_F(SerialTest, TransmitsBytesAndAlwaysReportsTransmitterEmpty) {
+  EXPECT_EQ(In(5) & 0x60, 0x60);
+  Out(0, 'o');
+  Out(0, 'k');
+  EXPECT_EQ(Output(), "ok");
+  EXPECT_EQ(interrupts_, 0) << "no interrupts while IER is 0";
+}
+
+TEST_F(SerialTest, DivisorLatchDoesNotTransmit) {
+  Out(3, 0x80);
+  Out(0, 0x01);
+  Out(1, 0x00);
+  EXPECT_EQ(In(0), 0x01);
+  Out(3, 0x03);
+  EXPECT_EQ(Output(), "");
+  EXPECT_EQ(In(3), 0x03);
+}
+
+TEST_F(SerialTest, TransmitEmptyInterruptFiresAndIsAcknowledgedByIir) {
+  Out(1, 0x02);
+  EXPECT_EQ(interrupts_, 1);
+  EXPECT_EQ(In(2) & 0x0f, 0x02);
+  EXPECT_EQ(In(2) & 0x0f, 0x01) << "reading IIR acknowledged it";
+  Out(0, 'x');
+  EXPECT_EQ(interrupts_, 2);
+}
+
+TEST_F(SerialTest, InputRaisesReceiveInterruptAndIsRead) {
+  Out(1, 0x01);
+  const uint8_t input[] = {'h', 'i'};
+  EXPECT_EQ(serial_->QueueInput(input), 2u);
+  EXPECT_EQ(interrupts_, 1);
+  EXPECT_EQ(In(5) & 0x01, 0x01);
+  EXPECT_EQ(In(2) & 0x0f, 0x04);
+  EXPECT_EQ(In(0), 'h');
+  EXPECT_EQ(In(0), 'i');
+  EXPECT_EQ(In(5) & 0x01, 0x00);
+  EXPECT_EQ(In(2) & 0x0f, 0x01);
+}
+
+TEST_F(SerialTest, InputQueueIsBounded) {
+  std::vector<uint8_t> flood(Serial::kInputCapacity + 10, 'a');
+  EXPECT_EQ(serial_->QueueInput(flood), Serial::kInputCapacity);
+  EXPECT_EQ(serial_->InputSpace(), 0u);
+}
+
+TEST_F(SerialTest, LoopbackMirrorsModemControlAsLinuxProbes) {
+  Out(4, 0x10 | 0x0a);  // loopback, RTS, OUT2
+  EXPECT_EQ(In(6) & 0xf0, 0x90);
+  Out(0, 'z');
+  EXPECT_EQ(Output(), "") << "loopback keeps bytes inside the UART";
+  EXPECT_EQ(In(0), 'z');
+  Out(4, 0x0b);
+  EXPECT_EQ(In(6) & 0xf0, 0xb0);
+}
+
+TEST_F(SerialTest, IgnoresAccessesOutsideItsRegisters) {
+  uint8_t value = 0x42;
+  serial_->Write(8, {&value, 1});
+  EXPECT_EQ(In(8), 0xff);
+  EXPECT_EQ(Output(), "");
+}
+
+}  // namespace
+}  // namespace ember

@@ -136,7 +136,7 @@ static void line(const char *s) {
 #define BP_E820_ENTRY_SIZE	20	/* packed {u64 addr, u64 size, u32 type} */
 
 struct boot_info {
-  const char *cmdline;  /* never NULL */
+  const char *cmdline;
   uptr e820;            /* first entry; addr, size, type at 0, 8, 16 */
   u32 e820_entries;
   u32 e820_stride;
@@ -145,12 +145,6 @@ struct boot_info {
 };
 
 static void from_start_info(uptr si, struct boot_info *bi) {
-  if (!si || rd32(si + SI_MAGIC) != PVH_MAGIC) {
-    line("pvh start_info bad-magic\n");
-    return;
-  }
-  uptr cmdline = (uptr)rd64(si + SI_CMDLINE_PADDR);
-  if (cmdline) bi->cmdline = (const char *)cmdline;
   if (rd32(si + SI_VERSION) >= 1) {  /* memmap fields exist from version 1 */
     bi->e820 = (uptr)rd64(si + SI_MEMMAP_PADDR);
     bi->e820_entries = bi->e820 ? rd32(si + SI_MEMMAP_ENTRIES) : 0;
@@ -164,8 +158,6 @@ static void from_start_info(uptr si, struct boot_info *bi) {
 }
 
 static void from_boot_params(uptr bp, struct boot_info *bi) {
-  uptr cmdline = rd32(bp + BP_CMD_LINE_PTR) | (u64)rd32(bp + BP_EXT_CMD_LINE_PTR) << 32;
-  if (cmdline) bi->cmdline = (const char *)cmdline;
   bi->e820 = bp + BP_E820_TABLE;
   bi->e820_entries = rd8(bp + BP_E820_ENTRIES);
   bi->e820_stride = BP_E820_ENTRY_SIZE;
@@ -277,6 +269,7 @@ static u32 byte_sum(uptr p, u64 n) {
     n -= words * 8;
     u64 even = 0, odd = 0;
     const u64 *w = (const u64 *)p;
+#pragma GCC unroll 4
     for (u64 i = 0; i < words; i++) {
       u64 v = w[i];
       even += v & kMask;
@@ -341,7 +334,7 @@ struct mp_info {
   u8 ids[MP_MAX_CPUS];  /* APIC IDs of the enabled processors, sorted */
 };
 
-static struct mp_info mp;  /* static: too big for a comfortable stack frame */
+static struct mp_info mp = {0};  /* static: too big for a comfortable stack frame */
 
 static u8 checksum(uptr p, u32 n) {
   u8 sum = 0;
@@ -375,9 +368,10 @@ static void parse_mptable(struct mp_info *m) {
     return;
   }
   m->status = MP_OK;
-  u32 count = rd16(ct + 34);
+  /* Walk the entries by the table's length, as Linux does: some firmware
+     (qboot) leaves the entry count at 0. */
   uptr e = ct + 44, end = ct + len;
-  for (u32 i = 0; i < count && e < end; i++) {
+  while (e < end) {
     u8 type = rd8(e);
     if (type == 0) {  /* processor: type, apic id, version, flags (bit 0: enabled) */
       if ((rd8(e + 3) & 1) && m->cpus < MP_MAX_CPUS) {
@@ -413,8 +407,8 @@ static void test_mptable(const struct mp_info *m) {
 /* ---- SMP ---------------------------------------------------------------- */
 
 /* Written by the APs (entry.S); kept in .data so no loader must zero them. */
-volatile u32 ap_count;
-volatile u8 ap_seen[256];
+volatile u32 ap_count = 0;
+volatile u8 ap_seen[256] = {0};
 
 extern const u8 ap_trampoline[], ap_trampoline_end[];
 
@@ -457,6 +451,38 @@ static void test_smp(const struct mp_info *m) {
 
 /* ---- main ---------------------------------------------------------------- */
 
+static u32 start_info_ok(uptr si) {
+  if (si && rd32(si + SI_MAGIC) == PVH_MAGIC) return 1;
+  line("pvh start_info bad-magic\n");
+  return 0;
+}
+
+/* Kept out of guest_main so the default path stays a handful of instructions. */
+static void __attribute__((noinline)) run_tests(u32 tests, u32 kind, uptr info,
+                                                const char *cmdline) {
+  struct boot_info bi = {.cmdline = cmdline};
+  if (kind == KIND_PVH)
+    from_start_info(info, &bi);
+  else
+    from_boot_params(info, &bi);
+
+  if (tests & T_CMDLINE) {
+    line("cmdline=");
+    put_str(cmdline);
+    put_char('\n');
+  }
+  if (tests & T_E820) test_e820(&bi);
+  if (tests & T_INITRD) test_initrd(&bi);
+  if (tests & T_CPUID) test_cpuid();
+  if (tests & (T_MPTABLE | T_SMP)) parse_mptable(&mp);
+  if (tests & T_MPTABLE) test_mptable(&mp);
+  if (tests & T_SMP) test_smp(&mp);
+  if (tests & T_TIMER) {
+    *(volatile u8 *)BOOT_TIMER = BOOT_TIMER_MAGIC;
+    line("boot-timer written\n");
+  }
+}
+
 void guest_main(u32 kind, uptr info) __attribute__((noreturn, used));
 
 void guest_main(u32 kind, uptr info) {
@@ -467,30 +493,19 @@ void guest_main(u32 kind, uptr info) {
   };
   put_str(kEntryLines[kind]);
 
-  struct boot_info bi = {.cmdline = ""};
-  if (kind == KIND_PVH)
-    from_start_info(info, &bi);
-  else if (info)
-    from_boot_params(info, &bi);
-
-  u32 tests = parse_cmdline(bi.cmdline);
-  if (tests) {
-    if (tests & T_CMDLINE) {
-      line("cmdline=");
-      put_str(bi.cmdline);
-      put_char('\n');
-    }
-    if (tests & T_E820) test_e820(&bi);
-    if (tests & T_INITRD) test_initrd(&bi);
-    if (tests & T_CPUID) test_cpuid();
-    if (tests & (T_MPTABLE | T_SMP)) parse_mptable(&mp);
-    if (tests & T_MPTABLE) test_mptable(&mp);
-    if (tests & T_SMP) test_smp(&mp);
-    if (tests & T_TIMER) {
-      *(volatile u8 *)BOOT_TIMER = BOOT_TIMER_MAGIC;
-      line("boot-timer written\n");
-    }
+  uptr cmdline = 0;
+  if (kind == KIND_PVH) {
+    if (start_info_ok(info))
+      cmdline = (uptr)rd64(info + SI_CMDLINE_PADDR);
+    else
+      info = 0;
+  } else if (info) {
+    cmdline = rd32(info + BP_CMD_LINE_PTR) | (u64)rd32(info + BP_EXT_CMD_LINE_PTR) << 32;
   }
+  if (!cmdline) cmdline = (uptr) "";
+
+  u32 tests = info ? parse_cmdline((const char *)cmdline) : 0;
+  if (tests) run_tests(tests, kind, info, (const char *)cmdline);
 
   line("done\n");
   outb(DEBUG_EXIT_PORT, 0);

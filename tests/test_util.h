@@ -1,0 +1,37 @@
+// Helpers shared by the tests: temporary directories and files, and running
+// a program with a time limit while capturing what it prints.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ember::testing {
+
+// A fresh directory under $TMPDIR, removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+void WriteFile(const std::string& path, const std::string& contents);
+void WriteFile(const std::string& path, const std::vector<uint8_t>& contents);
+std::string ReadFile(const std::string& path);
+
+struct ProcessResult {
+  int exit_code = -1;  // -1 when killed by a signal or the time limit
+  bool timed_out = false;
+  std::string out;
+  std::string err;
+};
+
+// Runs argv[0] with stdin from /dev/null, killing it after `timeout_ms`.
+ProcessResult RunProcess(const std::vector<std::string>& argv, int timeout_ms);
+
+}  // namespace ember::testing
