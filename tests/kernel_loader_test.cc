@@ -232,9 +232,7 @@ TEST_F(KernelLoaderTest, RefusesInitrdThatDoesNotFit) {
 // Debian's cloud kernel, fetched by scripts/linux-guest.sh (which the test
 // script runs first): parsed and placed for real.
 TEST_F(KernelLoaderTest, LoadsDebianCloudKernel) {
-  const char* env = std::getenv("EMBER_LINUX_KERNEL");
-  const char* home = std::getenv("HOME");
-  std::string path = env ? env : std::string(home ? home : "/root") + "/.cache/ember/linux/vmlinuz";
+  std::string path = testing::LinuxGuestDir() + "/vmlinuz";
   struct stat info {};
   if (stat(path.c_str(), &info) != 0) {
     GTEST_SKIP() << "no Debian kernel at " << path << ": run scripts/linux-guest.sh first";

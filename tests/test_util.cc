@@ -43,6 +43,13 @@ std::string ReadFile(const std::string& path) {
   return text.str();
 }
 
+std::string LinuxGuestDir() {
+  const char* cache = std::getenv("EMBER_CACHE");
+  const char* home = std::getenv("HOME");
+  return (cache ? std::string(cache) : std::string(home ? home : "/root") + "/.cache/ember") +
+         "/linux";
+}
+
 ProcessResult RunProcess(const std::vector<std::string>& argv, int timeout_ms) {
   int out_pipe[2], err_pipe[2];
   if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {

@@ -31,6 +31,9 @@ struct ProcessResult {
   std::string err;
 };
 
+// Where scripts/linux-guest.sh keeps the Debian kernel and initramfs.
+std::string LinuxGuestDir();
+
 // Runs argv[0] with stdin from /dev/null, killing it after `timeout_ms`.
 ProcessResult RunProcess(const std::vector<std::string>& argv, int timeout_ms);
 

@@ -62,7 +62,10 @@ kernel_info:
 	.globl startup_64
 startup_64:			/* image+0x200: 64-bit boot protocol */
 	mov	$KIND_BZIMAGE, %edi
-	jmp	enter64
+	mov	$pml4, %eax	/* as enter64, inlined: saves the jump */
+	mov	%rax, %cr3
+	mov	$stack_top, %esp
+	call	guest_main
 
 /* ------------------------------------------------------------------ */
 

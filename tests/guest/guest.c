@@ -134,9 +134,12 @@ static void line(const char *s) {
 #define BP_CMD_LINE_PTR		0x228
 #define BP_E820_TABLE		0x2d0
 #define BP_E820_ENTRY_SIZE	20	/* packed {u64 addr, u64 size, u32 type} */
+#define BP_E820_MAX		128	/* room in the zero page */
+
+/* The guest's page tables map 0-4 GiB only. */
+#define MAPPED_END		0x100000000ULL
 
 struct boot_info {
-  const char *cmdline;
   uptr e820;            /* first entry; addr, size, type at 0, 8, 16 */
   u32 e820_entries;
   u32 e820_stride;
@@ -160,6 +163,7 @@ static void from_start_info(uptr si, struct boot_info *bi) {
 static void from_boot_params(uptr bp, struct boot_info *bi) {
   bi->e820 = bp + BP_E820_TABLE;
   bi->e820_entries = rd8(bp + BP_E820_ENTRIES);
+  if (bi->e820_entries > BP_E820_MAX) bi->e820_entries = BP_E820_MAX;
   bi->e820_stride = BP_E820_ENTRY_SIZE;
   bi->initrd = rd32(bp + BP_RAMDISK_IMAGE) | (u64)rd32(bp + BP_EXT_RAMDISK_IMAGE) << 32;
   bi->initrd_size = rd32(bp + BP_RAMDISK_SIZE) | (u64)rd32(bp + BP_EXT_RAMDISK_SIZE) << 32;
@@ -287,6 +291,12 @@ static void test_initrd(const struct boot_info *bi) {
     line("initrd none\n");
     return;
   }
+  if (bi->initrd >= MAPPED_END || bi->initrd_size > MAPPED_END - bi->initrd) {
+    line("initrd unmapped addr=0x");  /* above 4 GiB: reading it would fault */
+    put_hex(bi->initrd);
+    put_char('\n');
+    return;
+  }
   line("initrd size=");
   put_dec(bi->initrd_size);
   put_str(" sum=0x");
@@ -331,6 +341,7 @@ struct mp_info {
   u32 status;
   u32 cpus;          /* enabled processor entries */
   u32 ioapic;        /* address of the first I/O APIC entry, or 0 */
+  u32 bp_id;         /* APIC ID of the entry flagged as boot processor */
   u8 ids[MP_MAX_CPUS];  /* APIC IDs of the enabled processors, sorted */
 };
 
@@ -351,6 +362,7 @@ static uptr find_mp_float(uptr p, uptr end) {
 static void parse_mptable(struct mp_info *m) {
   m->cpus = 0;
   m->ioapic = 0;
+  m->bp_id = 0x100;  /* none */
   m->status = MP_MISSING;
   uptr fp = find_mp_float(0x9fc00, 0xa0000);
   if (!fp) fp = find_mp_float(0xf0000, 0x100000);
@@ -373,9 +385,10 @@ static void parse_mptable(struct mp_info *m) {
   uptr e = ct + 44, end = ct + len;
   while (e < end) {
     u8 type = rd8(e);
-    if (type == 0) {  /* processor: type, apic id, version, flags (bit 0: enabled) */
-      if ((rd8(e + 3) & 1) && m->cpus < MP_MAX_CPUS) {
-        u8 id = rd8(e + 1);
+    if (type == 0) {  /* processor: type, apic id, version, flags (EN=1, BP=2) */
+      u8 id = rd8(e + 1), flags = rd8(e + 3);
+      if (flags & 2) m->bp_id = id;
+      if ((flags & 1) && m->cpus < MP_MAX_CPUS) {
         u32 j = m->cpus++;
         for (; j && m->ids[j - 1] > id; j--) m->ids[j] = m->ids[j - 1];
         m->ids[j] = id;
@@ -424,7 +437,8 @@ static void test_smp(const struct mp_info *m) {
   if (m->status == MP_OK) {
     for (u32 i = 0; i < m->cpus; i++) {
       u32 id = m->ids[i];
-      if (id == self) continue;
+      /* Never INIT ourselves: not our ID, not the table's BP, not broadcast. */
+      if (id == self || id == m->bp_id || id == 0xff) continue;
       lapic_write(LAPIC_ICR_HI, id << 24);
       lapic_write(LAPIC_ICR_LO, ICR_INIT);
       lapic_write(LAPIC_ICR_HI, id << 24);
@@ -438,7 +452,7 @@ static void test_smp(const struct mp_info *m) {
   if (m->status == MP_OK) {
     for (u32 i = 0; i < m->cpus; i++) {
       u32 id = m->ids[i];
-      if (id == self || !ap_seen[id]) continue;
+      if (id == self || !ap_seen[id]) continue;  /* only APs that arrived */
       line("ap apic_id=");
       put_dec(id);
       put_str(" up\n");
@@ -460,7 +474,7 @@ static u32 start_info_ok(uptr si) {
 /* Kept out of guest_main so the default path stays a handful of instructions. */
 static void __attribute__((noinline)) run_tests(u32 tests, u32 kind, uptr info,
                                                 const char *cmdline) {
-  struct boot_info bi = {.cmdline = cmdline};
+  struct boot_info bi = {0};
   if (kind == KIND_PVH)
     from_start_info(info, &bi);
   else
