@@ -11,8 +11,8 @@ namespace {
 
 // Firecracker resources ember does not provide (yet): named, not ignored.
 constexpr const char* kUnsupportedSections[] = {
-    "network-interfaces", "vsock", "balloon", "logger", "metrics", "mmds-config",
-    "entropy", "cpu-config"};
+    "network-interfaces", "vsock",   "balloon",   "logger", "metrics",
+    "mmds-config",        "entropy", "cpu-config"};
 
 }  // namespace
 
@@ -61,8 +61,8 @@ Result<MachineConfig> ParseMachineConfig(const nlohmann::json& body, const std::
                          ": CPU templates are not supported by ember; omit it or use \"None\"");
   }
   if (huge_pages && *huge_pages != "None") {
-    return Status::Error(reader.FieldPath("huge_pages") +
-                         ": only \"None\" is supported, got \"" + *huge_pages + "\"");
+    return Status::Error(reader.FieldPath("huge_pages") + ": only \"None\" is supported, got \"" +
+                         *huge_pages + "\"");
   }
   if (config.smt && config.vcpu_count > 1 && config.vcpu_count % 2 != 0) {
     return Status::Error(reader.FieldPath("vcpu_count") +
@@ -102,8 +102,9 @@ Result<VmConfig> ParseVmConfig(std::string_view text) {
   }
   EMBER_RETURN_IF_ERROR(reader.Finish());
   if (drives != nullptr && !drives->empty()) {
-    return Status::Error("drives: block devices are not supported by ember (share files with a "
-                         "vhost-user fs device instead)");
+    return Status::Error(
+        "drives: block devices are not supported by ember (share files with a "
+        "vhost-user fs device instead)");
   }
   if (!unsupported.empty()) return Status::Error(unsupported + ": not supported by ember yet");
   if (boot_source == nullptr) return Status::Error("boot-source: is required");

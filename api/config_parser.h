@@ -2,10 +2,9 @@
 // the --config-file loader and the API. Messages name the field and reason.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "vmm/status.h"
 #include "vmm/vm_config.h"

@@ -422,10 +422,18 @@ std::string json_str(std::string_view s) {
   std::string out = "\"";
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char esc[8];
@@ -485,11 +493,13 @@ int main(int argc, char** argv) {
     Run r = run_once(o, err_fd, out_log_fd);
     if (!o.quiet) {
       if (r.ok) {
+        char marker[64] = "";
+        if (r.marker_ms >= 0) std::snprintf(marker, sizeof marker, ", marker %.3f ms", r.marker_ms);
         std::fprintf(stderr,
-                     "boot_bench: %s %s %d: first_output %.3f ms, exit %.3f ms, cpu %.3f ms, "
+                     "boot_bench: %s %s %d: first_output %.3f ms%s, exit %.3f ms, cpu %.3f ms, "
                      "peak_rss %ld KiB\n",
                      o.name.c_str(), warm ? "warmup" : "run", warm ? i + 1 : i - o.warmup + 1,
-                     r.first_output_ms, r.exit_ms, r.cpu_ms, r.peak_rss_kib);
+                     r.first_output_ms, marker, r.exit_ms, r.cpu_ms, r.peak_rss_kib);
       } else {
         std::fprintf(stderr, "boot_bench: %s %s %d: FAILED (%s)\n", o.name.c_str(),
                      warm ? "warmup" : "run", warm ? i + 1 : i - o.warmup + 1, r.error.c_str());
@@ -525,7 +535,8 @@ int main(int argc, char** argv) {
     j += "],\"runs\":" + std::to_string(runs.size()) + ",\"ok\":" + std::to_string(ok) +
          ",\"failed\":" + std::to_string(failed) + ",\"warmup\":" + std::to_string(o.warmup) +
          ",\"timeout_s\":" + json_num(o.timeout_s) + ",\"first_output_ms\":" + json_stat(s_first);
-    if (!o.marker.empty()) j += ",\"marker\":" + json_str(o.marker) + ",\"marker_ms\":" + json_stat(s_marker);
+    if (!o.marker.empty())
+      j += ",\"marker\":" + json_str(o.marker) + ",\"marker_ms\":" + json_stat(s_marker);
     j += ",\"exit_ms\":" + json_stat(s_exit) + ",\"cpu_ms\":" + json_stat(s_cpu) +
          ",\"peak_rss_kib\":" + json_stat(s_rss, 0) + ",\"per_run\":[";
     for (std::size_t k = 0; k < runs.size(); ++k) {
@@ -533,11 +544,13 @@ int main(int argc, char** argv) {
       if (k) j += ",";
       j += "{\"ok\":" + std::string(r.ok ? "true" : "false");
       if (!r.ok) j += ",\"error\":" + json_str(r.error);
-      j += ",\"exit_status\":" + (r.exit_status == -1 && !r.ok ? std::string("null") : std::to_string(r.exit_status)) +
+      j += ",\"exit_status\":" +
+           (r.exit_status == -1 && !r.ok ? std::string("null") : std::to_string(r.exit_status)) +
            ",\"first_output_ms\":" + json_num(r.first_output_ms);
       if (!o.marker.empty()) j += ",\"marker_ms\":" + json_num(r.marker_ms);
       j += ",\"exit_ms\":" + json_num(r.exit_ms) + ",\"cpu_ms\":" + json_num(r.cpu_ms) +
-           ",\"peak_rss_kib\":" + (r.peak_rss_kib < 0 ? std::string("null") : std::to_string(r.peak_rss_kib)) + "}";
+           ",\"peak_rss_kib\":" +
+           (r.peak_rss_kib < 0 ? std::string("null") : std::to_string(r.peak_rss_kib)) + "}";
     }
     j += "]}";
     std::printf("%s\n", j.c_str());

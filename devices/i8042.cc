@@ -57,18 +57,32 @@ void I8042::Write(uint64_t offset, std::span<const uint8_t> data) {
   }
   if (offset != kCommandOffset) return;
   switch (value) {
-    case kCmdReadCommandByte: PushOutput(command_byte_); break;
+    case kCmdReadCommandByte:
+      PushOutput(command_byte_);
+      break;
     case kCmdWriteCommandByte:
-    case kCmdWriteOutputPort: pending_command_ = value; break;
-    case kCmdSelfTest: PushOutput(kSelfTestPassed); break;
-    case kCmdTestKeyboard: PushOutput(0x00); break;
-    case kCmdTestAux: PushOutput(0xff); break;  // no mouse port
+    case kCmdWriteOutputPort:
+      pending_command_ = value;
+      break;
+    case kCmdSelfTest:
+      PushOutput(kSelfTestPassed);
+      break;
+    case kCmdTestKeyboard:
+      PushOutput(0x00);
+      break;
+    case kCmdTestAux:
+      PushOutput(0xff);
+      break;  // no mouse port
     case kCmdDisableAux:
     case kCmdEnableAux:
     case kCmdDisableKeyboard:
-    case kCmdEnableKeyboard: break;
-    case kCmdPulseReset: on_reset_(); break;
-    default: break;
+    case kCmdEnableKeyboard:
+      break;
+    case kCmdPulseReset:
+      on_reset_();
+      break;
+    default:
+      break;
   }
 }
 

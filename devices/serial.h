@@ -46,7 +46,7 @@ class Serial : public BusDevice {
   std::mutex mutex_;
   std::deque<uint8_t> input_;
   uint8_t interrupt_enable_ = 0;
-  uint8_t line_control_ = 0x03;  // 8 data bits, as firmware leaves it
+  uint8_t line_control_ = 0x03;   // 8 data bits, as firmware leaves it
   uint8_t modem_control_ = 0x08;  // OUT2
   uint8_t scratch_ = 0;
   uint8_t divisor_low_ = 0x0c;  // 9600 baud

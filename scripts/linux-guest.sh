@@ -165,7 +165,7 @@ extract_deb() {
 }
 
 kdir="$cache/kernel-$krel"
-bbdir="$cache/busybox-$bb_ver"
+bbdir="$cache/busybox-${bb_ver//:/_}"
 extract_deb "$kdeb" "$kdir"
 extract_deb "$bbdeb" "$bbdir"
 
@@ -233,8 +233,12 @@ while IFS= read -r applet; do
   esac
   [[ -e $root/$applet || -L $root/$applet ]] && continue
   # relative link to /bin/busybox
-  rel=$(dirname "$applet" | sed -e 's|[^/]\{1,\}|..|g')
-  ln -s "$rel/bin/busybox" "$root/$applet"
+  case $applet in
+    bin/*) target=busybox ;;
+    sbin/*) target=../bin/busybox ;;
+    *) target=../../bin/busybox ;;
+  esac
+  ln -s "$target" "$root/$applet"
 done < <("$busybox" --list-full)
 [[ -L $root/bin/sh && -L $root/sbin/insmod && -L $root/sbin/reboot ]] || die "busybox applet links are missing sh/insmod/reboot"
 

@@ -92,12 +92,15 @@ TEST(PvhTest, StartInfoPointsAtCmdlineMemmapAndModule) {
   EXPECT_EQ(info.memmap_entries, map.size());
   EXPECT_EQ(info.nr_modules, 1u);
   PvhModule module{};
-  ASSERT_TRUE(memory->Read(info.modlist_paddr, {reinterpret_cast<uint8_t*>(&module), sizeof(module)}).ok());
+  ASSERT_TRUE(
+      memory->Read(info.modlist_paddr, {reinterpret_cast<uint8_t*>(&module), sizeof(module)}).ok());
   EXPECT_EQ(module.paddr, 0x3000000u);
   EXPECT_EQ(module.size, 777u);
   PvhMemmapEntry last{};
-  ASSERT_TRUE(memory->Read(info.memmap_paddr + (map.size() - 1) * sizeof(last),
-                           {reinterpret_cast<uint8_t*>(&last), sizeof(last)}).ok());
+  ASSERT_TRUE(memory
+                  ->Read(info.memmap_paddr + (map.size() - 1) * sizeof(last),
+                         {reinterpret_cast<uint8_t*>(&last), sizeof(last)})
+                  .ok());
   EXPECT_EQ(last.addr, map.back().address);
   EXPECT_EQ(last.size, map.back().size);
   EXPECT_EQ(last.type, kE820Ram);

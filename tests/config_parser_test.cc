@@ -64,19 +64,22 @@ TEST(ConfigParserTest, ChecksMachineConfigRanges) {
   EXPECT_EQ(ErrorOf(with_machine(R"({"vcpu_count": -1, "mem_size_mib": 128})")),
             "machine-config.vcpu_count: must be an integer between 1 and 32, got -1");
   EXPECT_EQ(ErrorOf(with_machine(R"({"vcpu_count": 1.5, "mem_size_mib": 128})")),
-            "machine-config.vcpu_count: must be an integer between 1 and 32, got a number with a fraction");
+            "machine-config.vcpu_count: must be an integer between 1 and 32, got a number with a "
+            "fraction");
   EXPECT_EQ(ErrorOf(with_machine(R"({"vcpu_count": "2", "mem_size_mib": 128})")),
             "machine-config.vcpu_count: must be an integer between 1 and 32, got a string");
   EXPECT_EQ(ErrorOf(with_machine(R"({"vcpu_count": 1, "mem_size_mib": 0})")),
             "machine-config.mem_size_mib: must be between 1 and 1048576, got 0");
   EXPECT_EQ(ErrorOf(with_machine(R"({"vcpu_count": 1, "mem_size_mib": 4294967296})")),
             "machine-config.mem_size_mib: must be between 1 and 1048576, got 4294967296");
-  EXPECT_EQ(ErrorOf(with_machine(R"({"vcpu_count": 1})")), "machine-config.mem_size_mib: is required");
+  EXPECT_EQ(ErrorOf(with_machine(R"({"vcpu_count": 1})")),
+            "machine-config.mem_size_mib: is required");
   EXPECT_EQ(ErrorOf(with_machine(R"({"vcpu_count": 3, "mem_size_mib": 128, "smt": true})")),
             "machine-config.vcpu_count: must be 1 or even when smt is enabled, got 3");
-  EXPECT_NE(ErrorOf(with_machine(R"({"vcpu_count": 1, "mem_size_mib": 128, "track_dirty_pages": true})"))
-                .find("track_dirty_pages"),
-            std::string::npos);
+  EXPECT_NE(
+      ErrorOf(with_machine(R"({"vcpu_count": 1, "mem_size_mib": 128, "track_dirty_pages": true})"))
+          .find("track_dirty_pages"),
+      std::string::npos);
   EXPECT_NE(ErrorOf(with_machine(R"({"vcpu_count": 1, "mem_size_mib": 128, "cpu_template": "T2"})"))
                 .find("cpu_template"),
             std::string::npos);
@@ -93,9 +96,10 @@ TEST(ConfigParserTest, PatchKeepsFieldsThatAreAbsent) {
 }
 
 TEST(ConfigParserTest, RefusesWhatEmberDoesNotProvide) {
-  EXPECT_NE(ErrorOf(R"({"boot-source": {"kernel_image_path": "/k"}, "drives": [{"drive_id": "x"}]})")
-                .find("drives: block devices are not supported"),
-            std::string::npos);
+  EXPECT_NE(
+      ErrorOf(R"({"boot-source": {"kernel_image_path": "/k"}, "drives": [{"drive_id": "x"}]})")
+          .find("drives: block devices are not supported"),
+      std::string::npos);
   EXPECT_EQ(ErrorOf(R"({"boot-source": {"kernel_image_path": "/k"}, "vsock": {}})"),
             "vsock: not supported by ember yet");
 }
@@ -104,9 +108,10 @@ TEST(ConfigParserTest, ReportsInvalidJsonAndOverlongCmdline) {
   EXPECT_NE(ErrorOf(R"({"boot-source": )").find("invalid JSON"), std::string::npos);
   EXPECT_NE(ErrorOf("").find("invalid JSON"), std::string::npos);
   std::string long_args(3000, 'a');
-  EXPECT_NE(ErrorOf(R"({"boot-source": {"kernel_image_path": "/k", "boot_args": ")" + long_args + "\"}}")
-                .find("boot-source.boot_args: is 3000 bytes"),
-            std::string::npos);
+  EXPECT_NE(
+      ErrorOf(R"({"boot-source": {"kernel_image_path": "/k", "boot_args": ")" + long_args + "\"}}")
+          .find("boot-source.boot_args: is 3000 bytes"),
+      std::string::npos);
 }
 
 TEST(ConfigParserTest, LoadsFromFileAndNamesTheFile) {

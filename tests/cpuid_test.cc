@@ -71,8 +71,8 @@ TEST(CpuidTest, TopologyLeafDescribesThreadsAndCores) {
 TEST(CpuidTest, CacheLeafCountsCoresPerPackage) {
   auto entries = FilterCpuid(Supported(), 0, {4, false});
   const kvm_cpuid_entry2* cache = Find(entries, 4);
-  EXPECT_EQ(cache->eax >> 26, 3u);             // 4 cores - 1
-  EXPECT_EQ((cache->eax >> 14) & 0xfff, 3u);   // L3 shared by all 4
+  EXPECT_EQ(cache->eax >> 26, 3u);            // 4 cores - 1
+  EXPECT_EQ((cache->eax >> 14) & 0xfff, 3u);  // L3 shared by all 4
   EXPECT_EQ(cache->eax & 0x3fff, (3u << 5) | 3);
 }
 

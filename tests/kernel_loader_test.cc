@@ -2,9 +2,8 @@
 
 #include <elf.h>
 #include <fcntl.h>
-#include <sys/stat.h>
-
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -129,8 +128,8 @@ class KernelLoaderTest : public ::testing::Test {
 
 TEST_F(KernelLoaderTest, LoadsElfSegmentsAtTheirPhysicalAddresses) {
   std::vector<uint8_t> code = {0x90, 0x90, 0xf4};
-  Result<LoadedKernel> kernel =
-      Load(MakeElf(0x200001, {{0x200000, code, 0x3000}, {0x400000, {1, 2, 3, 4}, 4}}, std::nullopt));
+  Result<LoadedKernel> kernel = Load(
+      MakeElf(0x200001, {{0x200000, code, 0x3000}, {0x400000, {1, 2, 3, 4}, 4}}, std::nullopt));
   ASSERT_TRUE(kernel.ok()) << kernel.status().message();
   EXPECT_EQ(kernel->format, KernelFormat::kElf64);
   EXPECT_EQ(kernel->entry, 0x200001u);
@@ -149,8 +148,8 @@ TEST_F(KernelLoaderTest, PvhNoteSelectsThe32BitEntry) {
 }
 
 TEST_F(KernelLoaderTest, RefusesBrokenElfFiles) {
-  std::vector<uint8_t> good = MakeElf(0x100000, {{0x100000, std::vector<uint8_t>(4096, 1), 4096}},
-                                      std::nullopt);
+  std::vector<uint8_t> good =
+      MakeElf(0x100000, {{0x100000, std::vector<uint8_t>(4096, 1), 4096}}, std::nullopt);
   std::vector<uint8_t> truncated(good.begin(), good.end() - 100);
   EXPECT_NE(ErrorOf(truncated).find("ELF kernel is truncated: ELF segment 0 needs bytes up to"),
             std::string::npos);
@@ -170,7 +169,8 @@ TEST_F(KernelLoaderTest, RefusesBrokenElfFiles) {
             std::string::npos);
   EXPECT_NE(ErrorOf(MakeElf(0x900000, {{0x100000, {1}, 1}}, std::nullopt)).find("entry point"),
             std::string::npos);
-  EXPECT_EQ(ErrorOf(MakeElf(0x100000, {}, std::nullopt)), "ELF kernel has an invalid program header table");
+  EXPECT_EQ(ErrorOf(MakeElf(0x100000, {}, std::nullopt)),
+            "ELF kernel has an invalid program header table");
 }
 
 TEST_F(KernelLoaderTest, LoadsBzImageProtectedModePartAtOneMib) {
@@ -191,12 +191,14 @@ TEST_F(KernelLoaderTest, LoadsBzImageProtectedModePartAtOneMib) {
 TEST_F(KernelLoaderTest, RefusesBrokenBzImages) {
   std::vector<uint8_t> good = MakeBzImage(8192);
   std::vector<uint8_t> truncated(good.begin(), good.end() - 16);
-  EXPECT_NE(ErrorOf(truncated).find("bzImage is truncated: its header declares"), std::string::npos);
+  EXPECT_NE(ErrorOf(truncated).find("bzImage is truncated: its header declares"),
+            std::string::npos);
   std::vector<uint8_t> inside_header(good.begin(), good.begin() + 0x210);
   EXPECT_EQ(ErrorOf(inside_header), "bzImage is truncated inside its setup header");
   EXPECT_NE(ErrorOf(MakeBzImage(64, 0x020b)).find("too old"), std::string::npos);
   EXPECT_NE(ErrorOf(MakeBzImage(64, 0x020f, 0)).find("no 64-bit entry point"), std::string::npos);
-  EXPECT_NE(ErrorOf(MakeBzImage(64, 0x020f, XLF_KERNEL_64, 200 * layout::kMiB)).find("raise mem_size_mib"),
+  EXPECT_NE(ErrorOf(MakeBzImage(64, 0x020f, XLF_KERNEL_64, 200 * layout::kMiB))
+                .find("raise mem_size_mib"),
             std::string::npos);
 }
 

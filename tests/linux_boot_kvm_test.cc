@@ -2,10 +2,9 @@
 // through the ember binary: init is reached, every vCPU and the memory are
 // seen, and the guest's reboot ends ember cleanly. Needs a hardware-backed
 // KVM (kvm_intel or kvm_amd); PVM cannot boot Linux (see README.md).
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <regex>
 #include <string>
@@ -42,22 +41,23 @@ class LinuxBootKvmTest : public ::testing::TestWithParam<uint32_t> {
 TEST_P(LinuxBootKvmTest, ReachesInitSeesVcpusAndMemoryAndRebootsCleanly) {
   const uint32_t vcpus = GetParam();
   const uint32_t mem_mib = 512;
-  testing::WriteFile(dir_.File("vm.json"),
-                     R"({"boot-source": {"kernel_image_path": ")" + kernel_ +
-                         R"(", "initrd_path": ")" + initrd_ +
-                         R"(", "boot_args": "console=ttyS0 reboot=k panic=-1 pci=off"},
+  testing::WriteFile(
+      dir_.File("vm.json"),
+      R"({"boot-source": {"kernel_image_path": ")" + kernel_ + R"(", "initrd_path": ")" + initrd_ +
+          R"(", "boot_args": "console=ttyS0 reboot=k panic=-1 pci=off"},
                          "machine-config": {"vcpu_count": )" +
-                         std::to_string(vcpus) + R"(, "mem_size_mib": )" + std::to_string(mem_mib) + "}}");
+          std::to_string(vcpus) + R"(, "mem_size_mib": )" + std::to_string(mem_mib) + "}}");
   testing::ProcessResult result = testing::RunProcess(
       {EMBER_BINARY, "--no-api", "--config-file", dir_.File("vm.json")}, kTimeoutMs);
   ASSERT_FALSE(result.timed_out) << result.out;
   EXPECT_EQ(result.exit_code, 0) << result.err;
   EXPECT_NE(result.out.find("EMBER-LINUX: init reached"), std::string::npos) << result.out;
-  EXPECT_TRUE(std::regex_search(result.out, std::regex("EMBER-LINUX: nproc=" +
-                                                      std::to_string(vcpus) + "\r?\n")))
+  EXPECT_TRUE(std::regex_search(
+      result.out, std::regex("EMBER-LINUX: nproc=" + std::to_string(vcpus) + "\r?\n")))
       << result.out;
   std::smatch match;
-  ASSERT_TRUE(std::regex_search(result.out, match, std::regex("memtotal_kib=([0-9]+)"))) << result.out;
+  ASSERT_TRUE(std::regex_search(result.out, match, std::regex("memtotal_kib=([0-9]+)")))
+      << result.out;
   uint64_t memtotal_kib = std::stoull(match[1]);
   EXPECT_LE(memtotal_kib, mem_mib * 1024u);
   EXPECT_GE(memtotal_kib, mem_mib * 1024u * 8 / 10) << "the kernel keeps under 20% for itself";

@@ -35,10 +35,21 @@ ParsedTable Parse(const std::vector<uint8_t>& table) {
         if (entry[3] & 2) ++parsed.bootstrap;
         entry += 20;
         break;
-      case 2: ++parsed.ioapics; entry += 8; break;
-      case 3: ++parsed.io_interrupts; entry += 8; break;
-      case 4: ++parsed.local_interrupts; entry += 8; break;
-      default: entry += 8; break;
+      case 2:
+        ++parsed.ioapics;
+        entry += 8;
+        break;
+      case 3:
+        ++parsed.io_interrupts;
+        entry += 8;
+        break;
+      case 4:
+        ++parsed.local_interrupts;
+        entry += 8;
+        break;
+      default:
+        entry += 8;
+        break;
     }
   }
   return parsed;

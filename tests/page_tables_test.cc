@@ -23,7 +23,8 @@ TEST(PageTablesTest, IdentityMapsFourGibWithLargePages) {
   EXPECT_EQ(ReadU64(*memory, layout::kPml4Start), layout::kPdptStart | 0x3);
   EXPECT_EQ(ReadU64(*memory, layout::kPml4Start + 8), 0u);
   for (uint64_t gib = 0; gib < 4; ++gib) {
-    EXPECT_EQ(ReadU64(*memory, layout::kPdptStart + gib * 8), (layout::kPdStart + gib * 4096) | 0x3);
+    EXPECT_EQ(ReadU64(*memory, layout::kPdptStart + gib * 8),
+              (layout::kPdStart + gib * 4096) | 0x3);
   }
   EXPECT_EQ(ReadU64(*memory, layout::kPdptStart + 4 * 8), 0u);
   // First, a middle and the last 2 MiB page: present, writable, large.

@@ -33,7 +33,8 @@ void WriteFile(const std::string& path, const std::string& contents) {
 
 void WriteFile(const std::string& path, const std::vector<uint8_t>& contents) {
   std::ofstream(path, std::ios::binary)
-      .write(reinterpret_cast<const char*>(contents.data()), static_cast<std::streamsize>(contents.size()));
+      .write(reinterpret_cast<const char*>(contents.data()),
+             static_cast<std::streamsize>(contents.size()));
 }
 
 std::string ReadFile(const std::string& path) {
@@ -76,7 +77,8 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, int timeout_ms) {
   int open_fds = 2;
   while (open_fds > 0) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now()).count();
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
     if (left <= 0) {
       result.timed_out = true;
       kill(pid, SIGKILL);

@@ -1,9 +1,8 @@
 // Boots the test guest (tests/guest) through the ember binary on this
 // machine's KVM, in each of the three formats ember loads, and asserts every
 // line the guest prints. Needs /dev/kvm; skips, saying so, only without it.
-#include <unistd.h>
-
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <numeric>
 #include <regex>
@@ -31,7 +30,7 @@ struct BootRequest {
   std::string boot_args = "console=ttyS0";
   uint32_t vcpus = 1;
   uint32_t mem_mib = 128;
-  std::string initrd;  // path or empty
+  std::string initrd;        // path or empty
   std::string extra_config;  // extra top-level JSON members, with a leading comma
   std::vector<std::string> flags;
 };
@@ -41,7 +40,8 @@ ProcessResult Boot(const TempDir& dir, const BootRequest& request) {
                        R"(", "boot_args": ")" + request.boot_args + "\"";
   if (!request.initrd.empty()) config += R"(, "initrd_path": ")" + request.initrd + "\"";
   config += R"(}, "machine-config": {"vcpu_count": )" + std::to_string(request.vcpus) +
-            R"(, "mem_size_mib": )" + std::to_string(request.mem_mib) + "}" + request.extra_config + "}";
+            R"(, "mem_size_mib": )" + std::to_string(request.mem_mib) + "}" + request.extra_config +
+            "}";
   testing::WriteFile(dir.File("vm.json"), config);
   std::vector<std::string> argv = {EMBER_BINARY, "--no-api", "--config-file", dir.File("vm.json")};
   argv.insert(argv.end(), request.flags.begin(), request.flags.end());
@@ -94,8 +94,9 @@ TEST_P(GuestBootKvmTest, GuestReportsWhatEmberBuilt) {
   EXPECT_TRUE(HasLine(out, "ember-guest: e820 entries=2 ram_kib=130687")) << out;
   EXPECT_TRUE(HasLine(out, "ember-guest: initrd size=6000 sum=" + std::string(sum_hex))) << out;
   EXPECT_TRUE(HasLine(out, "ember-guest: cpuid hypervisor=1 apic_id=0 hv=KVMKVMKVM")) << out;
-  EXPECT_TRUE(HasLine(out, "ember-guest: mptable cpus=" + std::to_string(c.vcpus) +
-                               " ioapic=0xfec00000")) << out;
+  EXPECT_TRUE(
+      HasLine(out, "ember-guest: mptable cpus=" + std::to_string(c.vcpus) + " ioapic=0xfec00000"))
+      << out;
   for (uint32_t ap = 1; ap < c.vcpus; ++ap) {
     EXPECT_TRUE(HasLine(out, "ember-guest: ap apic_id=" + std::to_string(ap) + " up")) << out;
   }
@@ -107,11 +108,14 @@ TEST_P(GuestBootKvmTest, GuestReportsWhatEmberBuilt) {
       << result.err;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    FormatsAndVcpus, GuestBootKvmTest,
-    ::testing::Values(BootCase{"pvh", 1}, BootCase{"pvh", 2}, BootCase{"elf64", 1},
-                      BootCase{"elf64", 2}, BootCase{"bzimage", 1}, BootCase{"bzimage", 2}),
-    [](const auto& info) { return info.param.format + "_" + std::to_string(info.param.vcpus) + "vcpu"; });
+INSTANTIATE_TEST_SUITE_P(FormatsAndVcpus, GuestBootKvmTest,
+                         ::testing::Values(BootCase{"pvh", 1}, BootCase{"pvh", 2},
+                                           BootCase{"elf64", 1}, BootCase{"elf64", 2},
+                                           BootCase{"bzimage", 1}, BootCase{"bzimage", 2}),
+                         [](const auto& info) {
+                           return info.param.format + "_" + std::to_string(info.param.vcpus) +
+                                  "vcpu";
+                         });
 
 class EmberKvmTest : public ::testing::Test {
  protected:
@@ -128,7 +132,8 @@ TEST_F(EmberKvmTest, MemoryAboveTheHoleIsSplitInE820) {
   request.mem_mib = 4096;
   ProcessResult result = Boot(dir_, request);
   ASSERT_EQ(result.exit_code, 0) << result.err;
-  EXPECT_TRUE(HasLine(result.out, "ember-guest: e820 addr=0x100000 size=0xbff00000 type=1")) << result.out;
+  EXPECT_TRUE(HasLine(result.out, "ember-guest: e820 addr=0x100000 size=0xbff00000 type=1"))
+      << result.out;
   EXPECT_TRUE(HasLine(result.out, "ember-guest: e820 addr=0x100000000 size=0x40000000 type=1"))
       << result.out;
   EXPECT_TRUE(HasLine(result.out, "ember-guest: e820 entries=3 ram_kib=4193919")) << result.out;
@@ -151,7 +156,8 @@ TEST_F(EmberKvmTest, LogsWhichKvmBacksTheDevice) {
   request.kernel = GuestPath("pvh");
   ProcessResult result = Boot(dir_, request);
   ASSERT_EQ(result.exit_code, 0) << result.err;
-  EXPECT_TRUE(std::regex_search(result.err, std::regex("KVM backed by (hardware|PVM)"))) << result.err;
+  EXPECT_TRUE(std::regex_search(result.err, std::regex("KVM backed by (hardware|PVM)")))
+      << result.err;
 }
 
 // Bad input: one clear line, exit status 1, no guest output.
@@ -167,8 +173,9 @@ std::string ExpectRefused(const TempDir& dir, const BootRequest& request) {
 TEST_F(EmberKvmTest, RefusesMissingTruncatedAndNonKernelImages) {
   BootRequest request;
   request.kernel = dir_.File("absent");
-  EXPECT_NE(ExpectRefused(dir_, request).find("boot-source.kernel_image_path: " + dir_.File("absent") +
-                                              ": No such file or directory"),
+  EXPECT_NE(ExpectRefused(dir_, request)
+                .find("boot-source.kernel_image_path: " + dir_.File("absent") +
+                      ": No such file or directory"),
             std::string::npos);
 
   for (const std::string format : {"pvh", "bzimage"}) {
@@ -204,8 +211,9 @@ TEST_F(EmberKvmTest, RefusesBadConfigFiles) {
   EXPECT_NE(ExpectRefused(dir_, request).find("machine-config2: unknown field"), std::string::npos);
   request.extra_config = "";
   request.vcpus = 0;
-  EXPECT_NE(ExpectRefused(dir_, request).find("machine-config.vcpu_count: must be between 1 and 32"),
-            std::string::npos);
+  EXPECT_NE(
+      ExpectRefused(dir_, request).find("machine-config.vcpu_count: must be between 1 and 32"),
+      std::string::npos);
   ProcessResult no_file = testing::RunProcess(
       {EMBER_BINARY, "--no-api", "--config-file", dir_.File("nope.json")}, kTimeoutMs);
   EXPECT_EQ(no_file.exit_code, 1);

@@ -1,9 +1,8 @@
 #include "vmm/builder.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
-
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include "arch/x86_64/boot_params.h"
 #include "arch/x86_64/cpuid.h"
@@ -49,18 +48,20 @@ Status AddDevices(Machine& machine, const VmConfig& config, const BuildOptions& 
   int console_fd = options.console_fd;
   if (config.serial.serial_out_path) {
     const std::string& path = *config.serial.serial_out_path;
-    machine.serial_output.reset(open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    machine.serial_output.reset(
+        open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
     if (!machine.serial_output.valid()) return ErrnoStatus("serial.serial_out_path: " + path);
     console_fd = machine.serial_output.get();
   }
   const Vm* vm = machine.vm.get();
-  machine.serial =
-      std::make_shared<Serial>(console_fd, [vm] { vm->PulseIrq(layout::kCom1Irq); });
+  machine.serial = std::make_shared<Serial>(console_fd, [vm] { vm->PulseIrq(layout::kCom1Irq); });
   EMBER_RETURN_IF_ERROR(machine.pio_bus.Insert(machine.serial, layout::kCom1Port,
                                                Serial::kRegisterCount, "serial (COM1)"));
   VmExitEvent* exit_event = &machine.exit_event;
   machine.i8042 = std::make_shared<I8042>(
-      [exit_event] { exit_event->Report(VmExitReason::kGuestReset, "guest reset through the i8042"); },
+      [exit_event] {
+        exit_event->Report(VmExitReason::kGuestReset, "guest reset through the i8042");
+      },
       [vm] { vm->PulseIrq(layout::kI8042Irq); });
   EMBER_RETURN_IF_ERROR(
       machine.pio_bus.Insert(machine.i8042, layout::kI8042Port, I8042::kPortSpan, "i8042"));
@@ -83,7 +84,8 @@ Result<x86::BootEntry> LoadGuest(Machine& machine, const BootSourceConfig& boot,
   GuestMemory& memory = machine.vm->memory();
   EMBER_ASSIGN_OR_RETURN(OpenedFile kernel_file,
                          OpenInput(boot.kernel_image_path, "boot-source.kernel_image_path"));
-  Result<x86::LoadedKernel> loaded = x86::LoadKernel(memory, kernel_file.fd.get(), kernel_file.size);
+  Result<x86::LoadedKernel> loaded =
+      x86::LoadKernel(memory, kernel_file.fd.get(), kernel_file.size);
   if (!loaded.ok()) {
     return loaded.status().Context("boot-source.kernel_image_path: " + boot.kernel_image_path);
   }
@@ -97,7 +99,8 @@ Result<x86::BootEntry> LoadGuest(Machine& machine, const BootSourceConfig& boot,
                            OpenInput(*boot.initrd_path, "boot-source.initrd_path"));
     Result<x86::InitrdPlacement> placed =
         x86::LoadInitrd(memory, initrd_file.fd.get(), initrd_file.size, kernel);
-    if (!placed.ok()) return placed.status().Context("boot-source.initrd_path: " + *boot.initrd_path);
+    if (!placed.ok())
+      return placed.status().Context("boot-source.initrd_path: " + *boot.initrd_path);
     initrd = *placed;
   }
 
@@ -107,9 +110,9 @@ Result<x86::BootEntry> LoadGuest(Machine& machine, const BootSourceConfig& boot,
                          " bytes is longer than the kernel accepts (" +
                          std::to_string(kernel.cmdline_max - 1) + ")");
   }
-  EMBER_RETURN_IF_ERROR(memory.Write(
-      layout::kCmdlineStart,
-      {reinterpret_cast<const uint8_t*>(cmdline.c_str()), cmdline.size() + 1}));
+  EMBER_RETURN_IF_ERROR(
+      memory.Write(layout::kCmdlineStart,
+                   {reinterpret_cast<const uint8_t*>(cmdline.c_str()), cmdline.size() + 1}));
 
   std::vector<x86::E820Entry> e820 = x86::BuildE820(memory.regions());
   EMBER_ASSIGN_OR_RETURN(std::vector<uint8_t> mptable,
@@ -178,11 +181,13 @@ Result<std::unique_ptr<Machine>> BuildMachine(const VmConfig& config, const Buil
   // 2. Machine: memory and VM.
   const uint64_t mem_bytes = uint64_t{config.machine.mem_size_mib} * layout::kMiB;
   const uint32_t address_bits = PhysicalAddressBits(*machine->kvm);
-  std::vector<RamRange> ram = SplitAroundHole(mem_bytes, layout::kMmioHoleStart, layout::kMmioHoleEnd);
+  std::vector<RamRange> ram =
+      SplitAroundHole(mem_bytes, layout::kMmioHoleStart, layout::kMmioHoleEnd);
   if (ram.back().guest_address + ram.back().size > (uint64_t{1} << address_bits)) {
-    return Status::Error("machine-config.mem_size_mib: " + std::to_string(config.machine.mem_size_mib) +
-                         " MiB does not fit in the guest's " + std::to_string(address_bits) +
-                         "-bit physical address space");
+    return Status::Error(
+        "machine-config.mem_size_mib: " + std::to_string(config.machine.mem_size_mib) +
+        " MiB does not fit in the guest's " + std::to_string(address_bits) +
+        "-bit physical address space");
   }
   Result<GuestMemory> memory = GuestMemory::Create(mem_bytes);
   if (!memory.ok()) return memory.status().Context("machine-config.mem_size_mib");

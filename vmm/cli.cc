@@ -67,7 +67,8 @@ Result<CliOptions> ParseCli(const std::vector<std::string>& args) {
     }
   }
   if (options.no_api && !options.config_file && !options.help && !options.version) {
-    return Status::Error("--no-api needs --config-file: without the API the VM is configured from a file");
+    return Status::Error(
+        "--no-api needs --config-file: without the API the VM is configured from a file");
   }
   return options;
 }

@@ -76,8 +76,8 @@ uint8_t* GuestMemory::HostAddress(uint64_t address, uint64_t length) const {
 Status GuestMemory::Write(uint64_t address, std::span<const uint8_t> bytes) {
   uint8_t* host = HostAddress(address, bytes.size());
   if (host == nullptr) {
-    return Status::Error("guest range " + Hex(address) + "+" +
-                         std::to_string(bytes.size()) + " is outside guest memory");
+    return Status::Error("guest range " + Hex(address) + "+" + std::to_string(bytes.size()) +
+                         " is outside guest memory");
   }
   std::memcpy(host, bytes.data(), bytes.size());
   return Status::Ok();
@@ -85,7 +85,9 @@ Status GuestMemory::Write(uint64_t address, std::span<const uint8_t> bytes) {
 
 Status GuestMemory::Read(uint64_t address, std::span<uint8_t> out) const {
   const uint8_t* host = HostAddress(address, out.size());
-  if (host == nullptr) return Status::Error("guest range " + Hex(address) + "+" + std::to_string(out.size()) + " is outside guest memory");
+  if (host == nullptr)
+    return Status::Error("guest range " + Hex(address) + "+" + std::to_string(out.size()) +
+                         " is outside guest memory");
   std::memcpy(out.data(), host, out.size());
   return Status::Ok();
 }

@@ -38,10 +38,14 @@ constexpr int kMaxCpuidEntries = 256;
 
 const char* KvmBackingName(KvmBacking backing) {
   switch (backing) {
-    case KvmBacking::kIntel: return "hardware (kvm_intel)";
-    case KvmBacking::kAmd: return "hardware (kvm_amd)";
-    case KvmBacking::kPvm: return "PVM (kvm_pvm, instruction emulator for non-PVM guests)";
-    case KvmBacking::kUnknown: break;
+    case KvmBacking::kIntel:
+      return "hardware (kvm_intel)";
+    case KvmBacking::kAmd:
+      return "hardware (kvm_amd)";
+    case KvmBacking::kPvm:
+      return "PVM (kvm_pvm, instruction emulator for non-PVM guests)";
+    case KvmBacking::kUnknown:
+      break;
   }
   return "unknown";
 }

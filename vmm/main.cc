@@ -1,13 +1,12 @@
 // ember: parse the command line, set up logging, build the microVM from the
 // configuration and run it on this (the VMM) thread.
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <string>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "api/config_parser.h"
 #include "devices/boot_timer.h"
@@ -44,7 +43,8 @@ int main(int argc, char** argv) {
   LoggerOptions logger{cli->level, cli->log_path, cli->show_level, cli->show_log_origin, cli->id};
   if (Status status = ConfigureLogger(logger); !status.ok()) return Fail(status.message());
   if (!cli->no_api) {
-    return Fail("the API server is not available in this build yet: use --no-api --config-file FILE");
+    return Fail(
+        "the API server is not available in this build yet: use --no-api --config-file FILE");
   }
 
   Result<VmConfig> config = LoadVmConfigFile(*cli->config_file);

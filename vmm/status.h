@@ -34,9 +34,9 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : value_(std::move(status)) {  // NOLINT: implicit by design
-    if (std::get<Status>(value_).ok()) std::abort();  // an OK status carries no value
+    if (std::get<Status>(value_).ok()) std::abort();   // an OK status carries no value
   }
 
   bool ok() const { return std::holds_alternative<T>(value_); }
@@ -56,9 +56,9 @@ class [[nodiscard]] Result {
 }  // namespace ember
 
 // Returns the failed Status of an expression from the enclosing function.
-#define EMBER_RETURN_IF_ERROR(expr)           \
-  do {                                        \
-    ::ember::Status ember_status_ = (expr);   \
+#define EMBER_RETURN_IF_ERROR(expr)                \
+  do {                                             \
+    ::ember::Status ember_status_ = (expr);        \
     if (!ember_status_.ok()) return ember_status_; \
   } while (0)
 

@@ -1,13 +1,12 @@
 #include "vmm/vcpu.h"
 
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
 #include <cerrno>
 #include <cstring>
-
-#include <spdlog/spdlog.h>
 
 #include "vmm/hex.h"
 #include "vmm/sys_error.h"
@@ -21,11 +20,16 @@ void IgnoreKick(int) {}
 
 const char* ExitReasonName(uint32_t reason) {
   switch (reason) {
-    case KVM_EXIT_INTERNAL_ERROR: return "internal error";
-    case KVM_EXIT_FAIL_ENTRY: return "entry failure";
-    case KVM_EXIT_UNKNOWN: return "unknown";
-    case KVM_EXIT_EXCEPTION: return "exception";
-    default: return "unexpected exit";
+    case KVM_EXIT_INTERNAL_ERROR:
+      return "internal error";
+    case KVM_EXIT_FAIL_ENTRY:
+      return "entry failure";
+    case KVM_EXIT_UNKNOWN:
+      return "unknown";
+    case KVM_EXIT_EXCEPTION:
+      return "exception";
+    default:
+      return "unexpected exit";
   }
 }
 
@@ -36,7 +40,8 @@ Status Vcpu::InstallKickSignalHandler() {
   action.sa_handler = IgnoreKick;
   sigemptyset(&action.sa_mask);
   // No SA_RESTART: the point of the signal is to interrupt KVM_RUN.
-  if (sigaction(KickSignal(), &action, nullptr) != 0) return ErrnoStatus("installing vCPU kick signal");
+  if (sigaction(KickSignal(), &action, nullptr) != 0)
+    return ErrnoStatus("installing vCPU kick signal");
   return Status::Ok();
 }
 
@@ -48,8 +53,8 @@ Result<std::unique_ptr<Vcpu>> Vcpu::Create(const Kvm& kvm, int vm_fd, uint32_t i
   size_t run_size = static_cast<size_t>(kvm.vcpu_mmap_size());
   void* run = mmap(nullptr, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
   if (run == MAP_FAILED) return ErrnoStatus("mapping kvm_run of vCPU " + std::to_string(index));
-  return std::unique_ptr<Vcpu>(new Vcpu(index, std::move(fd), static_cast<kvm_run*>(run),
-                                        run_size, pio_bus, mmio_bus, exit_event));
+  return std::unique_ptr<Vcpu>(new Vcpu(index, std::move(fd), static_cast<kvm_run*>(run), run_size,
+                                        pio_bus, mmio_bus, exit_event));
 }
 
 Vcpu::~Vcpu() {
@@ -85,9 +90,7 @@ void Vcpu::Resume() { SendCommand(Command::kResume); }
 void Vcpu::Pause() {
   SendCommand(Command::kPause);
   std::unique_lock lock(mutex_);
-  changed_.wait(lock, [this] {
-    return pending_ == Command::kNone && state_ != State::kRunning;
-  });
+  changed_.wait(lock, [this] { return pending_ == Command::kNone && state_ != State::kRunning; });
 }
 
 void Vcpu::Stop() {
@@ -107,7 +110,8 @@ void Vcpu::ThreadMain() {
       std::unique_lock lock(mutex_);
       // Running threads look at commands between KVM_RUNs; others sleep
       // until one arrives.
-      changed_.wait(lock, [this] { return pending_ != Command::kNone || state_ == State::kRunning; });
+      changed_.wait(lock,
+                    [this] { return pending_ != Command::kNone || state_ == State::kRunning; });
       switch (std::exchange(pending_, Command::kNone)) {
         case Command::kResume:
           if (state_ == State::kPaused) state_ = State::kRunning;
@@ -169,17 +173,16 @@ bool Vcpu::RunOnce() {
     case KVM_EXIT_INTR:
       return true;
     case KVM_EXIT_INTERNAL_ERROR: {
-      std::string detail = "KVM internal error, suberror " +
-                           std::to_string(run_->internal.suberror);
+      std::string detail =
+          "KVM internal error, suberror " + std::to_string(run_->internal.suberror);
       if (run_->internal.suberror == KVM_INTERNAL_ERROR_EMULATION) detail += " (emulation failure)";
       ReportExit(VmExitReason::kError, detail + "; " + DescribeRegisters());
       return false;
     }
     case KVM_EXIT_FAIL_ENTRY:
-      ReportExit(VmExitReason::kError,
-                 "KVM entry failure, hardware reason " +
-                     Hex(run_->fail_entry.hardware_entry_failure_reason) + "; " +
-                     DescribeRegisters());
+      ReportExit(VmExitReason::kError, "KVM entry failure, hardware reason " +
+                                           Hex(run_->fail_entry.hardware_entry_failure_reason) +
+                                           "; " + DescribeRegisters());
       return false;
     default:
       ReportExit(VmExitReason::kError, std::string("KVM ") + ExitReasonName(run_->exit_reason) +

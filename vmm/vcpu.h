@@ -62,8 +62,13 @@ class Vcpu {
 
   Vcpu(uint32_t index, UniqueFd fd, kvm_run* run, size_t run_size, const Bus& pio_bus,
        const Bus& mmio_bus, VmExitEvent& exit_event)
-      : index_(index), fd_(std::move(fd)), run_(run), run_size_(run_size), pio_bus_(pio_bus),
-        mmio_bus_(mmio_bus), exit_event_(exit_event) {}
+      : index_(index),
+        fd_(std::move(fd)),
+        run_(run),
+        run_size_(run_size),
+        pio_bus_(pio_bus),
+        mmio_bus_(mmio_bus),
+        exit_event_(exit_event) {}
 
   void ThreadMain();
   void SendCommand(Command command);

@@ -1,10 +1,9 @@
 #include "vmm/vmm.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <unistd.h>
-
-#include <spdlog/spdlog.h>
 
 #include "vmm/event_loop.h"
 #include "vmm/terminal.h"
@@ -33,9 +32,8 @@ Result<int> RunMachine(Machine& machine, int stdin_fd) {
   bool done = false;
   EMBER_RETURN_IF_ERROR(loop.Add(machine.exit_event.fd(), EPOLLIN, [&](uint32_t) { done = true; }));
   // Regular files and /dev/null cannot be polled; a guest then has no input.
-  if (stdin_fd >= 0 && loop.Add(stdin_fd, EPOLLIN, [&](uint32_t) {
-        ForwardInput(machine, loop, stdin_fd);
-      }).ok()) {
+  if (stdin_fd >= 0 &&
+      loop.Add(stdin_fd, EPOLLIN, [&](uint32_t) { ForwardInput(machine, loop, stdin_fd); }).ok()) {
     fcntl(stdin_fd, F_SETFL, fcntl(stdin_fd, F_GETFL) | O_NONBLOCK);
   }
   while (!done) EMBER_RETURN_IF_ERROR(loop.RunOnce(-1));

@@ -53,8 +53,8 @@ std::vector<kvm_cpuid_entry2> FilterCpuid(const std::vector<kvm_cpuid_entry2>& s
   for (kvm_cpuid_entry2& entry : entries) {
     switch (entry.function) {
       case kLeafFeatures:
-        entry.ebx = (entry.ebx & 0x0000ffff) | (apic_id << 24) |
-                    (std::bit_ceil(topology.vcpu_count) << 16);
+        entry.ebx =
+            (entry.ebx & 0x0000ffff) | (apic_id << 24) | (std::bit_ceil(topology.vcpu_count) << 16);
         entry.ecx |= kEcxHypervisor;
         if (topology.vcpu_count > 1) {
           entry.edx |= kEdxHtt;
@@ -78,7 +78,8 @@ std::vector<kvm_cpuid_entry2> FilterCpuid(const std::vector<kvm_cpuid_entry2>& s
         break;
       case kLeafAmdTopology:
         entry.eax = apic_id;
-        entry.ebx = (entry.ebx & ~0xffffu) | ((threads_per_core - 1) << 8) | (apic_id / threads_per_core);
+        entry.ebx =
+            (entry.ebx & ~0xffffu) | ((threads_per_core - 1) << 8) | (apic_id / threads_per_core);
         entry.ecx = entry.ecx & ~0xffu;  // one node
         break;
       default:

@@ -26,8 +26,7 @@ std::array<uint64_t, 4> BootGdt(GdtMode mode) {
     return {0, GdtEntry(0xa09b, 0, 0xfffff), GdtEntry(0xc093, 0, 0xfffff),
             GdtEntry(0x808b, 0, 0xfffff)};
   }
-  return {0, GdtEntry(0xc09b, 0, 0xfffff), GdtEntry(0xc093, 0, 0xfffff),
-          GdtEntry(0x008b, 0, 0x67)};
+  return {0, GdtEntry(0xc09b, 0, 0xfffff), GdtEntry(0xc093, 0, 0xfffff), GdtEntry(0x008b, 0, 0x67)};
 }
 
 }  // namespace ember::x86

@@ -139,7 +139,8 @@ Result<LoadedKernel> LoadElf(GuestMemory& memory, int fd, uint64_t file_size) {
     return Status::Error("ELF kernel is truncated: program headers lie beyond the end of the file");
   }
   std::vector<Elf64_Phdr> headers(ehdr.e_phnum);
-  EMBER_RETURN_IF_ERROR(ReadExact(fd, headers.data(), table_size, ehdr.e_phoff, "ELF program headers"));
+  EMBER_RETURN_IF_ERROR(
+      ReadExact(fd, headers.data(), table_size, ehdr.e_phoff, "ELF program headers"));
 
   LoadedKernel kernel{};
   kernel.format = KernelFormat::kElf64;
@@ -167,7 +168,8 @@ Result<LoadedKernel> LoadElf(GuestMemory& memory, int fd, uint64_t file_size) {
     }
     EMBER_RETURN_IF_ERROR(CheckFitsInLowRam(memory, ph.p_paddr, ph.p_memsz, what));
     // Memory past p_filesz is fresh memfd memory and already zero.
-    EMBER_RETURN_IF_ERROR(memory.ReadFromFile(ph.p_paddr, fd, ph.p_offset, ph.p_filesz, what.c_str()));
+    EMBER_RETURN_IF_ERROR(
+        memory.ReadFromFile(ph.p_paddr, fd, ph.p_offset, ph.p_filesz, what.c_str()));
     kernel.end = std::max(kernel.end, ph.p_paddr + ph.p_memsz);
     ++loaded;
   }
@@ -184,9 +186,12 @@ Result<LoadedKernel> LoadElf(GuestMemory& memory, int fd, uint64_t file_size) {
 
 const char* KernelFormatName(KernelFormat format) {
   switch (format) {
-    case KernelFormat::kBzImage: return "bzImage";
-    case KernelFormat::kElf64: return "ELF (64-bit entry)";
-    case KernelFormat::kElfPvh: return "ELF (PVH entry)";
+    case KernelFormat::kBzImage:
+      return "bzImage";
+    case KernelFormat::kElf64:
+      return "ELF (64-bit entry)";
+    case KernelFormat::kElfPvh:
+      return "ELF (PVH entry)";
   }
   return "?";
 }

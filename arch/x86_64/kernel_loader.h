@@ -20,11 +20,11 @@ const char* KernelFormatName(KernelFormat format);
 
 struct LoadedKernel {
   KernelFormat format;
-  uint64_t entry;       // guest-physical entry point
-  uint64_t end;         // first byte above everything the kernel occupies
+  uint64_t entry;                     // guest-physical entry point
+  uint64_t end;                       // first byte above everything the kernel occupies
   std::optional<setup_header> setup;  // bzImage only: copied into boot_params
-  uint64_t cmdline_max;  // longest command line the kernel accepts, with NUL
-  uint64_t initrd_max;   // highest address the initrd may reach (inclusive)
+  uint64_t cmdline_max;               // longest command line the kernel accepts, with NUL
+  uint64_t initrd_max;                // highest address the initrd may reach (inclusive)
 };
 
 // `fd` is an open kernel file of `file_size` bytes; `name` is used in errors.

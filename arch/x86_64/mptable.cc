@@ -72,13 +72,19 @@ static_assert(sizeof(BusEntry) == 8);
 static_assert(sizeof(IoapicEntry) == 8);
 static_assert(sizeof(InterruptEntry) == 8);
 
-enum EntryType : uint8_t { kProcessor = 0, kBus = 1, kIoapic = 2, kIoInterrupt = 3, kLocalInterrupt = 4 };
+enum EntryType : uint8_t {
+  kProcessor = 0,
+  kBus = 1,
+  kIoapic = 2,
+  kIoInterrupt = 3,
+  kLocalInterrupt = 4
+};
 enum InterruptType : uint8_t { kInt = 0, kNmi = 1, kExtInt = 3 };
 constexpr uint8_t kCpuEnabled = 1, kCpuBootstrap = 2;
 constexpr uint8_t kApicVersion = 0x14;
 constexpr uint8_t kIoapicVersion = 0x11;
 constexpr uint32_t kCpuSignature = (6 << 8) | (1 << 4) | 1;  // family 6 model 1 stepping 1
-constexpr uint32_t kCpuFeatures = (1 << 0) | (1 << 9);  // FPU, APIC
+constexpr uint32_t kCpuFeatures = (1 << 0) | (1 << 9);       // FPU, APIC
 constexpr uint8_t kIsaBus = 0;
 constexpr uint8_t kAllApics = 0xff;
 constexpr uint16_t kInterruptConforming = 0;
@@ -123,14 +129,14 @@ Result<std::vector<uint8_t>> BuildMptable(uint32_t vcpu_count, uint64_t table_ad
   ++entries;
   // ISA IRQ n arrives on IOAPIC pin n (KVM's default routing).
   for (uint8_t irq = 0; irq < 16; ++irq) {
-    Append(table, InterruptEntry{kIoInterrupt, kInt, kInterruptConforming, kIsaBus, irq,
-                                 ioapic_id, irq});
+    Append(table,
+           InterruptEntry{kIoInterrupt, kInt, kInterruptConforming, kIsaBus, irq, ioapic_id, irq});
     ++entries;
   }
-  Append(table, InterruptEntry{kLocalInterrupt, kExtInt, kInterruptConforming, kIsaBus, 0,
-                               kAllApics, 0});
-  Append(table, InterruptEntry{kLocalInterrupt, kNmi, kInterruptConforming, kIsaBus, 0,
-                               kAllApics, 1});
+  Append(table,
+         InterruptEntry{kLocalInterrupt, kExtInt, kInterruptConforming, kIsaBus, 0, kAllApics, 0});
+  Append(table,
+         InterruptEntry{kLocalInterrupt, kNmi, kInterruptConforming, kIsaBus, 0, kAllApics, 1});
   entries += 2;
   if (table.size() > layout::kMptableMaxSize) {
     return Status::Error("MP table of " + std::to_string(table.size()) + " bytes exceeds its area");

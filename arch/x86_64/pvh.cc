@@ -19,8 +19,8 @@ Result<uint64_t> WritePvhStartInfo(GuestMemory& memory, uint64_t cmdline_address
   if (initrd) {
     info.nr_modules = 1;
     info.modlist_paddr = layout::kPvhModlistStart;
-    EMBER_RETURN_IF_ERROR(
-        memory.WriteObject(layout::kPvhModlistStart, PvhModule{initrd->address, initrd->size, 0, 0}));
+    EMBER_RETURN_IF_ERROR(memory.WriteObject(layout::kPvhModlistStart,
+                                             PvhModule{initrd->address, initrd->size, 0, 0}));
   }
   for (size_t i = 0; i < e820.size(); ++i) {
     PvhMemmapEntry entry{e820[i].address, e820[i].size, e820[i].type, 0};

@@ -56,14 +56,21 @@ Status SetBootMsrs(int vcpu_fd) {
     uint32_t index;
     uint64_t value;
   } kBootMsrs[] = {
-      {kMsrSysenterCs, 0}, {kMsrSysenterEsp, 0}, {kMsrSysenterEip, 0},
-      {kMsrStar, 0},       {kMsrCstar, 0},       {kMsrKernelGsBase, 0},
-      {kMsrSyscallMask, 0}, {kMsrLstar, 0},      {kMsrTsc, 0},
+      {kMsrSysenterCs, 0},
+      {kMsrSysenterEsp, 0},
+      {kMsrSysenterEip, 0},
+      {kMsrStar, 0},
+      {kMsrCstar, 0},
+      {kMsrKernelGsBase, 0},
+      {kMsrSyscallMask, 0},
+      {kMsrLstar, 0},
+      {kMsrTsc, 0},
       {kMsrMiscEnable, kMiscEnableFastStrings},
       {kMsrMtrrDefType, kMtrrEnable | kMtrrWriteBack},
   };
   constexpr size_t kCount = sizeof(kBootMsrs) / sizeof(kBootMsrs[0]);
-  uint64_t storage[(sizeof(kvm_abi::Msrs) + kCount * sizeof(kvm_msr_entry)) / sizeof(uint64_t)] = {};
+  uint64_t storage[(sizeof(kvm_abi::Msrs) + kCount * sizeof(kvm_msr_entry)) / sizeof(uint64_t)] =
+      {};
   auto* msrs = reinterpret_cast<kvm_abi::Msrs*>(storage);
   msrs->nmsrs = kCount;
   for (size_t i = 0; i < kCount; ++i) {
@@ -80,8 +87,8 @@ Status SetBootMsrs(int vcpu_fd) {
 
 Status SetFpu(int vcpu_fd) {
   kvm_fpu fpu{};
-  fpu.fcw = 0x37f;      // x87 default control word
-  fpu.mxcsr = 0x1f80;   // SSE default: all exceptions masked
+  fpu.fcw = 0x37f;     // x87 default control word
+  fpu.mxcsr = 0x1f80;  // SSE default: all exceptions masked
   return Ioctl(vcpu_fd, KVM_SET_FPU, &fpu, "KVM_SET_FPU");
 }
 

@@ -21,7 +21,7 @@ enum class EntryMode {
 struct BootEntry {
   EntryMode mode;
   uint64_t entry_point;
-  uint64_t boot_info;  // zero page or start_info address
+  uint64_t boot_info;        // zero page or start_info address
   uint64_t page_table_root;  // CR3 for kLinux64
 };
 
