@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "arch/x86_64/layout.h"
+#include "vmm/file_io.h"
 #include "vmm/hex.h"
 #include "vmm/sys_error.h"
 
@@ -98,19 +99,11 @@ Status GuestMemory::ReadFromFile(uint64_t address, int fd, uint64_t file_offset,
   if (host == nullptr) {
     return Status::Error(std::string(what) + " does not fit in guest memory");
   }
-  uint64_t done = 0;
-  while (done < length) {
-    ssize_t n = pread(fd, host + done, length - done, static_cast<off_t>(file_offset + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(std::string("reading ") + what);
-    }
-    if (n == 0) {
-      return Status::Error(std::string(what) + " is truncated: expected " +
-                           std::to_string(file_offset + length) + " bytes, file has " +
-                           std::to_string(file_offset + done));
-    }
-    done += static_cast<uint64_t>(n);
+  EMBER_ASSIGN_OR_RETURN(uint64_t done, PreadFull(fd, host, length, file_offset, what));
+  if (done < length) {
+    return Status::Error(std::string(what) + " is truncated: expected " +
+                         std::to_string(file_offset + length) + " bytes, file has " +
+                         std::to_string(file_offset + done));
   }
   return Status::Ok();
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "arch/x86_64/layout.h"
+#include "vmm/file_io.h"
 #include "vmm/hex.h"
 #include "vmm/sys_error.h"
 
@@ -26,17 +27,8 @@ constexpr size_t kMaxProgramHeaders = 64;
 constexpr uint64_t kMaxNoteBytes = 64 * 1024;
 
 Status ReadExact(int fd, void* out, uint64_t length, uint64_t offset, const char* what) {
-  uint64_t done = 0;
-  while (done < length) {
-    ssize_t n = pread(fd, static_cast<uint8_t*>(out) + done, length - done,
-                      static_cast<off_t>(offset + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(std::string("reading ") + what);
-    }
-    if (n == 0) return Status::Error(std::string(what) + " is truncated");
-    done += static_cast<uint64_t>(n);
-  }
+  EMBER_ASSIGN_OR_RETURN(uint64_t done, PreadFull(fd, out, length, offset, what));
+  if (done < length) return Status::Error(std::string(what) + " is truncated");
   return Status::Ok();
 }
 
