@@ -36,18 +36,20 @@ Result<BootSourceConfig> ParseBootSource(const nlohmann::json& body, const std::
   return config;
 }
 
-Result<MachineConfig> ParseMachineConfig(const nlohmann::json& body, const std::string& path,
-                                         UpdateKind kind, const MachineConfig& base) {
+Result<MachineConfigUpdate> ParseMachineConfigUpdate(const nlohmann::json& body,
+                                                     const std::string& path, UpdateKind kind) {
   JsonObjectReader reader(body, path);
   const bool required = kind == UpdateKind::kReplace;
-  MachineConfig config = kind == UpdateKind::kPatch ? base : MachineConfig{};
+  MachineConfigUpdate update;
+  update.kind = kind;
+  update.path = path;
   if (auto vcpus = reader.Unsigned("vcpu_count", 1, layout::kMaxVcpus, required)) {
-    config.vcpu_count = static_cast<uint32_t>(*vcpus);
+    update.vcpu_count = static_cast<uint32_t>(*vcpus);
   }
   if (auto mib = reader.Unsigned("mem_size_mib", 1, kMaxMemSizeMib, required)) {
-    config.mem_size_mib = static_cast<uint32_t>(*mib);
+    update.mem_size_mib = static_cast<uint32_t>(*mib);
   }
-  if (auto smt = reader.Bool("smt")) config.smt = *smt;
+  update.smt = reader.Bool("smt");
   auto track_dirty_pages = reader.Bool("track_dirty_pages");
   auto cpu_template = reader.Raw("cpu_template");
   auto huge_pages = reader.String("huge_pages");
@@ -64,12 +66,27 @@ Result<MachineConfig> ParseMachineConfig(const nlohmann::json& body, const std::
     return Status::Error(reader.FieldPath("huge_pages") + ": only \"None\" is supported, got \"" +
                          *huge_pages + "\"");
   }
+  return update;
+}
+
+Result<MachineConfig> ApplyMachineConfigUpdate(const MachineConfig& base,
+                                               const MachineConfigUpdate& update) {
+  MachineConfig config = update.kind == UpdateKind::kPatch ? base : MachineConfig{};
+  if (update.vcpu_count) config.vcpu_count = *update.vcpu_count;
+  if (update.mem_size_mib) config.mem_size_mib = *update.mem_size_mib;
+  if (update.smt) config.smt = *update.smt;
   if (config.smt && config.vcpu_count > 1 && config.vcpu_count % 2 != 0) {
-    return Status::Error(reader.FieldPath("vcpu_count") +
-                         ": must be 1 or even when smt is enabled, got " +
+    std::string field = update.path.empty() ? "vcpu_count" : update.path + ".vcpu_count";
+    return Status::Error(field + ": must be 1 or even when smt is enabled, got " +
                          std::to_string(config.vcpu_count));
   }
   return config;
+}
+
+Result<MachineConfig> ParseMachineConfig(const nlohmann::json& body, const std::string& path,
+                                         UpdateKind kind, const MachineConfig& base) {
+  EMBER_ASSIGN_OR_RETURN(MachineConfigUpdate update, ParseMachineConfigUpdate(body, path, kind));
+  return ApplyMachineConfigUpdate(base, update);
 }
 
 Result<SerialConfig> ParseSerial(const nlohmann::json& body, const std::string& path) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -20,6 +21,22 @@ Result<BootSourceConfig> ParseBootSource(const nlohmann::json& body, const std::
 // Full replacement (PUT): vcpu_count and mem_size_mib are required.
 // Partial update (PATCH): absent fields keep their value in `base`.
 enum class UpdateKind { kReplace, kPatch };
+
+// A checked machine-config request. Field checks happen when parsing; the
+// checks that involve fields the request may not carry (smt with an odd
+// vcpu_count) happen when it is applied to the current configuration.
+struct MachineConfigUpdate {
+  UpdateKind kind = UpdateKind::kReplace;
+  std::string path;  // names fields in errors
+  std::optional<uint32_t> vcpu_count;
+  std::optional<uint32_t> mem_size_mib;
+  std::optional<bool> smt;
+};
+Result<MachineConfigUpdate> ParseMachineConfigUpdate(const nlohmann::json& body,
+                                                     const std::string& path, UpdateKind kind);
+Result<MachineConfig> ApplyMachineConfigUpdate(const MachineConfig& base,
+                                               const MachineConfigUpdate& update);
+// Both steps at once.
 Result<MachineConfig> ParseMachineConfig(const nlohmann::json& body, const std::string& path,
                                          UpdateKind kind, const MachineConfig& base = {});
 

@@ -1,5 +1,7 @@
 #include "devices/i8042.h"
 
+#include "vmm/metrics.h"
+
 namespace ember {
 namespace {
 
@@ -79,6 +81,7 @@ void I8042::Write(uint64_t offset, std::span<const uint8_t> data) {
     case kCmdEnableKeyboard:
       break;
     case kCmdPulseReset:
+      GlobalMetrics().i8042_reset_count.Add();
       on_reset_();
       break;
     default:
@@ -88,6 +91,7 @@ void I8042::Write(uint64_t offset, std::span<const uint8_t> data) {
 
 void I8042::SendCtrlAltDel() {
   std::lock_guard lock(mutex_);
+  GlobalMetrics().i8042_ctrl_alt_del.Add();
   for (uint8_t code : kCtrlAltDel) output_.push_back(code);
   if (command_byte_ & kCommandByteKeyboardInterrupt) raise_interrupt_();
 }

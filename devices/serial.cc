@@ -4,6 +4,8 @@
 
 #include <cerrno>
 
+#include "vmm/metrics.h"
+
 namespace ember {
 namespace {
 
@@ -58,6 +60,7 @@ uint8_t Serial::ReadRegister(uint64_t offset) {
       if (input_.empty()) return 0;
       uint8_t byte = input_.front();
       input_.pop_front();
+      GlobalMetrics().uart_read_count.Add();
       UpdateInterrupt();
       return byte;
     }
@@ -144,6 +147,7 @@ void Serial::WriteRegister(uint64_t offset, uint8_t value) {
 }
 
 void Serial::Emit(uint8_t byte) {
+  GlobalMetrics().uart_write_count.Add();
   if (output_fd_ < 0) return;
   while (::write(output_fd_, &byte, 1) < 0 && errno == EINTR) {
   }

@@ -5,7 +5,7 @@ namespace ember {
 std::string CliUsage() {
   return "Usage: ember [--api-sock PATH] [--config-file FILE] [--no-api] [options]\n"
          "\n"
-         "  --api-sock PATH      Unix socket for the REST API\n"
+         "  --api-sock PATH      Unix socket for the REST API (default /run/ember.socket)\n"
          "  --config-file FILE   configure the microVM from a Firecracker-style JSON file\n"
          "  --no-api             no API server; needs --config-file, boots at once\n"
          "  --id ID              instance id shown in logs and GET /\n"

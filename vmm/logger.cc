@@ -24,22 +24,26 @@ std::optional<spdlog::level::level_enum> ParseLevel(std::string name) {
 
 }  // namespace
 
+bool IsLogLevel(const std::string& name) { return ParseLevel(name).has_value(); }
+
 Status ConfigureLogger(const LoggerOptions& options) {
   auto level = ParseLevel(options.level);
   if (!level) {
     return Status::Error("level: unknown log level \"" + options.level +
                          "\" (use Error, Warning, Info, Debug, Trace or Off)");
   }
-  std::shared_ptr<spdlog::logger> logger;
+  // Loggers are built unregistered so that PUT /logger can replace one.
+  spdlog::sink_ptr sink;
   if (options.path) {
     try {
-      logger = spdlog::basic_logger_mt("ember", *options.path);
+      sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(*options.path);
     } catch (const spdlog::spdlog_ex& error) {
-      return Status::Error("log path " + *options.path + ": " + error.what());
+      return Status::Error("log_path: " + *options.path + ": " + error.what());
     }
   } else {
-    logger = spdlog::stderr_logger_mt("ember");
+    sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   }
+  auto logger = std::make_shared<spdlog::logger>("ember", std::move(sink));
   std::string pattern = "%Y-%m-%dT%H:%M:%S.%f [" + options.instance_id + "]";
   if (options.show_level) pattern += " %l";
   if (options.show_log_origin) pattern += " %s:%#";

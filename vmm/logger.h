@@ -18,6 +18,9 @@ struct LoggerOptions {
   std::string instance_id = "anonymous-instance";
 };
 
+// True for the level names ConfigureLogger accepts (any case).
+bool IsLogLevel(const std::string& name);
+
 // Fails on an unknown level name or a log file that cannot be opened.
 Status ConfigureLogger(const LoggerOptions& options);
 

@@ -1,6 +1,6 @@
-// ember: parse the command line, set up logging, build the microVM from the
-// configuration and run it on this (the VMM) thread.
-#include <spdlog/spdlog.h>
+// ember: parse the command line, set up logging, then serve the API and/or
+// boot the microVM from a config file, running the VMM on this thread.
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -8,19 +8,31 @@
 #include <string>
 #include <vector>
 
+#include <spdlog/spdlog.h>
+
+#include "api/action_channel.h"
+#include "api/api_server.h"
 #include "api/config_parser.h"
 #include "devices/boot_timer.h"
-#include "vmm/builder.h"
 #include "vmm/cli.h"
 #include "vmm/logger.h"
+#include "vmm/metrics.h"
 #include "vmm/version.h"
 #include "vmm/vmm.h"
 
 namespace {
 
+constexpr const char* kDefaultApiSocket = "/run/ember.socket";
+
 int Fail(const std::string& message) {
   std::fprintf(stderr, "ember: error: %s\n", message.c_str());
   return 1;
+}
+
+uint64_t MicrosSince(std::chrono::steady_clock::time_point start) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::steady_clock::now() - start)
+                                   .count());
 }
 
 }  // namespace
@@ -42,25 +54,51 @@ int main(int argc, char** argv) {
   }
   LoggerOptions logger{cli->level, cli->log_path, cli->show_level, cli->show_log_origin, cli->id};
   if (Status status = ConfigureLogger(logger); !status.ok()) return Fail(status.message());
-  if (!cli->no_api) {
-    return Fail(
-        "the API server is not available in this build yet: use --no-api --config-file FILE");
-  }
 
-  Result<VmConfig> config = LoadVmConfigFile(*cli->config_file);
-  if (!config.ok()) return Fail(config.status().message());
+  // Termination signals are read by the VMM thread's loop (signalfd): block
+  // them before any other thread exists so that every thread inherits that.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  BuildOptions options;
+  VmmOptions options;
+  options.instance_id = cli->id;
   options.boot_timer = cli->boot_timer;
-  options.start_time = start_time;
-  options.start_cpu_us = start_cpu_us;
-  options.console_fd = STDOUT_FILENO;
-  Result<std::unique_ptr<Machine>> machine = BuildMachine(*config, options);
-  if (!machine.ok()) return Fail("cannot start the VM: " + machine.status().message());
-  if (Status status = StartVcpus(**machine); !status.ok()) {
-    return Fail("cannot start the VM: " + status.message());
+  options.process_start = start_time;
+  options.process_start_cpu_us = start_cpu_us;
+  Vmm vmm(options);
+  if (cli->metrics_path) {
+    if (Status status = vmm.ConfigureMetrics(*cli->metrics_path); !status.ok()) {
+      return Fail(status.message());
+    }
   }
-  Result<int> code = RunMachine(**machine, STDIN_FILENO);
+
+  std::unique_ptr<ActionChannel> channel;
+  std::unique_ptr<ApiServer> api;
+  if (!cli->no_api) {
+    Result<std::unique_ptr<ActionChannel>> created = ActionChannel::Create();
+    if (!created.ok()) return Fail(created.status().message());
+    channel = std::move(*created);
+    Result<std::unique_ptr<ApiServer>> server =
+        ApiServer::Start(cli->api_sock.value_or(kDefaultApiSocket), *channel);
+    if (!server.ok()) return Fail(server.status().message());
+    api = std::move(*server);
+    GlobalMetrics().process_startup_time_us = MicrosSince(start_time);
+    GlobalMetrics().process_startup_time_cpu_us = ProcessCpuMicros() - start_cpu_us;
+  }
+
+  if (cli->config_file) {
+    Result<VmConfig> config = LoadVmConfigFile(*cli->config_file);
+    if (!config.ok()) return Fail(config.status().message());
+    vmm.Configure(*config);
+    if (Status status = vmm.StartInstance(/*timed_from_now=*/false); !status.ok()) {
+      return Fail("cannot start the VM: " + status.message());
+    }
+  }
+
+  Result<int> code = vmm.Run(channel.get());
   if (!code.ok()) return Fail(code.status().message());
   return *code;
 }

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "vmm/hex.h"
+#include "vmm/metrics.h"
 #include "vmm/sys_error.h"
 
 namespace ember {
@@ -198,8 +199,10 @@ void Vcpu::HandleIo() {
   for (uint32_t i = 0; i < run_->io.count; ++i) {
     std::span<uint8_t> data(base + i * run_->io.size, run_->io.size);
     if (run_->io.direction == KVM_EXIT_IO_OUT) {
+      GlobalMetrics().exit_io_out.Add();
       pio_bus_.Write(run_->io.port, data);
     } else {
+      GlobalMetrics().exit_io_in.Add();
       pio_bus_.Read(run_->io.port, data);
     }
   }
@@ -209,13 +212,16 @@ void Vcpu::HandleMmio() {
   uint32_t length = std::min<uint32_t>(run_->mmio.len, sizeof(run_->mmio.data));
   std::span<uint8_t> data(run_->mmio.data, length);
   if (run_->mmio.is_write) {
+    GlobalMetrics().exit_mmio_write.Add();
     mmio_bus_.Write(run_->mmio.phys_addr, data);
   } else {
+    GlobalMetrics().exit_mmio_read.Add();
     mmio_bus_.Read(run_->mmio.phys_addr, data);
   }
 }
 
 void Vcpu::ReportExit(VmExitReason reason, const std::string& detail) {
+  if (reason == VmExitReason::kError) GlobalMetrics().vcpu_failures.Add();
   exit_event_.Report(reason, "vCPU " + std::to_string(index_) + ": " + detail);
 }
 

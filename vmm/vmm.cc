@@ -1,51 +1,249 @@
 #include "vmm/vmm.h"
 
 #include <fcntl.h>
-#include <spdlog/spdlog.h>
+#include <signal.h>
 #include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
-#include "vmm/event_loop.h"
-#include "vmm/terminal.h"
+#include <spdlog/spdlog.h>
+
+#include "api/config_render.h"
+#include "devices/boot_timer.h"
+#include "vmm/builder.h"
+#include "vmm/sys_error.h"
+#include "vmm/version.h"
 
 namespace ember {
 namespace {
 
-// Moves what the host typed into the UART, no more than it can hold.
-void ForwardInput(Machine& machine, EventLoop& loop, int stdin_fd) {
-  uint8_t buffer[256];
-  size_t space = std::min(sizeof(buffer), machine.serial->InputSpace());
-  if (space == 0) return;  // the guest is not reading; try again on the next event
-  ssize_t n = read(stdin_fd, buffer, space);
-  if (n > 0) {
-    machine.serial->QueueInput({buffer, static_cast<size_t>(n)});
-  } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-    loop.Remove(stdin_fd);  // end of input: the guest keeps running
-  }
+constexpr const char* kNotAfterStart =
+    "The requested operation is not supported after starting the microVM.";
+constexpr const char* kNotBeforeStart =
+    "The requested operation is not supported before starting the microVM.";
+constexpr time_t kMetricsPeriodSeconds = 60;
+
+template <class... Handlers>
+struct Overloaded : Handlers... {
+  using Handlers::operator()...;
+};
+template <class... Handlers>
+Overloaded(Handlers...) -> Overloaded<Handlers...>;
+
+VmmReply FromStatus(const Status& status) {
+  return status.ok() ? VmmReply::NoContent() : VmmReply::Error(status.message());
 }
 
 }  // namespace
 
-Result<int> RunMachine(Machine& machine, int stdin_fd) {
-  EMBER_ASSIGN_OR_RETURN(EventLoop loop, EventLoop::Create());
-  RawTerminal terminal(stdin_fd);
-  bool done = false;
-  EMBER_RETURN_IF_ERROR(loop.Add(machine.exit_event.fd(), EPOLLIN, [&](uint32_t) { done = true; }));
-  // Regular files and /dev/null cannot be polled; a guest then has no input.
-  if (stdin_fd >= 0 &&
-      loop.Add(stdin_fd, EPOLLIN, [&](uint32_t) { ForwardInput(machine, loop, stdin_fd); }).ok()) {
-    fcntl(stdin_fd, F_SETFL, fcntl(stdin_fd, F_GETFL) | O_NONBLOCK);
+const char* VmmStateName(Vmm::State state) {
+  switch (state) {
+    case Vmm::State::kNotStarted: return "Not started";
+    case Vmm::State::kRunning: return "Running";
+    case Vmm::State::kPaused: return "Paused";
   }
-  while (!done) EMBER_RETURN_IF_ERROR(loop.RunOnce(-1));
+  return "?";
+}
 
-  for (auto& vcpu : machine.vcpus) vcpu->Stop();
-  std::optional<VmExit> exit = machine.exit_event.Taken();
+Vmm::~Vmm() {
+  // vCPU threads stop before the terminal is restored and memory unmapped.
+  machine_.reset();
+}
+
+Status Vmm::ConfigureMetrics(const std::string& path) {
+  if (metrics_) return Status::Error("metrics are already configured; they cannot be moved");
+  EMBER_ASSIGN_OR_RETURN(MetricsWriter writer, MetricsWriter::Open(path));
+  metrics_.emplace(std::move(writer));
+  return Status::Ok();
+}
+
+Status Vmm::StartInstance(bool timed_from_now) {
+  if (state_ != State::kNotStarted) return Status::Error(kNotAfterStart);
+  BuildOptions build;
+  build.kvm_device = options_.kvm_device;
+  build.boot_timer = options_.boot_timer;
+  build.console_fd = options_.console_fd;
+  build.start_time = timed_from_now ? std::chrono::steady_clock::now() : options_.process_start;
+  build.start_cpu_us = timed_from_now ? ProcessCpuMicros() : options_.process_start_cpu_us;
+  EMBER_ASSIGN_OR_RETURN(std::unique_ptr<Machine> machine, BuildMachine(config_, build));
+  terminal_ = std::make_unique<RawTerminal>(options_.stdin_fd);
+  if (Status status = StartVcpus(*machine); !status.ok()) {
+    terminal_.reset();
+    return status;  // the machine (and any started vCPU) is torn down here
+  }
+  machine_ = std::move(machine);
+  state_ = State::kRunning;
+  if (loop_ != nullptr) return AttachMachineToLoop();
+  return Status::Ok();
+}
+
+VmmReply Vmm::HandleStart() {
+  Status status = StartInstance(/*timed_from_now=*/true);
+  if (!status.ok()) spdlog::error("InstanceStart failed: {}", status.message());
+  return FromStatus(status);
+}
+
+VmmReply Vmm::HandleSetVmState(bool paused) {
+  if (state_ == State::kNotStarted) return VmmReply::Error(kNotBeforeStart);
+  for (auto& vcpu : machine_->vcpus) {
+    if (paused) {
+      vcpu->Pause();
+    } else {
+      vcpu->Resume();
+    }
+  }
+  state_ = paused ? State::kPaused : State::kRunning;
+  spdlog::info("VM {}", paused ? "paused" : "resumed");
+  return VmmReply::NoContent();
+}
+
+VmmReply Vmm::Handle(const VmmAction& action) {
+  const bool started = state_ != State::kNotStarted;
+  return std::visit(
+      Overloaded{
+          [&](const GetInstanceInfo&) {
+            return VmmReply::Json({{"id", options_.instance_id},
+                                   {"state", VmmStateName(state_)},
+                                   {"vmm_version", kEmberVersion},
+                                   {"app_name", "ember"}});
+          },
+          [&](const GetVersion&) {
+            // Firecracker clients read firecracker_version; it carries ember's.
+            return VmmReply::Json(
+                {{"firecracker_version", kEmberVersion}, {"ember_version", kEmberVersion}});
+          },
+          [&](const GetVmConfig&) { return VmmReply::Json(RenderVmConfig(config_)); },
+          [&](const GetMachineConfig&) {
+            return VmmReply::Json(RenderMachineConfig(config_.machine));
+          },
+          [&](const PutBootSource& put) {
+            if (started) return VmmReply::Error(kNotAfterStart);
+            config_.boot_source = put.config;
+            return VmmReply::NoContent();
+          },
+          [&](const UpdateMachineConfig& update) {
+            if (started) return VmmReply::Error(kNotAfterStart);
+            Result<MachineConfig> machine = ApplyMachineConfigUpdate(config_.machine, update.update);
+            if (!machine.ok()) return VmmReply::Error(machine.status().message());
+            config_.machine = *machine;
+            return VmmReply::NoContent();
+          },
+          [&](const PutLogger& put) {
+            if (started) return VmmReply::Error(kNotAfterStart);
+            LoggerOptions logger = put.options;
+            logger.instance_id = options_.instance_id;
+            return FromStatus(ConfigureLogger(logger));
+          },
+          [&](const PutMetrics& put) {
+            if (started) return VmmReply::Error(kNotAfterStart);
+            return FromStatus(ConfigureMetrics(put.path));
+          },
+          [&](const PutSerial& put) {
+            if (started) return VmmReply::Error(kNotAfterStart);
+            config_.serial = put.config;
+            return VmmReply::NoContent();
+          },
+          [&](const ember::StartInstance&) { return HandleStart(); },
+          [&](const SendCtrlAltDel&) {
+            if (!started) return VmmReply::Error(kNotBeforeStart);
+            machine_->i8042->SendCtrlAltDel();
+            return VmmReply::NoContent();
+          },
+          [&](const FlushMetrics&) {
+            if (!metrics_) return VmmReply::Error("metrics are not configured: PUT /metrics first");
+            return FromStatus(metrics_->Flush());
+          },
+          [&](const SetVmState& set) { return HandleSetVmState(set.paused); },
+      },
+      action);
+}
+
+Status Vmm::AttachMachineToLoop() {
+  EMBER_RETURN_IF_ERROR(
+      loop_->Add(machine_->exit_event.fd(), EPOLLIN, [this](uint32_t) { OnVmExit(); }));
+  // Regular files and /dev/null cannot be polled; the guest then gets no input.
+  int in = options_.stdin_fd;
+  if (in >= 0 && loop_->Add(in, EPOLLIN, [this](uint32_t) { ForwardConsoleInput(); }).ok()) {
+    fcntl(in, F_SETFL, fcntl(in, F_GETFL) | O_NONBLOCK);
+  }
+  return Status::Ok();
+}
+
+void Vmm::ForwardConsoleInput() {
+  uint8_t buffer[256];
+  size_t space = std::min(sizeof(buffer), machine_->serial->InputSpace());
+  if (space == 0) return;  // the guest is not reading; retried on the next event
+  ssize_t n = read(options_.stdin_fd, buffer, space);
+  if (n > 0) {
+    machine_->serial->QueueInput({buffer, static_cast<size_t>(n)});
+  } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+    loop_->Remove(options_.stdin_fd);  // end of input: the guest keeps running
+  }
+}
+
+void Vmm::OnVmExit() {
+  for (auto& vcpu : machine_->vcpus) vcpu->Stop();
+  std::optional<VmExit> exit = machine_->exit_event.Taken();
   if (exit && exit->reason == VmExitReason::kError) {
     spdlog::error("VM stopped: {}", exit->detail);
-    return 1;
+    exit_code_ = 1;
+  } else {
+    spdlog::info("VM stopped: {}", exit ? exit->detail : "no reason given");
+    exit_code_ = 0;
   }
-  spdlog::info("VM stopped: {}", exit ? exit->detail : "no reason given");
-  return 0;
+  done_ = true;
+}
+
+Result<int> Vmm::Run(ActionChannel* api) {
+  EMBER_ASSIGN_OR_RETURN(EventLoop loop, EventLoop::Create());
+  loop_ = &loop;
+  struct Detach {
+    Vmm* vmm;
+    ~Detach() { vmm->loop_ = nullptr; }
+  } detach{this};
+
+  // SIGINT/SIGTERM end ember cleanly; main() blocked them in every thread.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  UniqueFd signal_fd(signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!signal_fd.valid()) return ErrnoStatus("signalfd");
+  EMBER_RETURN_IF_ERROR(loop.Add(signal_fd.get(), EPOLLIN, [&](uint32_t) {
+    signalfd_siginfo info{};
+    (void)!read(signal_fd.get(), &info, sizeof(info));
+    spdlog::info("received {}, stopping", strsignal(static_cast<int>(info.ssi_signo)));
+    done_ = true;
+  }));
+
+  UniqueFd timer(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  if (!timer.valid()) return ErrnoStatus("timerfd_create");
+  itimerspec period{{kMetricsPeriodSeconds, 0}, {kMetricsPeriodSeconds, 0}};
+  timerfd_settime(timer.get(), 0, &period, nullptr);
+  EMBER_RETURN_IF_ERROR(loop.Add(timer.get(), EPOLLIN, [&](uint32_t) {
+    uint64_t expirations;
+    (void)!read(timer.get(), &expirations, sizeof(expirations));
+    if (metrics_) {
+      if (Status status = metrics_->Flush(); !status.ok()) spdlog::warn("{}", status.message());
+    }
+  }));
+
+  if (api != nullptr) {
+    EMBER_RETURN_IF_ERROR(loop.Add(api->event_fd(), EPOLLIN, [&](uint32_t) {
+      api->Drain([this](const VmmAction& action) { return Handle(action); });
+    }));
+  }
+  if (machine_) EMBER_RETURN_IF_ERROR(AttachMachineToLoop());
+
+  while (!done_) EMBER_RETURN_IF_ERROR(loop.RunOnce(-1));
+
+  if (api != nullptr) api->Close();
+  if (machine_) {
+    for (auto& vcpu : machine_->vcpus) vcpu->Stop();
+  }
+  if (metrics_) (void)metrics_->Flush();
+  return exit_code_;
 }
 
 }  // namespace ember

@@ -1,15 +1,75 @@
-// The VMM thread's main loop for a running machine: forwards host stdin to
-// the serial port and waits for the VM to end (guest reset or power-off, or
-// a KVM error). VMM thread only.
+// The VMM thread: owns the configuration being built up, the machine once
+// started, and the epoll loop that serves API actions, the guest console's
+// input, metrics flushes, termination signals and the VM's exit.
+//
+// Thread-safety: every method runs on the VMM thread (the main thread).
+// Other threads reach it only through the ActionChannel.
 #pragma once
 
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "api/action_channel.h"
+#include "api/vmm_action.h"
+#include "vmm/event_loop.h"
 #include "vmm/machine.h"
+#include "vmm/metrics.h"
 #include "vmm/status.h"
+#include "vmm/terminal.h"
+#include "vmm/vm_config.h"
 
 namespace ember {
 
-// Runs until the machine ends; returns the process exit code: 0 after a
-// clean guest shutdown, 1 after an error (logged with its detail).
-Result<int> RunMachine(Machine& machine, int stdin_fd);
+struct VmmOptions {
+  std::string instance_id = "anonymous-instance";
+  std::string kvm_device = "/dev/kvm";
+  bool boot_timer = false;
+  std::chrono::steady_clock::time_point process_start = std::chrono::steady_clock::now();
+  uint64_t process_start_cpu_us = 0;
+  int console_fd = 1;
+  int stdin_fd = 0;
+};
+
+class Vmm {
+ public:
+  enum class State { kNotStarted, kRunning, kPaused };
+
+  explicit Vmm(VmmOptions options) : options_(std::move(options)) {}
+  ~Vmm();
+
+  // Pre-boot configuration from a config file.
+  void Configure(const VmConfig& config) { config_ = config; }
+  Status ConfigureMetrics(const std::string& path);
+  // Builds and starts the machine. `timed_from_now`: the boot timer counts
+  // from this call (InstanceStart) rather than from process start.
+  Status StartInstance(bool timed_from_now);
+
+  VmmReply Handle(const VmmAction& action);
+
+  // Serves events until the VM ends (or SIGINT/SIGTERM); returns the exit
+  // code: 0 after a clean guest shutdown or a signal, 1 after a VM error.
+  Result<int> Run(ActionChannel* api);
+
+ private:
+  VmmReply HandleStart();
+  VmmReply HandleSetVmState(bool paused);
+  Status AttachMachineToLoop();
+  void OnVmExit();
+  void ForwardConsoleInput();
+
+  VmmOptions options_;
+  VmConfig config_;
+  State state_ = State::kNotStarted;
+  std::unique_ptr<Machine> machine_;
+  std::unique_ptr<RawTerminal> terminal_;
+  std::optional<MetricsWriter> metrics_;
+  EventLoop* loop_ = nullptr;  // set while Run() serves
+  bool done_ = false;
+  int exit_code_ = 0;
+};
+
+const char* VmmStateName(Vmm::State state);
 
 }  // namespace ember

@@ -21,7 +21,9 @@ typedef unsigned long uptr;
 #define COM1_LSR	(COM1 + 5)
 #define LSR_THRE	0x20
 #define DEBUG_EXIT_PORT	0xf4	/* QEMU isa-debug-exit */
-#define I8042_CMD_PORT	0x64
+#define I8042_DATA_PORT	0x60
+#define I8042_CMD_PORT	0x64	/* write: command; read: status */
+#define I8042_STATUS_OBF 0x01	/* output buffer full: a byte waits at 0x60 */
 #define I8042_RESET	0xfe
 
 #define BOOT_TIMER	0xc0000000UL
@@ -179,11 +181,13 @@ enum {
   T_MPTABLE = 1 << 4,
   T_SMP = 1 << 5,
   T_TIMER = 1 << 6,
+  T_TICKS = 1 << 7,
+  T_CTRLALTDEL = 1 << 8,
 };
 
 /* In run order; bit i of the mask is kTestNames[i]. */
-static const char *const kTestNames[] = {"cmdline", "e820",  "initrd", "cpuid",
-                                         "mptable", "smp",   "timer"};
+static const char *const kTestNames[] = {"cmdline", "e820",  "initrd", "cpuid",     "mptable",
+                                         "smp",     "timer", "ticks",  "ctrlaltdel"};
 #define NUM_TESTS (sizeof(kTestNames) / sizeof(kTestNames[0]))
 
 static int is_sep(char c) { return (u8)c <= ' '; }  /* NUL, space, tab, newline */
@@ -463,6 +467,49 @@ static void test_smp(const struct mp_info *m) {
   put_char('\n');
 }
 
+/* ---- ticks and ctrl-alt-del ---------------------------------------------- */
+
+/*
+ * A fixed TSC count, not a calibrated time: ember's guest sees no TSC
+ * frequency (CPUID 0x15/0x16 and 0x40000010 are zero) and has no PIT to
+ * calibrate against.  1e7 cycles is 3.8 ms at 2.6 GHz (2.5-5 ms at 2-4 GHz);
+ * under PVM each tick line adds about 0.5 ms of serial port exits, so the
+ * 50 ticks take about 0.2 s.
+ */
+#define TICKS		50
+#define TICK_TSC	10000000ULL
+
+/* Slow, visible progress: the host pauses the VM and checks it stops. */
+static void test_ticks(void) {
+  for (u32 i = 0; i < TICKS; i++) {
+    line("tick ");
+    put_dec(i);
+    put_char('\n');
+    u64 start = rdtsc();
+    while (rdtsc() - start < TICK_TSC) __asm__ volatile("pause");
+  }
+  line("ticks done\n");
+}
+
+/*
+ * Polls the i8042 (IF=0, so no IRQ 1) until the make codes of Ctrl, Alt and
+ * Del (set 1, what a translating controller delivers) have arrived in that
+ * order; other bytes in between are ignored.  No timeout: the host bounds it.
+ */
+static void test_ctrlaltdel(void) {
+  static const u8 kMakeCodes[] = {0x1d, 0x38, 0x53};
+  line("waiting for ctrl-alt-del\n");
+  u32 seen = 0;
+  while (seen < sizeof(kMakeCodes)) {
+    if (!(inb(I8042_CMD_PORT) & I8042_STATUS_OBF)) {
+      __asm__ volatile("pause");
+      continue;
+    }
+    if (inb(I8042_DATA_PORT) == kMakeCodes[seen]) seen++;
+  }
+  line("ctrl-alt-del received\n");
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 static u32 start_info_ok(uptr si) {
@@ -495,6 +542,8 @@ static void __attribute__((noinline)) run_tests(u32 tests, u32 kind, uptr info,
     *(volatile u8 *)BOOT_TIMER = BOOT_TIMER_MAGIC;
     line("boot-timer written\n");
   }
+  if (tests & T_TICKS) test_ticks();
+  if (tests & T_CTRLALTDEL) test_ctrlaltdel();
 }
 
 void guest_main(u32 kind, uptr info) __attribute__((noreturn, used));

@@ -1,0 +1,148 @@
+#include "api/api_server.h"
+
+#include <pthread.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include "api/routes.h"
+#include "vmm/metrics.h"
+#include "vmm/sys_error.h"
+#include "vmm/unique_fd.h"
+
+namespace ember {
+namespace {
+
+constexpr int kListenBacklog = 64;
+constexpr time_t kReadTimeoutSeconds = 5;  // a stalled client frees its worker after this
+constexpr size_t kWorkerThreads = 4;
+
+// Debian's cpp-httplib 0.11.4 has no Unix-socket listener: this subclass
+// hands it a socket bound here.
+class UnixSocketServer : public httplib::Server {
+ public:
+  bool ListenOn(int socket_fd) {
+    svr_sock_ = socket_fd;
+    return listen_after_bind();
+  }
+};
+
+sockaddr_un SocketAddress(const std::string& path) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  return address;
+}
+
+void Render(const VmmReply& reply, httplib::Response& response) {
+  response.status = reply.status;
+  if (reply.status != 204) response.set_content(reply.body.dump(), "application/json");
+}
+
+}  // namespace
+
+Result<int> BindUnixSocket(const std::string& path) {
+  if (path.empty() || path.size() >= sizeof(sockaddr_un::sun_path)) {
+    return Status::Error("api socket path must be 1 to " +
+                         std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes long");
+  }
+  sockaddr_un address = SocketAddress(path);
+  struct stat info {};
+  if (lstat(path.c_str(), &info) == 0) {
+    if (!S_ISSOCK(info.st_mode)) {
+      return Status::Error("api socket " + path + " exists and is not a socket: refusing to replace it");
+    }
+    // A socket file nobody accepts on is left over from an old process.
+    UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (connect(probe.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
+      return Status::Error("api socket " + path + " is in use by another process");
+    }
+    if (unlink(path.c_str()) != 0) return ErrnoStatus("removing stale api socket " + path);
+  }
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return ErrnoStatus("creating the api socket");
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    return ErrnoStatus("binding api socket " + path);
+  }
+  if (listen(fd.get(), kListenBacklog) != 0) return ErrnoStatus("listening on api socket " + path);
+  return fd.release();
+}
+
+Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& socket_path,
+                                                    ActionChannel& channel) {
+  EMBER_ASSIGN_OR_RETURN(int socket_fd, BindUnixSocket(socket_path));
+  std::unique_ptr<ApiServer> api(new ApiServer());
+  api->socket_path_ = socket_path;
+  auto server = std::make_unique<UnixSocketServer>();
+  server->new_task_queue = [] { return new httplib::ThreadPool(kWorkerThreads); };
+  server->set_payload_max_length(kMaxRequestBodyBytes);
+  server->set_read_timeout(kReadTimeoutSeconds, 0);
+  server->set_keep_alive_timeout(kReadTimeoutSeconds);
+
+  auto handle = [&channel](const httplib::Request& request, httplib::Response& response) {
+    Result<VmmAction> action = ParseApiRequest(request.method, request.path, request.body);
+    if (!action.ok()) {
+      CountApiRequest(request.method, request.path, /*failed=*/true);
+      Render(VmmReply::Error(action.status().message()), response);
+      return;
+    }
+    VmmReply reply = channel.Submit(std::move(*action));
+    CountApiRequest(request.method, request.path, reply.status >= 400);
+    Render(reply, response);
+  };
+  // Every path goes through the one route table in routes.cc.
+  server->Get(".*", handle);
+  server->Put(".*", handle);
+  server->Patch(".*", handle);
+  server->Post(".*", handle);
+  server->Delete(".*", handle);
+  server->Options(".*", handle);
+  // httplib's own refusals (oversized body, malformed request) as 400 JSON.
+  server->set_error_handler(httplib::Server::HandlerWithResponse(
+      [](const httplib::Request& request, httplib::Response& response) {
+    // Our own 400s already carry their fault_message.
+    if (!response.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    std::string message;
+    if (response.status == 413) {
+      message = "the request body exceeds the " + std::to_string(kMaxRequestBodyBytes) +
+                "-byte limit";
+    } else {
+      message = "malformed HTTP request (" + std::to_string(response.status) + "): " +
+                request.method + " " + request.path;
+    }
+    Render(VmmReply::Error(message), response);
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+
+  UnixSocketServer* raw = server.get();
+  api->server_ = std::move(server);
+  std::atomic<bool>* done = &api->thread_done_;
+  api->thread_ = std::thread([raw, socket_fd, done] {
+    pthread_setname_np(pthread_self(), "ember_api");
+    if (!raw->ListenOn(socket_fd)) spdlog::error("api server stopped unexpectedly");
+    done->store(true);
+  });
+  return api;
+}
+
+ApiServer::~ApiServer() {
+  // httplib's stop() only acts once the listener runs: wait for that (or
+  // for the thread to have ended) before stopping.
+  while (thread_.joinable() && !thread_done_.load()) {
+    if (server_->is_running()) {
+      server_->stop();
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  if (thread_.joinable()) thread_.join();
+  unlink(socket_path_.c_str());
+}
+
+}  // namespace ember

@@ -1,0 +1,29 @@
+#include "api/config_render.h"
+
+namespace ember {
+
+nlohmann::json RenderBootSource(const BootSourceConfig& config) {
+  nlohmann::json json{{"kernel_image_path", config.kernel_image_path}};
+  if (config.boot_args) json["boot_args"] = *config.boot_args;
+  if (config.initrd_path) json["initrd_path"] = *config.initrd_path;
+  return json;
+}
+
+nlohmann::json RenderMachineConfig(const MachineConfig& config) {
+  return {{"vcpu_count", config.vcpu_count},
+          {"mem_size_mib", config.mem_size_mib},
+          {"smt", config.smt},
+          {"track_dirty_pages", config.track_dirty_pages},
+          {"huge_pages", "None"}};
+}
+
+nlohmann::json RenderVmConfig(const VmConfig& config) {
+  nlohmann::json json{{"machine-config", RenderMachineConfig(config.machine)}};
+  if (config.boot_source) json["boot-source"] = RenderBootSource(*config.boot_source);
+  if (config.serial.serial_out_path) {
+    json["serial"] = {{"serial_out_path", *config.serial.serial_out_path}};
+  }
+  return json;
+}
+
+}  // namespace ember

@@ -1,0 +1,150 @@
+#include "api/routes.h"
+
+#include "api/json_reader.h"
+
+namespace ember {
+namespace {
+
+Result<nlohmann::json> ParseBody(const std::string& body) {
+  if (body.empty()) return Status::Error("the request body is empty: a JSON object is expected");
+  try {  // exceptions stop here, at the JSON boundary
+    return nlohmann::json::parse(body);
+  } catch (const nlohmann::json::parse_error& error) {
+    return Status::Error(std::string("invalid JSON: ") + error.what());
+  }
+}
+
+Result<VmmAction> ParsePutBootSource(const ApiRequest& request) {
+  EMBER_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(request.body));
+  EMBER_ASSIGN_OR_RETURN(BootSourceConfig config, ParseBootSource(body, ""));
+  return VmmAction(PutBootSource{std::move(config)});
+}
+
+Result<VmmAction> ParseMachineConfigRequest(const ApiRequest& request, UpdateKind kind) {
+  EMBER_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(request.body));
+  EMBER_ASSIGN_OR_RETURN(MachineConfigUpdate update, ParseMachineConfigUpdate(body, "", kind));
+  return VmmAction(UpdateMachineConfig{std::move(update)});
+}
+
+Result<VmmAction> ParseActions(const ApiRequest& request) {
+  EMBER_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(request.body));
+  JsonObjectReader reader(body, "");
+  auto type = reader.String("action_type", /*required=*/true);
+  EMBER_RETURN_IF_ERROR(reader.Finish());
+  if (*type == "InstanceStart") return VmmAction(StartInstance{});
+  if (*type == "SendCtrlAltDel") return VmmAction(SendCtrlAltDel{});
+  if (*type == "FlushMetrics") return VmmAction(FlushMetrics{});
+  return Status::Error("action_type: unknown action \"" + *type +
+                       "\" (InstanceStart, SendCtrlAltDel or FlushMetrics)");
+}
+
+Result<VmmAction> ParsePatchVm(const ApiRequest& request) {
+  EMBER_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(request.body));
+  JsonObjectReader reader(body, "");
+  auto state = reader.String("state", /*required=*/true);
+  EMBER_RETURN_IF_ERROR(reader.Finish());
+  if (*state == "Paused") return VmmAction(SetVmState{true});
+  if (*state == "Resumed") return VmmAction(SetVmState{false});
+  return Status::Error("state: must be \"Paused\" or \"Resumed\", got \"" + *state + "\"");
+}
+
+Result<VmmAction> ParsePutLogger(const ApiRequest& request) {
+  EMBER_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(request.body));
+  JsonObjectReader reader(body, "");
+  LoggerOptions options;
+  options.show_level = false;  // Firecracker's defaults for PUT /logger
+  options.show_log_origin = false;
+  options.path = reader.String("log_path");
+  auto level = reader.String("level");
+  auto show_level = reader.Bool("show_level");
+  auto show_origin = reader.Bool("show_log_origin");
+  auto module = reader.String("module");
+  EMBER_RETURN_IF_ERROR(reader.Finish());
+  if (level) {
+    if (!IsLogLevel(*level)) {
+      return Status::Error("level: unknown log level \"" + *level +
+                           "\" (Error, Warning, Info, Debug, Trace or Off)");
+    }
+    options.level = *level;
+  }
+  if (options.path && options.path->empty()) return Status::Error("log_path: is empty");
+  if (module) return Status::Error("module: per-module log filtering is not supported by ember");
+  if (show_level) options.show_level = *show_level;
+  if (show_origin) options.show_log_origin = *show_origin;
+  return VmmAction(PutLogger{std::move(options)});
+}
+
+Result<VmmAction> ParsePutMetrics(const ApiRequest& request) {
+  EMBER_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(request.body));
+  JsonObjectReader reader(body, "");
+  auto path = reader.String("metrics_path", /*required=*/true);
+  EMBER_RETURN_IF_ERROR(reader.Finish());
+  if (path->empty()) return Status::Error("metrics_path: is empty");
+  return VmmAction(PutMetrics{*path});
+}
+
+Result<VmmAction> ParsePutSerial(const ApiRequest& request) {
+  EMBER_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(request.body));
+  EMBER_ASSIGN_OR_RETURN(SerialConfig config, ParseSerial(body, ""));
+  return VmmAction(PutSerial{std::move(config)});
+}
+
+template <typename Action>
+Result<VmmAction> NoBody(const ApiRequest&) {
+  return VmmAction(Action{});
+}
+
+// Matches "/fs/{fs_id}" against "/fs/abc", collecting the parameters.
+bool MatchPath(const std::string& pattern, const std::string& path,
+               std::map<std::string, std::string>& params) {
+  size_t p = 0, q = 0;
+  while (p < pattern.size() && q < path.size()) {
+    if (pattern[p] == '{') {
+      size_t close = pattern.find('}', p);
+      size_t end = path.find('/', q);
+      if (end == std::string::npos) end = path.size();
+      if (end == q) return false;  // empty parameter
+      params[pattern.substr(p + 1, close - p - 1)] = path.substr(q, end - q);
+      p = close + 1;
+      q = end;
+    } else if (pattern[p++] != path[q++]) {
+      return false;
+    }
+  }
+  return p == pattern.size() && q == path.size();
+}
+
+}  // namespace
+
+const std::vector<ApiRoute>& ApiRoutes() {
+  static const std::vector<ApiRoute> routes = {
+      {"GET", "/", NoBody<GetInstanceInfo>},
+      {"GET", "/version", NoBody<GetVersion>},
+      {"GET", "/vm/config", NoBody<GetVmConfig>},
+      {"GET", "/machine-config", NoBody<GetMachineConfig>},
+      {"PUT", "/machine-config",
+       [](const ApiRequest& r) { return ParseMachineConfigRequest(r, UpdateKind::kReplace); }},
+      {"PATCH", "/machine-config",
+       [](const ApiRequest& r) { return ParseMachineConfigRequest(r, UpdateKind::kPatch); }},
+      {"PUT", "/boot-source", ParsePutBootSource},
+      {"PUT", "/actions", ParseActions},
+      {"PATCH", "/vm", ParsePatchVm},
+      {"PUT", "/logger", ParsePutLogger},
+      {"PUT", "/metrics", ParsePutMetrics},
+      {"PUT", "/serial", ParsePutSerial},
+  };
+  return routes;
+}
+
+Result<VmmAction> ParseApiRequest(const std::string& method, const std::string& path,
+                                  const std::string& body) {
+  for (const ApiRoute& route : ApiRoutes()) {
+    std::map<std::string, std::string> params;
+    if (route.method == method && MatchPath(route.path, path, params)) {
+      return route.parse(ApiRequest{std::move(params), body});
+    }
+  }
+  return Status::Error("Invalid request method and/or path: " + method + " " + path + ".");
+}
+
+}  // namespace ember

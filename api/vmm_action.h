@@ -1,0 +1,61 @@
+// The typed requests the API thread hands to the VMM thread, and the typed
+// reply it renders. Plain values: built on the API thread, consumed on the
+// VMM thread.
+#pragma once
+
+#include <string>
+#include <variant>
+
+#include <nlohmann/json.hpp>
+
+#include "api/config_parser.h"
+#include "vmm/logger.h"
+#include "vmm/vm_config.h"
+
+namespace ember {
+
+struct GetInstanceInfo {};
+struct GetVersion {};
+struct GetVmConfig {};
+struct GetMachineConfig {};
+struct PutBootSource {
+  BootSourceConfig config;
+};
+struct UpdateMachineConfig {
+  MachineConfigUpdate update;
+};
+struct PutLogger {
+  LoggerOptions options;
+};
+struct PutMetrics {
+  std::string path;
+};
+struct PutSerial {
+  SerialConfig config;
+};
+struct StartInstance {};
+struct SendCtrlAltDel {};
+struct FlushMetrics {};
+struct SetVmState {
+  bool paused;
+};
+
+using VmmAction = std::variant<GetInstanceInfo, GetVersion, GetVmConfig, GetMachineConfig,
+                               PutBootSource, UpdateMachineConfig, PutLogger, PutMetrics,
+                               PutSerial, StartInstance, SendCtrlAltDel, FlushMetrics, SetVmState>;
+
+// HTTP status and body, Firecracker's conventions: 204 with no body on
+// success, 200 with JSON for reads, 400 with {"fault_message": ...} for
+// every error.
+struct VmmReply {
+  int status = 204;
+  nlohmann::json body;
+
+  static VmmReply NoContent() { return {204, nullptr}; }
+  static VmmReply Json(nlohmann::json body) { return {200, std::move(body)}; }
+  static VmmReply Error(const std::string& message) {
+    return {400, nlohmann::json{{"fault_message", message}}};
+  }
+};
+
+}  // namespace ember

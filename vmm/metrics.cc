@@ -1,0 +1,121 @@
+#include "vmm/metrics.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "vmm/sys_error.h"
+
+namespace ember {
+namespace {
+
+struct CounterName {
+  const char* group;
+  const char* name;
+  Counter Metrics::*counter;
+};
+
+// Firecracker's group and field names where ember has the same thing.
+constexpr CounterName kCounters[] = {
+    {"get_api_requests", "instance_info_count", &Metrics::get_instance_info},
+    {"get_api_requests", "machine_cfg_count", &Metrics::get_machine_cfg},
+    {"get_api_requests", "vm_config_count", &Metrics::get_vm_config},
+    {"get_api_requests", "vmm_version_count", &Metrics::get_version},
+    {"put_api_requests", "actions_count", &Metrics::put_actions},
+    {"put_api_requests", "actions_fails", &Metrics::put_actions_fails},
+    {"put_api_requests", "boot_source_count", &Metrics::put_boot_source},
+    {"put_api_requests", "boot_source_fails", &Metrics::put_boot_source_fails},
+    {"put_api_requests", "machine_cfg_count", &Metrics::put_machine_cfg},
+    {"put_api_requests", "machine_cfg_fails", &Metrics::put_machine_cfg_fails},
+    {"put_api_requests", "logger_count", &Metrics::put_logger},
+    {"put_api_requests", "logger_fails", &Metrics::put_logger_fails},
+    {"put_api_requests", "metrics_count", &Metrics::put_metrics},
+    {"put_api_requests", "metrics_fails", &Metrics::put_metrics_fails},
+    {"put_api_requests", "serial_count", &Metrics::put_serial},
+    {"put_api_requests", "serial_fails", &Metrics::put_serial_fails},
+    {"patch_api_requests", "machine_cfg_count", &Metrics::patch_machine_cfg},
+    {"patch_api_requests", "machine_cfg_fails", &Metrics::patch_machine_cfg_fails},
+    {"patch_api_requests", "vm_count", &Metrics::patch_vm},
+    {"patch_api_requests", "vm_fails", &Metrics::patch_vm_fails},
+    {"api_server", "invalid_requests_count", &Metrics::invalid_requests},
+    {"vcpu", "exit_io_in", &Metrics::exit_io_in},
+    {"vcpu", "exit_io_out", &Metrics::exit_io_out},
+    {"vcpu", "exit_mmio_read", &Metrics::exit_mmio_read},
+    {"vcpu", "exit_mmio_write", &Metrics::exit_mmio_write},
+    {"vcpu", "failures", &Metrics::vcpu_failures},
+    {"uart", "write_count", &Metrics::uart_write_count},
+    {"uart", "read_count", &Metrics::uart_read_count},
+    {"i8042", "reset_count", &Metrics::i8042_reset_count},
+    {"i8042", "ctrl_alt_del_count", &Metrics::i8042_ctrl_alt_del},
+};
+
+struct RequestCounters {
+  const char* method;
+  const char* path;
+  Counter Metrics::*count;
+  Counter Metrics::*fails;  // nullptr for GETs
+};
+
+constexpr RequestCounters kRequests[] = {
+    {"GET", "/", &Metrics::get_instance_info, nullptr},
+    {"GET", "/machine-config", &Metrics::get_machine_cfg, nullptr},
+    {"GET", "/vm/config", &Metrics::get_vm_config, nullptr},
+    {"GET", "/version", &Metrics::get_version, nullptr},
+    {"PUT", "/actions", &Metrics::put_actions, &Metrics::put_actions_fails},
+    {"PUT", "/boot-source", &Metrics::put_boot_source, &Metrics::put_boot_source_fails},
+    {"PUT", "/machine-config", &Metrics::put_machine_cfg, &Metrics::put_machine_cfg_fails},
+    {"PUT", "/logger", &Metrics::put_logger, &Metrics::put_logger_fails},
+    {"PUT", "/metrics", &Metrics::put_metrics, &Metrics::put_metrics_fails},
+    {"PUT", "/serial", &Metrics::put_serial, &Metrics::put_serial_fails},
+    {"PATCH", "/machine-config", &Metrics::patch_machine_cfg, &Metrics::patch_machine_cfg_fails},
+    {"PATCH", "/vm", &Metrics::patch_vm, &Metrics::patch_vm_fails},
+};
+
+}  // namespace
+
+Metrics& GlobalMetrics() {
+  static Metrics metrics;
+  return metrics;
+}
+
+void CountApiRequest(const std::string& method, const std::string& path, bool failed) {
+  Metrics& metrics = GlobalMetrics();
+  for (const RequestCounters& request : kRequests) {
+    if (method == request.method && path == request.path) {
+      (metrics.*request.count).Add();
+      if (failed && request.fails != nullptr) (metrics.*request.fails).Add();
+      return;
+    }
+  }
+  metrics.invalid_requests.Add();
+}
+
+Result<MetricsWriter> MetricsWriter::Open(const std::string& path) {
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  if (!fd.valid()) return ErrnoStatus("metrics_path: " + path);
+  return MetricsWriter(std::move(fd));
+}
+
+Status MetricsWriter::Flush() {
+  const Metrics& metrics = GlobalMetrics();
+  nlohmann::json line;
+  line["utc_timestamp_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+  line["api_server"]["process_startup_time_us"] = metrics.process_startup_time_us.load();
+  line["api_server"]["process_startup_time_cpu_us"] = metrics.process_startup_time_cpu_us.load();
+  for (const CounterName& counter : kCounters) {
+    std::string key = std::string(counter.group) + "." + counter.name;
+    uint64_t now = (metrics.*counter.counter).Read();
+    line[counter.group][counter.name] = now - last_[key];
+    last_[key] = now;
+  }
+  std::string text = line.dump() + "\n";
+  if (write(fd_.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+    return ErrnoStatus("writing metrics");
+  }
+  return Status::Ok();
+}
+
+}  // namespace ember

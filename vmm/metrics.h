@@ -1,0 +1,66 @@
+// Process-wide counters in Firecracker's metrics style: JSON lines whose
+// counters are the increase since the previous line, written on
+// FlushMetrics and once a minute to the metrics file.
+//
+// Thread-safety: counters are relaxed atomics incremented from any thread;
+// Snapshot/Flush run on the VMM thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "vmm/status.h"
+#include "vmm/unique_fd.h"
+
+namespace ember {
+
+// One counter; `Add` from any thread.
+class Counter {
+ public:
+  void Add(uint64_t n = 1) { value_.fetch_add(n, std::memory_order_relaxed); }
+  uint64_t Read() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> value_{0};
+};
+
+struct Metrics {
+  // api_server
+  std::atomic<uint64_t> process_startup_time_us{0};
+  std::atomic<uint64_t> process_startup_time_cpu_us{0};
+  // Per "<method>:<group>.<name>" request counters, e.g. get_api_requests.
+  Counter get_instance_info, get_machine_cfg, get_vm_config, get_version;
+  Counter put_actions, put_actions_fails, put_boot_source, put_boot_source_fails,
+      put_machine_cfg, put_machine_cfg_fails, put_logger, put_logger_fails, put_metrics,
+      put_metrics_fails, put_serial, put_serial_fails;
+  Counter patch_machine_cfg, patch_machine_cfg_fails, patch_vm, patch_vm_fails;
+  Counter invalid_requests;
+  // vcpu
+  Counter exit_io_in, exit_io_out, exit_mmio_read, exit_mmio_write, vcpu_failures;
+  // devices
+  Counter uart_write_count, uart_read_count, i8042_reset_count, i8042_ctrl_alt_del;
+};
+
+Metrics& GlobalMetrics();
+
+// Counts an API request by method and path in GlobalMetrics().
+void CountApiRequest(const std::string& method, const std::string& path, bool failed);
+
+// Writes metric lines to a file (opened for appending).
+class MetricsWriter {
+ public:
+  static Result<MetricsWriter> Open(const std::string& path);
+  // Appends one line with the counters' increase since the last line.
+  Status Flush();
+
+ private:
+  explicit MetricsWriter(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
+  std::map<std::string, uint64_t> last_;
+};
+
+}  // namespace ember
