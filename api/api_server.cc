@@ -1,15 +1,14 @@
 #include "api/api_server.h"
 
+#include <httplib.h>
 #include <pthread.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cstring>
-
-#include <httplib.h>
-#include <spdlog/spdlog.h>
 
 #include "api/routes.h"
 #include "vmm/metrics.h"
@@ -56,7 +55,8 @@ Result<int> BindUnixSocket(const std::string& path) {
   struct stat info {};
   if (lstat(path.c_str(), &info) == 0) {
     if (!S_ISSOCK(info.st_mode)) {
-      return Status::Error("api socket " + path + " exists and is not a socket: refusing to replace it");
+      return Status::Error("api socket " + path +
+                           " exists and is not a socket: refusing to replace it");
     }
     // A socket file nobody accepts on is left over from an old process.
     UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -104,17 +104,17 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& socket_pa
   server->Delete(".*", handle);
   server->Options(".*", handle);
   // httplib's own refusals (oversized body, malformed request) as 400 JSON.
-  server->set_error_handler(httplib::Server::HandlerWithResponse(
-      [](const httplib::Request& request, httplib::Response& response) {
+  server->set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& request,
+                                                                    httplib::Response& response) {
     // Our own 400s already carry their fault_message.
     if (!response.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     std::string message;
     if (response.status == 413) {
-      message = "the request body exceeds the " + std::to_string(kMaxRequestBodyBytes) +
-                "-byte limit";
+      message =
+          "the request body exceeds the " + std::to_string(kMaxRequestBodyBytes) + "-byte limit";
     } else {
-      message = "malformed HTTP request (" + std::to_string(response.status) + "): " +
-                request.method + " " + request.path;
+      message = "malformed HTTP request (" + std::to_string(response.status) +
+                "): " + request.method + " " + request.path;
     }
     Render(VmmReply::Error(message), response);
     return httplib::Server::HandlerResponse::Handled;

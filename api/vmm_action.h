@@ -3,10 +3,9 @@
 // VMM thread.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <variant>
-
-#include <nlohmann/json.hpp>
 
 #include "api/config_parser.h"
 #include "vmm/logger.h"
@@ -41,8 +40,8 @@ struct SetVmState {
 };
 
 using VmmAction = std::variant<GetInstanceInfo, GetVersion, GetVmConfig, GetMachineConfig,
-                               PutBootSource, UpdateMachineConfig, PutLogger, PutMetrics,
-                               PutSerial, StartInstance, SendCtrlAltDel, FlushMetrics, SetVmState>;
+                               PutBootSource, UpdateMachineConfig, PutLogger, PutMetrics, PutSerial,
+                               StartInstance, SendCtrlAltDel, FlushMetrics, SetVmState>;
 
 // HTTP status and body, Firecracker's conventions: 204 with no body on
 // success, 200 with JSON for reads, 400 with {"fault_message": ...} for

@@ -1,14 +1,13 @@
 // ember: parse the command line, set up logging, then serve the API and/or
 // boot the microVM from a config file, running the VMM on this thread.
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <string>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "api/action_channel.h"
 #include "api/api_server.h"

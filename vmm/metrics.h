@@ -9,9 +9,8 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "vmm/status.h"
 #include "vmm/unique_fd.h"
@@ -34,9 +33,9 @@ struct Metrics {
   std::atomic<uint64_t> process_startup_time_cpu_us{0};
   // Per "<method>:<group>.<name>" request counters, e.g. get_api_requests.
   Counter get_instance_info, get_machine_cfg, get_vm_config, get_version;
-  Counter put_actions, put_actions_fails, put_boot_source, put_boot_source_fails,
-      put_machine_cfg, put_machine_cfg_fails, put_logger, put_logger_fails, put_metrics,
-      put_metrics_fails, put_serial, put_serial_fails;
+  Counter put_actions, put_actions_fails, put_boot_source, put_boot_source_fails, put_machine_cfg,
+      put_machine_cfg_fails, put_logger, put_logger_fails, put_metrics, put_metrics_fails,
+      put_serial, put_serial_fails;
   Counter patch_machine_cfg, patch_machine_cfg_fails, patch_vm, patch_vm_fails;
   Counter invalid_requests;
   // vcpu

@@ -2,12 +2,11 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
-
-#include <spdlog/spdlog.h>
 
 #include "api/config_render.h"
 #include "devices/boot_timer.h"
@@ -39,9 +38,12 @@ VmmReply FromStatus(const Status& status) {
 
 const char* VmmStateName(Vmm::State state) {
   switch (state) {
-    case Vmm::State::kNotStarted: return "Not started";
-    case Vmm::State::kRunning: return "Running";
-    case Vmm::State::kPaused: return "Paused";
+    case Vmm::State::kNotStarted:
+      return "Not started";
+    case Vmm::State::kRunning:
+      return "Running";
+    case Vmm::State::kPaused:
+      return "Paused";
   }
   return "?";
 }
@@ -124,7 +126,8 @@ VmmReply Vmm::Handle(const VmmAction& action) {
           },
           [&](const UpdateMachineConfig& update) {
             if (started) return VmmReply::Error(kNotAfterStart);
-            Result<MachineConfig> machine = ApplyMachineConfigUpdate(config_.machine, update.update);
+            Result<MachineConfig> machine =
+                ApplyMachineConfigUpdate(config_.machine, update.update);
             if (!machine.ok()) return VmmReply::Error(machine.status().message());
             config_.machine = *machine;
             return VmmReply::NoContent();

@@ -1,0 +1,339 @@
+// Drives the real ember binary over its API socket with real HTTP. Tests
+// that boot the test guest need /dev/kvm and skip, saying so, without it.
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "tests/ember_process.h"
+
+namespace ember::testing {
+namespace {
+
+using nlohmann::json;
+
+std::string Fault(const HttpResponse& response) {
+  try {
+    return json::parse(response.body).at("fault_message").get<std::string>();
+  } catch (const std::exception&) {
+    return "<no fault_message in: " + response.body + ">";
+  }
+}
+
+std::string GuestPvh() { return std::string(EMBER_GUEST_DIR) + "/guest-pvh.elf"; }
+
+bool HaveKvm() { return access("/dev/kvm", R_OK | W_OK) == 0; }
+
+class ApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ember_ = std::make_unique<EmberProcess>(dir_, std::vector<std::string>{});
+    ASSERT_TRUE(ember_->started()) << ember_->Stderr();
+  }
+  void ExpectFault(const HttpResponse& response, const std::string& fragment) {
+    EXPECT_EQ(response.status, 400) << response.body;
+    EXPECT_NE(Fault(response).find(fragment), std::string::npos) << Fault(response);
+  }
+  void PutGuest(const std::string& tests, uint32_t vcpus = 1) {
+    ASSERT_EQ(ember_->Request("PUT", "/boot-source",
+                              json{{"kernel_image_path", GuestPvh()},
+                                   {"boot_args", "console=ttyS0 ember.tests=" + tests}}
+                                  .dump())
+                  .status,
+              204);
+    ASSERT_EQ(ember_->Request("PUT", "/machine-config",
+                              json{{"vcpu_count", vcpus}, {"mem_size_mib", 128}}.dump())
+                  .status,
+              204);
+  }
+  HttpResponse Start() {
+    return ember_->Request("PUT", "/actions", R"({"action_type": "InstanceStart"})");
+  }
+  std::string State() { return json::parse(ember_->Request("GET", "/").body).at("state"); }
+
+  TempDir dir_;
+  std::unique_ptr<EmberProcess> ember_;
+};
+
+TEST_F(ApiTest, InstanceInfoAndVersion) {
+  HttpResponse info = ember_->Request("GET", "/");
+  ASSERT_EQ(info.status, 200);
+  json body = json::parse(info.body);
+  EXPECT_EQ(body["id"], "anonymous-instance");
+  EXPECT_EQ(body["state"], "Not started");
+  EXPECT_EQ(body["app_name"], "ember");
+  EXPECT_TRUE(body["vmm_version"].is_string());
+  HttpResponse version = ember_->Request("GET", "/version");
+  ASSERT_EQ(version.status, 200);
+  EXPECT_EQ(json::parse(version.body)["firecracker_version"], body["vmm_version"]);
+}
+
+TEST_F(ApiTest, MachineConfigPutPatchGet) {
+  json defaults = json::parse(ember_->Request("GET", "/machine-config").body);
+  EXPECT_EQ(defaults["vcpu_count"], 1);
+  EXPECT_EQ(defaults["mem_size_mib"], 128);
+  EXPECT_EQ(ember_->Request("PUT", "/machine-config", R"({"vcpu_count": 2, "mem_size_mib": 256})").status,
+            204);
+  EXPECT_EQ(ember_->Request("PATCH", "/machine-config", R"({"mem_size_mib": 512})").status, 204);
+  json config = json::parse(ember_->Request("GET", "/machine-config").body);
+  EXPECT_EQ(config["vcpu_count"], 2);
+  EXPECT_EQ(config["mem_size_mib"], 512);
+  EXPECT_EQ(config["smt"], false);
+  // PUT replaces: both fields are required.
+  ExpectFault(ember_->Request("PUT", "/machine-config", R"({"vcpu_count": 2})"),
+              "mem_size_mib: is required");
+  // smt with an odd count is checked against the merged configuration.
+  EXPECT_EQ(ember_->Request("PATCH", "/machine-config", R"({"vcpu_count": 3})").status, 204);
+  ExpectFault(ember_->Request("PATCH", "/machine-config", R"({"smt": true})"),
+              "vcpu_count: must be 1 or even when smt is enabled, got 3");
+}
+
+TEST_F(ApiTest, BootSourceAppearsInVmConfig) {
+  EXPECT_EQ(ember_->Request("PUT", "/boot-source",
+                            R"({"kernel_image_path": "/k", "boot_args": "console=ttyS0"})")
+                .status,
+            204);
+  json config = json::parse(ember_->Request("GET", "/vm/config").body);
+  EXPECT_EQ(config["boot-source"]["kernel_image_path"], "/k");
+  EXPECT_EQ(config["boot-source"]["boot_args"], "console=ttyS0");
+  EXPECT_EQ(config["machine-config"]["vcpu_count"], 1);
+}
+
+TEST_F(ApiTest, EveryErrorIsA400WithAFaultMessage) {
+  ExpectFault(ember_->Request("GET", "/nowhere"), "Invalid request method and/or path: GET /nowhere");
+  ExpectFault(ember_->Request("DELETE", "/machine-config"),
+              "Invalid request method and/or path: DELETE /machine-config");
+  ExpectFault(ember_->Request("POST", "/actions", "{}"), "Invalid request method and/or path");
+  ExpectFault(ember_->Request("PUT", "/machine-config", R"({"vcpu_count": 1,)"), "invalid JSON");
+  ExpectFault(ember_->Request("PUT", "/machine-config", ""), "the request body is empty");
+  ExpectFault(ember_->Request("PUT", "/machine-config", R"({"vcpu_count": "2", "mem_size_mib": 1})"),
+              "vcpu_count: must be an integer between 1 and 32, got a string");
+  ExpectFault(ember_->Request("PUT", "/machine-config", R"({"vcpu_count": 64, "mem_size_mib": 1})"),
+              "vcpu_count: must be between 1 and 32, got 64");
+  ExpectFault(ember_->Request("PUT", "/machine-config",
+                              R"({"vcpu_count": 1, "mem_size_mib": 1, "cpus": 2})"),
+              "cpus: unknown field");
+  ExpectFault(ember_->Request("PUT", "/boot-source", R"({"boot_args": "x"})"),
+              "kernel_image_path: is required");
+  ExpectFault(ember_->Request("PUT", "/boot-source", R"(["/k"])"), "must be a JSON object");
+  ExpectFault(ember_->Request("PUT", "/actions", R"({"action_type": "Reboot"})"),
+              "action_type: unknown action \"Reboot\"");
+  ExpectFault(ember_->Request("PATCH", "/vm", R"({"state": "Sleeping"})"),
+              "state: must be \"Paused\" or \"Resumed\"");
+  ExpectFault(ember_->Request("PUT", "/logger", R"({"level": "Loud"})"), "level: unknown log level");
+  ExpectFault(ember_->Request("PUT", "/actions", R"({"action_type": "FlushMetrics"})"),
+              "metrics are not configured");
+  std::string huge = R"({"kernel_image_path": ")" + std::string(60000, 'k') + "\"}";
+  ExpectFault(ember_->Request("PUT", "/boot-source", huge), "exceeds the 51200-byte limit");
+  // The server is still fine afterwards.
+  EXPECT_EQ(ember_->Request("GET", "/").status, 200);
+}
+
+TEST_F(ApiTest, RulesBeforeStart) {
+  ExpectFault(ember_->Request("PATCH", "/vm", R"({"state": "Paused"})"),
+              "not supported before starting the microVM");
+  ExpectFault(ember_->Request("PUT", "/actions", R"({"action_type": "SendCtrlAltDel"})"),
+              "not supported before starting the microVM");
+  ExpectFault(Start(), "boot-source: must be configured");
+  EXPECT_EQ(State(), "Not started");
+}
+
+TEST_F(ApiTest, FailedStartLeavesTheVmConfigurable) {
+  ASSERT_EQ(ember_->Request("PUT", "/boot-source", json{{"kernel_image_path", dir_.File("nope")}}.dump())
+                .status,
+            204);
+  if (!HaveKvm()) GTEST_SKIP() << "/dev/kvm is absent: InstanceStart needs it";
+  ExpectFault(Start(), "boot-source.kernel_image_path: " + dir_.File("nope") + ": No such file");
+  EXPECT_EQ(State(), "Not started");
+  // Fix the configuration and start for real.
+  PutGuest("cmdline");
+  EXPECT_EQ(Start().status, 204);
+  EXPECT_EQ(ember_->WaitForExit(), 0) << ember_->Stderr();
+  EXPECT_NE(ember_->Stdout().find("ember-guest: done"), std::string::npos);
+}
+
+TEST_F(ApiTest, RulesAfterStartAndCtrlAltDelReachesTheGuest) {
+  if (!HaveKvm()) GTEST_SKIP() << "/dev/kvm is absent: InstanceStart needs it";
+  PutGuest("ctrlaltdel");
+  ASSERT_EQ(Start().status, 204) << Start().body;
+  ASSERT_TRUE(ember_->WaitForOutput("ember-guest: waiting for ctrl-alt-del")) << ember_->Stdout();
+  EXPECT_EQ(State(), "Running");
+  ExpectFault(Start(), "not supported after starting the microVM");
+  ExpectFault(ember_->Request("PUT", "/machine-config", R"({"vcpu_count": 1, "mem_size_mib": 64})"),
+              "not supported after starting the microVM");
+  ExpectFault(ember_->Request("PUT", "/boot-source", R"({"kernel_image_path": "/k"})"),
+              "not supported after starting the microVM");
+  ExpectFault(ember_->Request("PUT", "/logger", R"({"level": "Debug"})"),
+              "not supported after starting the microVM");
+  EXPECT_EQ(ember_->Request("GET", "/machine-config").status, 200);
+  EXPECT_EQ(ember_->Request("PUT", "/actions", R"({"action_type": "SendCtrlAltDel"})").status, 204);
+  EXPECT_EQ(ember_->WaitForExit(), 0) << ember_->Stderr();
+  std::string out = ember_->Stdout();
+  EXPECT_NE(out.find("ember-guest: ctrl-alt-del received\nember-guest: done\n"), std::string::npos)
+      << out;
+  struct stat info {};
+  EXPECT_NE(stat(ember_->socket().c_str(), &info), 0) << "the socket is removed on exit";
+}
+
+TEST_F(ApiTest, PausedGuestMakesNoProgressAndResumedOneFinishes) {
+  if (!HaveKvm()) GTEST_SKIP() << "/dev/kvm is absent: InstanceStart needs it";
+  PutGuest("ticks", 2);
+  ASSERT_EQ(Start().status, 204);
+  ASSERT_TRUE(ember_->WaitForOutput("ember-guest: tick 3\n")) << ember_->Stdout();
+  ASSERT_EQ(ember_->Request("PATCH", "/vm", R"({"state": "Paused"})").status, 204);
+  EXPECT_EQ(State(), "Paused");
+  std::string paused_at = ember_->Stdout();
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_EQ(ember_->Stdout(), paused_at) << "a paused guest printed more";
+  EXPECT_EQ(paused_at.find("ticks done"), std::string::npos);
+  ASSERT_EQ(ember_->Request("PATCH", "/vm", R"({"state": "Resumed"})").status, 204);
+  EXPECT_EQ(ember_->WaitForExit(), 0) << ember_->Stderr();
+  EXPECT_NE(ember_->Stdout().find("ember-guest: ticks done\nember-guest: done\n"), std::string::npos);
+}
+
+TEST_F(ApiTest, ConcurrentClientsGetCorrectAnswers) {
+  constexpr int kThreads = 8, kRequests = 100;
+  std::atomic<int> good{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < kThreads; ++t) {
+    clients.emplace_back([&, t] {
+      for (int i = 0; i < kRequests; ++i) {
+        if (t % 2 == 0) {
+          HttpResponse r = ember_->Request("GET", "/");
+          if (r.status == 200 && json::parse(r.body)["state"] == "Not started") ++good;
+        } else {
+          HttpResponse r = ember_->Request(
+              "PUT", "/machine-config",
+              json{{"vcpu_count", 1 + (i % 4)}, {"mem_size_mib", 128 + t}}.dump());
+          if (r.status == 204) ++good;
+        }
+      }
+    });
+  }
+  for (auto& client : clients) client.join();
+  EXPECT_EQ(good.load(), kThreads * kRequests);
+}
+
+TEST_F(ApiTest, StalledClientsDoNotBlockOthers) {
+  // Two clients send half a request and go quiet.
+  int stalled[2];
+  for (int& fd : stalled) {
+    fd = ConnectUnix(ember_->socket());
+    ASSERT_GE(fd, 0);
+    std::string half = "PUT /machine-config HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"vcpu";
+    ASSERT_GT(send(fd, half.data(), half.size(), MSG_NOSIGNAL), 0);
+  }
+  auto begin = std::chrono::steady_clock::now();
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(ember_->Request("GET", "/").status, 200);
+  auto elapsed = std::chrono::steady_clock::now() - begin;
+  EXPECT_LT(elapsed, std::chrono::seconds(2)) << "others waited on the stalled clients";
+  for (int fd : stalled) close(fd);
+}
+
+TEST_F(ApiTest, MetricsAndLoggerResources) {
+  std::string metrics = dir_.File("metrics.json"), log = dir_.File("ember.log");
+  EXPECT_EQ(ember_->Request("PUT", "/logger", json{{"log_path", log}, {"level", "Info"}}.dump()).status,
+            204);
+  EXPECT_EQ(ember_->Request("PUT", "/metrics", json{{"metrics_path", metrics}}.dump()).status, 204);
+  ExpectFault(ember_->Request("PUT", "/metrics", json{{"metrics_path", metrics}}.dump()),
+              "already configured");
+  EXPECT_EQ(ember_->Request("PUT", "/machine-config", R"({"vcpu_count": 0})").status, 400);
+  EXPECT_EQ(ember_->Request("GET", "/").status, 200);
+  EXPECT_EQ(ember_->Request("PUT", "/actions", R"({"action_type": "FlushMetrics"})").status, 204);
+  std::string lines = ReadFile(metrics);
+  ASSERT_FALSE(lines.empty());
+  json line = json::parse(lines.substr(0, lines.find('\n')));
+  EXPECT_GT(line["utc_timestamp_ms"].get<uint64_t>(), 0u);
+  EXPECT_EQ(line["put_api_requests"]["machine_cfg_fails"], 1);
+  EXPECT_EQ(line["put_api_requests"]["metrics_count"], 2);
+  EXPECT_EQ(line["get_api_requests"]["instance_info_count"], 1);
+  EXPECT_GT(line["api_server"]["process_startup_time_us"].get<uint64_t>(), 0u);
+  // Counters restart from zero after each flush.
+  EXPECT_EQ(ember_->Request("PUT", "/actions", R"({"action_type": "FlushMetrics"})").status, 204);
+  std::string second = ReadFile(metrics).substr(lines.find('\n') + 1);
+  EXPECT_EQ(json::parse(second)["get_api_requests"]["instance_info_count"], 0);
+  // The logger now writes to its file.
+  ExpectFault(Start(), "boot-source");
+  EXPECT_NE(ReadFile(log).find("InstanceStart failed"), std::string::npos) << ReadFile(log);
+}
+
+TEST(ApiSocketTest, StaleSocketIsReplacedAndRemovedOnExit) {
+  TempDir dir;
+  // A socket file nobody listens on, as a crashed process leaves behind.
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, dir.File("api.sock").c_str(), sizeof(address.sun_path) - 1);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  close(fd);
+  EmberProcess ember(dir, {});
+  ASSERT_TRUE(ember.started()) << ember.Stderr();
+  EXPECT_EQ(ember.Request("GET", "/").status, 200);
+  // A second ember on the same socket is refused.
+  ProcessResult second = RunProcess({EMBER_BINARY, "--api-sock", dir.File("api.sock")}, 10000);
+  EXPECT_EQ(second.exit_code, 1);
+  EXPECT_NE(second.err.find("is in use by another process"), std::string::npos) << second.err;
+  ember.Signal(SIGTERM);
+  EXPECT_EQ(ember.WaitForExit(), 0);
+  struct stat info {};
+  EXPECT_NE(stat(dir.File("api.sock").c_str(), &info), 0);
+}
+
+TEST(ApiSocketTest, PathThatIsNotASocketIsRefused) {
+  TempDir dir;
+  WriteFile(dir.File("api.sock"), std::string("precious"));
+  ProcessResult result = RunProcess({EMBER_BINARY, "--api-sock", dir.File("api.sock")}, 10000);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.err.find("exists and is not a socket"), std::string::npos) << result.err;
+  EXPECT_EQ(ReadFile(dir.File("api.sock")), "precious");
+}
+
+TEST(ApiSocketTest, ConfigFileAndApiTogether) {
+  if (!HaveKvm()) GTEST_SKIP() << "/dev/kvm is absent: booting needs it";
+  TempDir dir;
+  WriteFile(dir.File("vm.json"),
+            json{{"boot-source",
+                  {{"kernel_image_path", GuestPvh()}, {"boot_args", "ember.tests=ctrlaltdel"}}}}
+                .dump());
+  EmberProcess ember(dir, {"--config-file", dir.File("vm.json"), "--id", "vm-7"});
+  ASSERT_TRUE(ember.started()) << ember.Stderr();
+  ASSERT_TRUE(ember.WaitForOutput("waiting for ctrl-alt-del"));
+  json info = json::parse(ember.Request("GET", "/").body);
+  EXPECT_EQ(info["state"], "Running");
+  EXPECT_EQ(info["id"], "vm-7");
+  EXPECT_EQ(json::parse(ember.Request("GET", "/vm/config").body)["boot-source"]["kernel_image_path"],
+            GuestPvh());
+  EXPECT_EQ(ember.Request("PUT", "/actions", R"({"action_type": "SendCtrlAltDel"})").status, 204);
+  EXPECT_EQ(ember.WaitForExit(), 0);
+}
+
+TEST(CliTest, VersionHelpAndUnknownFlags) {
+  ProcessResult version = RunProcess({EMBER_BINARY, "--version"}, 10000);
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_EQ(version.out.rfind("ember v", 0), 0u) << version.out;
+  ProcessResult help = RunProcess({EMBER_BINARY, "--help"}, 10000);
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("--api-sock"), std::string::npos);
+  ProcessResult unknown = RunProcess({EMBER_BINARY, "--bogus"}, 10000);
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.err.find("unknown argument --bogus"), std::string::npos);
+  EXPECT_NE(unknown.err.find("Usage: ember"), std::string::npos);
+  ProcessResult missing = RunProcess({EMBER_BINARY, "--api-sock"}, 10000);
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("--api-sock: needs a value"), std::string::npos);
+  ProcessResult no_api = RunProcess({EMBER_BINARY, "--no-api"}, 10000);
+  EXPECT_EQ(no_api.exit_code, 1);
+  EXPECT_NE(no_api.err.find("--no-api needs --config-file"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ember::testing
