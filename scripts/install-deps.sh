@@ -14,6 +14,8 @@ packages=(
   cpio gzip xz-utils zstd kmod
   # peers: QEMU's microvm for the side-by-side benchmark
   qemu-system-x86 qemu-system-common
+  # the OpenAPI tests (validator and generated client, from the npm registry)
+  nodejs curl
 )
 
 missing=()
@@ -23,17 +25,37 @@ for package in "${packages[@]}"; do
   fi
 done
 
-if ((${#missing[@]} == 0)); then
-  echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
-fi
-
 sudo=()
 if ((EUID != 0)); then
   command -v sudo >/dev/null || { echo "install-deps: run as root to install: ${missing[*]}" >&2; exit 1; }
   sudo=(sudo)
 fi
-echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -q
-"${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+apt_updated=0
+apt_install() {
+  if ((apt_updated == 0)); then
+    "${sudo[@]}" apt-get update -q
+    apt_updated=1
+  fi
+  "${sudo[@]}" apt-get install -y -q --no-install-recommends "$@"
+}
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#packages[@]} Debian packages present"
+else
+  echo "install-deps: installing ${missing[*]}"
+  apt_install "${missing[@]}"
+fi
+# Debian's nodejs ships npm separately; other builds of nodejs include it.
+command -v npm >/dev/null || apt_install npm
+
+# Node packages for the OpenAPI tests, pinned by package-lock.json.
+openapi_dir="$(dirname "$0")/../tests/openapi"
+stamp="$openapi_dir/node_modules/.ember-lock-sha256"
+want=$(sha256sum "$openapi_dir/package-lock.json" | cut -d' ' -f1)
+if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
+  echo "install-deps: npm ci in tests/openapi"
+  (cd "$openapi_dir" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$want" >"$stamp"
+else
+  echo "install-deps: tests/openapi node packages present"
+fi

@@ -409,7 +409,8 @@ stages+=" total $(secs "$t0" "$(us)")"
 printf '%s: stages: %s\n' "$prog" "$stages" >&2
 
 if [[ -n $fail_code ]]; then
-  [[ $stage == command || $stage == done ]] || show_early
+  if [[ $stage == command || $stage == done ]]; then early=(); fi
+  show_early
   printf '%s: error: %s\n' "$prog" "$fail_msg" >&2
   exit "$fail_code"
 fi
