@@ -10,6 +10,7 @@
 
 #include <cstring>
 
+#include "api/api_module.h"
 #include "api/routes.h"
 #include "vmm/metrics.h"
 #include "vmm/sys_error.h"
@@ -21,6 +22,7 @@ namespace {
 constexpr int kListenBacklog = 64;
 constexpr time_t kReadTimeoutSeconds = 5;  // a stalled client frees its worker after this
 constexpr size_t kWorkerThreads = 4;
+constexpr size_t kMaxRequestsPerConnection = 1000000;
 
 // Debian's cpp-httplib 0.11.4 has no Unix-socket listener: this subclass
 // hands it a socket bound here.
@@ -84,6 +86,9 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& socket_pa
   server->set_payload_max_length(kMaxRequestBodyBytes);
   server->set_read_timeout(kReadTimeoutSeconds, 0);
   server->set_keep_alive_timeout(kReadTimeoutSeconds);
+  // httplib closes a connection after 5 requests by default; SDK clients
+  // keep theirs open.
+  server->set_keep_alive_max_count(kMaxRequestsPerConnection);
 
   auto handle = [&channel](const httplib::Request& request, httplib::Response& response) {
     Result<VmmAction> action = ParseApiRequest(request.method, request.path, request.body);
@@ -130,6 +135,22 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& socket_pa
   });
   return api;
 }
+
+}  // namespace ember
+
+void* ember_api_start(const char* socket_path, ember::ActionChannel* channel, char** error) {
+  ember::Result<std::unique_ptr<ember::ApiServer>> server =
+      ember::ApiServer::Start(socket_path, *channel);
+  if (!server.ok()) {
+    *error = strdup(server.status().message().c_str());
+    return nullptr;
+  }
+  return server->release();
+}
+
+void ember_api_stop(void* server) { delete static_cast<ember::ApiServer*>(server); }
+
+namespace ember {
 
 ApiServer::~ApiServer() {
   // httplib's stop() only acts once the listener runs: wait for that (or

@@ -1,12 +1,11 @@
 // Drives the real ember binary over its API socket with real HTTP. Tests
 // that boot the test guest need /dev/kvm and skip, saying so, without it.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
@@ -44,14 +43,16 @@ class ApiTest : public ::testing::Test {
     EXPECT_NE(Fault(response).find(fragment), std::string::npos) << Fault(response);
   }
   void PutGuest(const std::string& tests, uint32_t vcpus = 1) {
-    ASSERT_EQ(ember_->Request("PUT", "/boot-source",
-                              json{{"kernel_image_path", GuestPvh()},
-                                   {"boot_args", "console=ttyS0 ember.tests=" + tests}}
-                                  .dump())
+    ASSERT_EQ(ember_
+                  ->Request("PUT", "/boot-source",
+                            json{{"kernel_image_path", GuestPvh()},
+                                 {"boot_args", "console=ttyS0 ember.tests=" + tests}}
+                                .dump())
                   .status,
               204);
-    ASSERT_EQ(ember_->Request("PUT", "/machine-config",
-                              json{{"vcpu_count", vcpus}, {"mem_size_mib", 128}}.dump())
+    ASSERT_EQ(ember_
+                  ->Request("PUT", "/machine-config",
+                            json{{"vcpu_count", vcpus}, {"mem_size_mib", 128}}.dump())
                   .status,
               204);
   }
@@ -81,8 +82,9 @@ TEST_F(ApiTest, MachineConfigPutPatchGet) {
   json defaults = json::parse(ember_->Request("GET", "/machine-config").body);
   EXPECT_EQ(defaults["vcpu_count"], 1);
   EXPECT_EQ(defaults["mem_size_mib"], 128);
-  EXPECT_EQ(ember_->Request("PUT", "/machine-config", R"({"vcpu_count": 2, "mem_size_mib": 256})").status,
-            204);
+  EXPECT_EQ(
+      ember_->Request("PUT", "/machine-config", R"({"vcpu_count": 2, "mem_size_mib": 256})").status,
+      204);
   EXPECT_EQ(ember_->Request("PATCH", "/machine-config", R"({"mem_size_mib": 512})").status, 204);
   json config = json::parse(ember_->Request("GET", "/machine-config").body);
   EXPECT_EQ(config["vcpu_count"], 2);
@@ -98,8 +100,9 @@ TEST_F(ApiTest, MachineConfigPutPatchGet) {
 }
 
 TEST_F(ApiTest, BootSourceAppearsInVmConfig) {
-  EXPECT_EQ(ember_->Request("PUT", "/boot-source",
-                            R"({"kernel_image_path": "/k", "boot_args": "console=ttyS0"})")
+  EXPECT_EQ(ember_
+                ->Request("PUT", "/boot-source",
+                          R"({"kernel_image_path": "/k", "boot_args": "console=ttyS0"})")
                 .status,
             204);
   json config = json::parse(ember_->Request("GET", "/vm/config").body);
@@ -109,14 +112,16 @@ TEST_F(ApiTest, BootSourceAppearsInVmConfig) {
 }
 
 TEST_F(ApiTest, EveryErrorIsA400WithAFaultMessage) {
-  ExpectFault(ember_->Request("GET", "/nowhere"), "Invalid request method and/or path: GET /nowhere");
+  ExpectFault(ember_->Request("GET", "/nowhere"),
+              "Invalid request method and/or path: GET /nowhere");
   ExpectFault(ember_->Request("DELETE", "/machine-config"),
               "Invalid request method and/or path: DELETE /machine-config");
   ExpectFault(ember_->Request("POST", "/actions", "{}"), "Invalid request method and/or path");
   ExpectFault(ember_->Request("PUT", "/machine-config", R"({"vcpu_count": 1,)"), "invalid JSON");
   ExpectFault(ember_->Request("PUT", "/machine-config", ""), "the request body is empty");
-  ExpectFault(ember_->Request("PUT", "/machine-config", R"({"vcpu_count": "2", "mem_size_mib": 1})"),
-              "vcpu_count: must be an integer between 1 and 32, got a string");
+  ExpectFault(
+      ember_->Request("PUT", "/machine-config", R"({"vcpu_count": "2", "mem_size_mib": 1})"),
+      "vcpu_count: must be an integer between 1 and 32, got a string");
   ExpectFault(ember_->Request("PUT", "/machine-config", R"({"vcpu_count": 64, "mem_size_mib": 1})"),
               "vcpu_count: must be between 1 and 32, got 64");
   ExpectFault(ember_->Request("PUT", "/machine-config",
@@ -129,7 +134,8 @@ TEST_F(ApiTest, EveryErrorIsA400WithAFaultMessage) {
               "action_type: unknown action \"Reboot\"");
   ExpectFault(ember_->Request("PATCH", "/vm", R"({"state": "Sleeping"})"),
               "state: must be \"Paused\" or \"Resumed\"");
-  ExpectFault(ember_->Request("PUT", "/logger", R"({"level": "Loud"})"), "level: unknown log level");
+  ExpectFault(ember_->Request("PUT", "/logger", R"({"level": "Loud"})"),
+              "level: unknown log level");
   ExpectFault(ember_->Request("PUT", "/actions", R"({"action_type": "FlushMetrics"})"),
               "metrics are not configured");
   std::string huge = R"({"kernel_image_path": ")" + std::string(60000, 'k') + "\"}";
@@ -148,9 +154,10 @@ TEST_F(ApiTest, RulesBeforeStart) {
 }
 
 TEST_F(ApiTest, FailedStartLeavesTheVmConfigurable) {
-  ASSERT_EQ(ember_->Request("PUT", "/boot-source", json{{"kernel_image_path", dir_.File("nope")}}.dump())
-                .status,
-            204);
+  ASSERT_EQ(
+      ember_->Request("PUT", "/boot-source", json{{"kernel_image_path", dir_.File("nope")}}.dump())
+          .status,
+      204);
   if (!HaveKvm()) GTEST_SKIP() << "/dev/kvm is absent: InstanceStart needs it";
   ExpectFault(Start(), "boot-source.kernel_image_path: " + dir_.File("nope") + ": No such file");
   EXPECT_EQ(State(), "Not started");
@@ -197,7 +204,8 @@ TEST_F(ApiTest, PausedGuestMakesNoProgressAndResumedOneFinishes) {
   EXPECT_EQ(paused_at.find("ticks done"), std::string::npos);
   ASSERT_EQ(ember_->Request("PATCH", "/vm", R"({"state": "Resumed"})").status, 204);
   EXPECT_EQ(ember_->WaitForExit(), 0) << ember_->Stderr();
-  EXPECT_NE(ember_->Stdout().find("ember-guest: ticks done\nember-guest: done\n"), std::string::npos);
+  EXPECT_NE(ember_->Stdout().find("ember-guest: ticks done\nember-guest: done\n"),
+            std::string::npos);
 }
 
 TEST_F(ApiTest, ConcurrentClientsGetCorrectAnswers) {
@@ -211,9 +219,9 @@ TEST_F(ApiTest, ConcurrentClientsGetCorrectAnswers) {
           HttpResponse r = ember_->Request("GET", "/");
           if (r.status == 200 && json::parse(r.body)["state"] == "Not started") ++good;
         } else {
-          HttpResponse r = ember_->Request(
-              "PUT", "/machine-config",
-              json{{"vcpu_count", 1 + (i % 4)}, {"mem_size_mib", 128 + t}}.dump());
+          HttpResponse r =
+              ember_->Request("PUT", "/machine-config",
+                              json{{"vcpu_count", 1 + (i % 4)}, {"mem_size_mib", 128 + t}}.dump());
           if (r.status == 204) ++good;
         }
       }
@@ -241,8 +249,9 @@ TEST_F(ApiTest, StalledClientsDoNotBlockOthers) {
 
 TEST_F(ApiTest, MetricsAndLoggerResources) {
   std::string metrics = dir_.File("metrics.json"), log = dir_.File("ember.log");
-  EXPECT_EQ(ember_->Request("PUT", "/logger", json{{"log_path", log}, {"level", "Info"}}.dump()).status,
-            204);
+  EXPECT_EQ(
+      ember_->Request("PUT", "/logger", json{{"log_path", log}, {"level", "Info"}}.dump()).status,
+      204);
   EXPECT_EQ(ember_->Request("PUT", "/metrics", json{{"metrics_path", metrics}}.dump()).status, 204);
   ExpectFault(ember_->Request("PUT", "/metrics", json{{"metrics_path", metrics}}.dump()),
               "already configured");
@@ -310,8 +319,9 @@ TEST(ApiSocketTest, ConfigFileAndApiTogether) {
   json info = json::parse(ember.Request("GET", "/").body);
   EXPECT_EQ(info["state"], "Running");
   EXPECT_EQ(info["id"], "vm-7");
-  EXPECT_EQ(json::parse(ember.Request("GET", "/vm/config").body)["boot-source"]["kernel_image_path"],
-            GuestPvh());
+  EXPECT_EQ(
+      json::parse(ember.Request("GET", "/vm/config").body)["boot-source"]["kernel_image_path"],
+      GuestPvh());
   EXPECT_EQ(ember.Request("PUT", "/actions", R"({"action_type": "SendCtrlAltDel"})").status, 204);
   EXPECT_EQ(ember.WaitForExit(), 0);
 }

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "api/action_channel.h"
-#include "api/api_server.h"
+#include "api/api_loader.h"
 #include "api/config_parser.h"
 #include "devices/boot_timer.h"
 #include "vmm/cli.h"
@@ -75,13 +75,13 @@ int main(int argc, char** argv) {
   }
 
   std::unique_ptr<ActionChannel> channel;
-  std::unique_ptr<ApiServer> api;
+  std::unique_ptr<LoadedApiServer> api;
   if (!cli->no_api) {
     Result<std::unique_ptr<ActionChannel>> created = ActionChannel::Create();
     if (!created.ok()) return Fail(created.status().message());
     channel = std::move(*created);
-    Result<std::unique_ptr<ApiServer>> server =
-        ApiServer::Start(cli->api_sock.value_or(kDefaultApiSocket), *channel);
+    Result<std::unique_ptr<LoadedApiServer>> server =
+        LoadedApiServer::Start(cli->api_sock.value_or(kDefaultApiSocket), *channel);
     if (!server.ok()) return Fail(server.status().message());
     api = std::move(*server);
     GlobalMetrics().process_startup_time_us = MicrosSince(start_time);
