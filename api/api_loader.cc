@@ -32,8 +32,10 @@ Result<std::unique_ptr<LoadedApiServer>> LoadedApiServer::Start(const std::strin
   if (loaded->library_ == nullptr) {
     return Status::Error(std::string("loading the API module: ") + dlerror());
   }
-  auto start = reinterpret_cast<decltype(&ember_api_start)>(dlsym(loaded->library_, "ember_api_start"));
-  loaded->stop_ = reinterpret_cast<decltype(&ember_api_stop)>(dlsym(loaded->library_, "ember_api_stop"));
+  auto start =
+      reinterpret_cast<decltype(&ember_api_start)>(dlsym(loaded->library_, "ember_api_start"));
+  loaded->stop_ =
+      reinterpret_cast<decltype(&ember_api_stop)>(dlsym(loaded->library_, "ember_api_stop"));
   if (start == nullptr || loaded->stop_ == nullptr) {
     return Status::Error("the API module " + module + " lacks its entry points");
   }

@@ -13,5 +13,4 @@ extern "C" {
 void* ember_api_start(const char* socket_path, ember::ActionChannel* channel, char** error);
 // Stops serving and removes the socket file.
 void ember_api_stop(void* server);
-
 }

@@ -5,14 +5,14 @@
 
 #include "api/json_reader.h"
 #include "arch/x86_64/layout.h"
+#include "vmm/logger.h"
 
 namespace ember {
 namespace {
 
 // Firecracker resources ember does not provide (yet): named, not ignored.
-constexpr const char* kUnsupportedSections[] = {
-    "network-interfaces", "vsock",   "balloon",   "logger", "metrics",
-    "mmds-config",        "entropy", "cpu-config"};
+constexpr const char* kUnsupportedSections[] = {"network-interfaces", "vsock",   "balloon",
+                                                "mmds-config",        "entropy", "cpu-config"};
 
 }  // namespace
 
@@ -100,6 +100,42 @@ Result<SerialConfig> ParseSerial(const nlohmann::json& body, const std::string& 
   return config;
 }
 
+Result<LoggerConfig> ParseLogger(const nlohmann::json& body, const std::string& path) {
+  JsonObjectReader reader(body, path);
+  LoggerConfig config;
+  config.log_path = reader.String("log_path");
+  auto level = reader.String("level");
+  auto show_level = reader.Bool("show_level");
+  auto show_origin = reader.Bool("show_log_origin");
+  auto module = reader.String("module");
+  EMBER_RETURN_IF_ERROR(reader.Finish());
+  if (level) {
+    if (!IsLogLevel(*level)) {
+      return Status::Error(reader.FieldPath("level") + ": unknown log level \"" + *level +
+                           "\" (Error, Warning, Info, Debug, Trace or Off)");
+    }
+    config.level = *level;
+  }
+  if (config.log_path && config.log_path->empty()) {
+    return Status::Error(reader.FieldPath("log_path") + ": is empty");
+  }
+  if (module) {
+    return Status::Error(reader.FieldPath("module") +
+                         ": per-module log filtering is not supported by ember");
+  }
+  config.show_level = show_level.value_or(false);
+  config.show_log_origin = show_origin.value_or(false);
+  return config;
+}
+
+Result<std::string> ParseMetrics(const nlohmann::json& body, const std::string& path) {
+  JsonObjectReader reader(body, path);
+  auto metrics_path = reader.String("metrics_path", /*required=*/true);
+  EMBER_RETURN_IF_ERROR(reader.Finish());
+  if (metrics_path->empty()) return Status::Error(reader.FieldPath("metrics_path") + ": is empty");
+  return *metrics_path;
+}
+
 Result<VmConfig> ParseVmConfig(std::string_view text) {
   nlohmann::json document;
   try {  // exceptions stop here, at the JSON boundary
@@ -113,6 +149,8 @@ Result<VmConfig> ParseVmConfig(std::string_view text) {
   const nlohmann::json* machine = reader.Object("machine-config");
   const nlohmann::json* serial = reader.Object("serial");
   const nlohmann::json* drives = reader.Array("drives");
+  const nlohmann::json* logger = reader.Object("logger");
+  const nlohmann::json* metrics = reader.Object("metrics");
   std::string unsupported;
   for (const char* section : kUnsupportedSections) {
     if (reader.Raw(section) != nullptr && unsupported.empty()) unsupported = section;
@@ -132,6 +170,12 @@ Result<VmConfig> ParseVmConfig(std::string_view text) {
   }
   if (serial != nullptr) {
     EMBER_ASSIGN_OR_RETURN(config.serial, ParseSerial(*serial, "serial"));
+  }
+  if (logger != nullptr) {
+    EMBER_ASSIGN_OR_RETURN(config.logger, ParseLogger(*logger, "logger"));
+  }
+  if (metrics != nullptr) {
+    EMBER_ASSIGN_OR_RETURN(config.metrics_path, ParseMetrics(*metrics, "metrics"));
   }
   return config;
 }

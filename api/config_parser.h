@@ -41,6 +41,9 @@ Result<MachineConfig> ParseMachineConfig(const nlohmann::json& body, const std::
                                          UpdateKind kind, const MachineConfig& base = {});
 
 Result<SerialConfig> ParseSerial(const nlohmann::json& body, const std::string& path);
+Result<LoggerConfig> ParseLogger(const nlohmann::json& body, const std::string& path);
+// Returns metrics_path.
+Result<std::string> ParseMetrics(const nlohmann::json& body, const std::string& path);
 
 // A Firecracker-style config file ("boot-source", "machine-config", ...).
 Result<VmConfig> ParseVmConfig(std::string_view text);

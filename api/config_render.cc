@@ -20,6 +20,13 @@ nlohmann::json RenderMachineConfig(const MachineConfig& config) {
 nlohmann::json RenderVmConfig(const VmConfig& config) {
   nlohmann::json json{{"machine-config", RenderMachineConfig(config.machine)}};
   if (config.boot_source) json["boot-source"] = RenderBootSource(*config.boot_source);
+  if (config.logger) {
+    json["logger"] = {{"level", config.logger->level},
+                      {"show_level", config.logger->show_level},
+                      {"show_log_origin", config.logger->show_log_origin}};
+    if (config.logger->log_path) json["logger"]["log_path"] = *config.logger->log_path;
+  }
+  if (config.metrics_path) json["metrics"] = {{"metrics_path", *config.metrics_path}};
   if (config.serial.serial_out_path) {
     json["serial"] = {{"serial_out_path", *config.serial.serial_out_path}};
   }

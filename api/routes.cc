@@ -50,37 +50,14 @@ Result<VmmAction> ParsePatchVm(const ApiRequest& request) {
 
 Result<VmmAction> ParsePutLogger(const ApiRequest& request) {
   EMBER_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(request.body));
-  JsonObjectReader reader(body, "");
-  LoggerOptions options;
-  options.show_level = false;  // Firecracker's defaults for PUT /logger
-  options.show_log_origin = false;
-  options.path = reader.String("log_path");
-  auto level = reader.String("level");
-  auto show_level = reader.Bool("show_level");
-  auto show_origin = reader.Bool("show_log_origin");
-  auto module = reader.String("module");
-  EMBER_RETURN_IF_ERROR(reader.Finish());
-  if (level) {
-    if (!IsLogLevel(*level)) {
-      return Status::Error("level: unknown log level \"" + *level +
-                           "\" (Error, Warning, Info, Debug, Trace or Off)");
-    }
-    options.level = *level;
-  }
-  if (options.path && options.path->empty()) return Status::Error("log_path: is empty");
-  if (module) return Status::Error("module: per-module log filtering is not supported by ember");
-  if (show_level) options.show_level = *show_level;
-  if (show_origin) options.show_log_origin = *show_origin;
-  return VmmAction(PutLogger{std::move(options)});
+  EMBER_ASSIGN_OR_RETURN(LoggerConfig config, ParseLogger(body, ""));
+  return VmmAction(PutLogger{std::move(config)});
 }
 
 Result<VmmAction> ParsePutMetrics(const ApiRequest& request) {
   EMBER_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(request.body));
-  JsonObjectReader reader(body, "");
-  auto path = reader.String("metrics_path", /*required=*/true);
-  EMBER_RETURN_IF_ERROR(reader.Finish());
-  if (path->empty()) return Status::Error("metrics_path: is empty");
-  return VmmAction(PutMetrics{*path});
+  EMBER_ASSIGN_OR_RETURN(std::string path, ParseMetrics(body, ""));
+  return VmmAction(PutMetrics{std::move(path)});
 }
 
 Result<VmmAction> ParsePutSerial(const ApiRequest& request) {

@@ -8,7 +8,6 @@
 #include <variant>
 
 #include "api/config_parser.h"
-#include "vmm/logger.h"
 #include "vmm/vm_config.h"
 
 namespace ember {
@@ -24,7 +23,7 @@ struct UpdateMachineConfig {
   MachineConfigUpdate update;
 };
 struct PutLogger {
-  LoggerOptions options;
+  LoggerConfig config;
 };
 struct PutMetrics {
   std::string path;

@@ -58,8 +58,10 @@ int Exchange(int fd, const std::string& request) {
       header_end = data.find("\r\n\r\n");
       if (header_end == std::string::npos) continue;
       size_t length = data.find("Content-Length: ");
-      need = header_end + 4 +
-             (length != std::string::npos && length < header_end ? std::stoul(data.substr(length + 16)) : 0);
+      need =
+          header_end + 4 +
+          (length != std::string::npos && length < header_end ? std::stoul(data.substr(length + 16))
+                                                              : 0);
     }
     if (data.size() >= need) return std::stoi(data.substr(9, 3));
   }
@@ -69,8 +71,10 @@ std::string Get(const std::string& path) {
   return "GET " + path + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
 }
 std::string Put(const std::string& path, const std::string& body) {
-  return "PUT " + path + " HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  return "PUT " + path +
+         " HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+         "Content-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
 uint64_t ProcessCpuNanos(pid_t pid) {
@@ -171,7 +175,8 @@ void Measure(const std::string& socket_path, const std::string& name, const std:
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: api_bench EMBER_BINARY [--requests N] [--clients N] [--starts N]\n");
+    std::fprintf(stderr,
+                 "usage: api_bench EMBER_BINARY [--requests N] [--clients N] [--starts N]\n");
     return 2;
   }
   std::string ember = argv[1];
@@ -198,7 +203,8 @@ int main(int argc, char** argv) {
   Started started = StartEmber(ember, socket_path);
   Measure(socket_path, "GET /", Get("/"), requests, clients, 200);
   Measure(socket_path, "PUT /machine-config",
-          Put("/machine-config", R"({"vcpu_count": 2, "mem_size_mib": 256})"), requests, clients, 204);
+          Put("/machine-config", R"({"vcpu_count": 2, "mem_size_mib": 256})"), requests, clients,
+          204);
   Stop(started.pid);
   return 0;
 }

@@ -12,7 +12,10 @@
 #   --boot-timeout SECONDS  limit for the outer kernel to reach /init
 #                           (default 60; never more than --timeout)
 #   --mem MIB               outer VM memory (default 2048)
-#   --smp N                 outer VM vCPUs (default 2)
+#   --smp N                 outer VM vCPUs (default 1: with 2, QEMU runs two
+#                           TCG threads and the outer kernel sometimes oopses
+#                           on an int3 while patching kvm.ko's code (seen 2 in
+#                           7 runs), and nested boots were no faster)
 #   --scratch DIR           host directory mounted read-write at the same path
 #                           inside (must exist; kept afterwards). Default: a
 #                           fresh directory under ${TMPDIR:-/tmp}, removed
@@ -61,7 +64,7 @@ usage() { printf '%s: %s (see --help)\n' "$prog" "$*" >&2; exit 2; }
 timeout_s=300
 boot_timeout_s=60
 mem_mib=2048
-smp=2
+smp=1
 scratch=""
 verbose=0
 while (($#)); do
@@ -130,6 +133,7 @@ trap cleanup EXIT
 trap 'printf "%s: interrupted\n" "$prog" >&2; exit 129' HUP
 trap 'printf "%s: interrupted\n" "$prog" >&2; exit 130' INT
 trap 'printf "%s: terminated\n" "$prog" >&2; exit 143' TERM
+trap 'exit 141' PIPE
 
 # The outer initramfs is linux-guest.sh's (busybox and its applet links)
 # followed by a second archive that replaces /init and adds the KVM modules:

@@ -85,6 +85,25 @@ TEST(ConfigParserTest, ChecksMachineConfigRanges) {
             std::string::npos);
 }
 
+TEST(ConfigParserTest, LoggerAndMetricsSections) {
+  Result<VmConfig> config = ParseVmConfig(R"({"boot-source": {"kernel_image_path": "/k"},
+      "logger": {"log_path": "/tmp/log", "level": "debug", "show_level": true},
+      "metrics": {"metrics_path": "/tmp/metrics"}})");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  EXPECT_EQ(config->logger->log_path, "/tmp/log");
+  EXPECT_EQ(config->logger->level, "debug");
+  EXPECT_TRUE(config->logger->show_level);
+  EXPECT_FALSE(config->logger->show_log_origin);
+  EXPECT_EQ(config->metrics_path, "/tmp/metrics");
+  EXPECT_EQ(ErrorOf(R"({"boot-source": {"kernel_image_path": "/k"}, "logger": {"level": "Loud"}})"),
+            "logger.level: unknown log level \"Loud\" (Error, Warning, Info, Debug, Trace or Off)");
+  EXPECT_EQ(ErrorOf(R"({"boot-source": {"kernel_image_path": "/k"}, "metrics": {}})"),
+            "metrics.metrics_path: is required");
+  EXPECT_NE(ErrorOf(R"({"boot-source": {"kernel_image_path": "/k"}, "logger": {"module": "api"}})")
+                .find("logger.module"),
+            std::string::npos);
+}
+
 TEST(ConfigParserTest, PatchKeepsFieldsThatAreAbsent) {
   MachineConfig base{4, 512, false, false};
   Result<MachineConfig> patched =

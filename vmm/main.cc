@@ -91,7 +91,9 @@ int main(int argc, char** argv) {
   if (cli->config_file) {
     Result<VmConfig> config = LoadVmConfigFile(*cli->config_file);
     if (!config.ok()) return Fail(config.status().message());
-    vmm.Configure(*config);
+    if (Status status = vmm.Configure(*config); !status.ok()) {
+      return Fail("config file " + *cli->config_file + ": " + status.message());
+    }
     if (Status status = vmm.StartInstance(/*timed_from_now=*/false); !status.ok()) {
       return Fail("cannot start the VM: " + status.message());
     }

@@ -31,10 +31,20 @@ struct SerialConfig {
   std::optional<std::string> serial_out_path;  // default: ember's stdout
 };
 
+// PUT /logger and the config file's "logger" (Firecracker's fields).
+struct LoggerConfig {
+  std::optional<std::string> log_path;  // default: stderr
+  std::string level = "Info";
+  bool show_level = false;
+  bool show_log_origin = false;
+};
+
 struct VmConfig {
   std::optional<BootSourceConfig> boot_source;
   MachineConfig machine;
   SerialConfig serial;
+  std::optional<LoggerConfig> logger;
+  std::optional<std::string> metrics_path;
 };
 
 }  // namespace ember

@@ -11,6 +11,7 @@
 #include "api/config_render.h"
 #include "devices/boot_timer.h"
 #include "vmm/builder.h"
+#include "vmm/logger.h"
 #include "vmm/sys_error.h"
 #include "vmm/version.h"
 
@@ -57,6 +58,22 @@ Status Vmm::ConfigureMetrics(const std::string& path) {
   if (metrics_) return Status::Error("metrics are already configured; they cannot be moved");
   EMBER_ASSIGN_OR_RETURN(MetricsWriter writer, MetricsWriter::Open(path));
   metrics_.emplace(std::move(writer));
+  config_.metrics_path = path;
+  return Status::Ok();
+}
+
+Status Vmm::ApplyLoggerConfig(const LoggerConfig& config) {
+  LoggerOptions logger{config.level, config.log_path, config.show_level, config.show_log_origin,
+                       options_.instance_id};
+  EMBER_RETURN_IF_ERROR(ConfigureLogger(logger));
+  config_.logger = config;
+  return Status::Ok();
+}
+
+Status Vmm::Configure(const VmConfig& config) {
+  if (config.logger) EMBER_RETURN_IF_ERROR(ApplyLoggerConfig(*config.logger).Context("logger"));
+  if (config.metrics_path) EMBER_RETURN_IF_ERROR(ConfigureMetrics(*config.metrics_path));
+  config_ = config;
   return Status::Ok();
 }
 
@@ -134,9 +151,7 @@ VmmReply Vmm::Handle(const VmmAction& action) {
           },
           [&](const PutLogger& put) {
             if (started) return VmmReply::Error(kNotAfterStart);
-            LoggerOptions logger = put.options;
-            logger.instance_id = options_.instance_id;
-            return FromStatus(ConfigureLogger(logger));
+            return FromStatus(ApplyLoggerConfig(put.config));
           },
           [&](const PutMetrics& put) {
             if (started) return VmmReply::Error(kNotAfterStart);

@@ -39,8 +39,10 @@ class Vmm {
   explicit Vmm(VmmOptions options) : options_(std::move(options)) {}
   ~Vmm();
 
-  // Pre-boot configuration from a config file.
-  void Configure(const VmConfig& config) { config_ = config; }
+  // Pre-boot configuration from a config file (logger and metrics take
+  // effect at once).
+  Status Configure(const VmConfig& config);
+  Status ApplyLoggerConfig(const LoggerConfig& config);
   Status ConfigureMetrics(const std::string& path);
   // Builds and starts the machine. `timed_from_now`: the boot timer counts
   // from this call (InstanceStart) rather than from process start.
