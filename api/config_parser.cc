@@ -136,6 +136,56 @@ Result<std::string> ParseMetrics(const nlohmann::json& body, const std::string& 
   return *metrics_path;
 }
 
+Result<FsConfig> ParseFs(const nlohmann::json& body, const std::string& path,
+                         const std::string& path_id) {
+  JsonObjectReader reader(body, path);
+  FsConfig config;
+  auto id = reader.String("fs_id", /*required=*/true);
+  auto tag = reader.String("tag", /*required=*/true);
+  auto socket = reader.String("socket", /*required=*/true);
+  auto queues = reader.Unsigned("num_queues", 1, kMaxFsRequestQueues);
+  auto queue_size = reader.Unsigned("queue_size", 2, kMaxQueueSize);
+  EMBER_RETURN_IF_ERROR(reader.Finish());
+  if (id->empty()) return Status::Error(reader.FieldPath("fs_id") + ": is empty");
+  if (!path_id.empty() && *id != path_id) {
+    return Status::Error(reader.FieldPath("fs_id") + ": \"" + *id +
+                         "\" does not match the id in the path, \"" + path_id + "\"");
+  }
+  if (tag->empty() || tag->size() > kMaxFsTagBytes) {
+    return Status::Error(reader.FieldPath("tag") + ": must be 1 to " +
+                         std::to_string(kMaxFsTagBytes) + " bytes, got " +
+                         std::to_string(tag->size()));
+  }
+  if (socket->empty()) return Status::Error(reader.FieldPath("socket") + ": is empty");
+  config.fs_id = *id;
+  config.tag = *tag;
+  config.socket = *socket;
+  if (queues) config.num_queues = static_cast<uint32_t>(*queues);
+  if (queue_size) {
+    if ((*queue_size & (*queue_size - 1)) != 0) {
+      return Status::Error(reader.FieldPath("queue_size") + ": must be a power of two, got " +
+                           std::to_string(*queue_size));
+    }
+    config.queue_size = static_cast<uint32_t>(*queue_size);
+  }
+  return config;
+}
+
+Status CheckFsDevices(const std::vector<FsConfig>& devices) {
+  for (size_t i = 0; i < devices.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (devices[i].fs_id == devices[j].fs_id) {
+        return Status::Error("fs: the id \"" + devices[i].fs_id + "\" is used twice");
+      }
+      if (devices[i].tag == devices[j].tag) {
+        return Status::Error("fs: the tag \"" + devices[i].tag + "\" is used by both " +
+                             devices[j].fs_id + " and " + devices[i].fs_id);
+      }
+    }
+  }
+  return Status::Ok();
+}
+
 Result<VmConfig> ParseVmConfig(std::string_view text) {
   nlohmann::json document;
   try {  // exceptions stop here, at the JSON boundary
@@ -151,6 +201,7 @@ Result<VmConfig> ParseVmConfig(std::string_view text) {
   const nlohmann::json* drives = reader.Array("drives");
   const nlohmann::json* logger = reader.Object("logger");
   const nlohmann::json* metrics = reader.Object("metrics");
+  const nlohmann::json* fs = reader.Array("fs");
   std::string unsupported;
   for (const char* section : kUnsupportedSections) {
     if (reader.Raw(section) != nullptr && unsupported.empty()) unsupported = section;
@@ -176,6 +227,13 @@ Result<VmConfig> ParseVmConfig(std::string_view text) {
   }
   if (metrics != nullptr) {
     EMBER_ASSIGN_OR_RETURN(config.metrics_path, ParseMetrics(*metrics, "metrics"));
+  }
+  if (fs != nullptr) {
+    for (size_t i = 0; i < fs->size(); ++i) {
+      EMBER_ASSIGN_OR_RETURN(FsConfig device, ParseFs((*fs)[i], "fs[" + std::to_string(i) + "]"));
+      config.fs.push_back(std::move(device));
+    }
+    EMBER_RETURN_IF_ERROR(CheckFsDevices(config.fs));
   }
   return config;
 }

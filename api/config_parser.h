@@ -14,6 +14,9 @@ namespace ember {
 
 // Largest guest memory ember accepts, in MiB (1 TiB).
 constexpr uint64_t kMaxMemSizeMib = 1024 * 1024;
+constexpr uint64_t kMaxFsTagBytes = 36;  // virtio_fs_config.tag
+constexpr uint64_t kMaxFsRequestQueues = 16;
+constexpr uint64_t kMaxQueueSize = 32768;  // split virtqueues
 
 // `path` prefixes field names in errors ("boot-source").
 Result<BootSourceConfig> ParseBootSource(const nlohmann::json& body, const std::string& path);
@@ -44,6 +47,13 @@ Result<SerialConfig> ParseSerial(const nlohmann::json& body, const std::string& 
 Result<LoggerConfig> ParseLogger(const nlohmann::json& body, const std::string& path);
 // Returns metrics_path.
 Result<std::string> ParseMetrics(const nlohmann::json& body, const std::string& path);
+
+// One fs device. `path_id` is the {fs_id} of PUT /fs/{fs_id} (empty in the
+// config file), which the body's fs_id must match.
+Result<FsConfig> ParseFs(const nlohmann::json& body, const std::string& path,
+                         const std::string& path_id = "");
+// Checks a set of fs devices for repeated ids or tags.
+Status CheckFsDevices(const std::vector<FsConfig>& devices);
 
 // A Firecracker-style config file ("boot-source", "machine-config", ...).
 Result<VmConfig> ParseVmConfig(std::string_view text);

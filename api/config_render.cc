@@ -27,6 +27,14 @@ nlohmann::json RenderVmConfig(const VmConfig& config) {
     if (config.logger->log_path) json["logger"]["log_path"] = *config.logger->log_path;
   }
   if (config.metrics_path) json["metrics"] = {{"metrics_path", *config.metrics_path}};
+  json["fs"] = nlohmann::json::array();
+  for (const FsConfig& fs : config.fs) {
+    json["fs"].push_back({{"fs_id", fs.fs_id},
+                          {"tag", fs.tag},
+                          {"socket", fs.socket},
+                          {"num_queues", fs.num_queues},
+                          {"queue_size", fs.queue_size}});
+  }
   if (config.serial.serial_out_path) {
     json["serial"] = {{"serial_out_path", *config.serial.serial_out_path}};
   }

@@ -66,6 +66,12 @@ Result<VmmAction> ParsePutSerial(const ApiRequest& request) {
   return VmmAction(PutSerial{std::move(config)});
 }
 
+Result<VmmAction> ParsePutFs(const ApiRequest& request) {
+  EMBER_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(request.body));
+  EMBER_ASSIGN_OR_RETURN(FsConfig config, ParseFs(body, "", request.path_params.at("fs_id")));
+  return VmmAction(PutFs{std::move(config)});
+}
+
 template <typename Action>
 Result<VmmAction> NoBody(const ApiRequest&) {
   return VmmAction(Action{});
@@ -109,6 +115,7 @@ const std::vector<ApiRoute>& ApiRoutes() {
       {"PUT", "/logger", ParsePutLogger},
       {"PUT", "/metrics", ParsePutMetrics},
       {"PUT", "/serial", ParsePutSerial},
+      {"PUT", "/fs/{fs_id}", ParsePutFs},
   };
   return routes;
 }

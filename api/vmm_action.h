@@ -31,6 +31,9 @@ struct PutMetrics {
 struct PutSerial {
   SerialConfig config;
 };
+struct PutFs {
+  FsConfig config;
+};
 struct StartInstance {};
 struct SendCtrlAltDel {};
 struct FlushMetrics {};
@@ -40,7 +43,7 @@ struct SetVmState {
 
 using VmmAction = std::variant<GetInstanceInfo, GetVersion, GetVmConfig, GetMachineConfig,
                                PutBootSource, UpdateMachineConfig, PutLogger, PutMetrics, PutSerial,
-                               StartInstance, SendCtrlAltDel, FlushMetrics, SetVmState>;
+                               PutFs, StartInstance, SendCtrlAltDel, FlushMetrics, SetVmState>;
 
 // HTTP status and body, Firecracker's conventions: 204 with no body on
 // success, 200 with JSON for reads, 400 with {"fault_message": ...} for

@@ -77,7 +77,7 @@ TEST_P(MptableTest, ChecksumsAndEntriesAreValid) {
   EXPECT_EQ(parsed.processors, static_cast<int>(cpus));
   EXPECT_EQ(parsed.bootstrap, 1);
   EXPECT_EQ(parsed.ioapics, 1);
-  EXPECT_EQ(parsed.io_interrupts, 16);
+  EXPECT_EQ(parsed.io_interrupts, 24);
   EXPECT_EQ(parsed.local_interrupts, 2);
 }
 

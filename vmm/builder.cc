@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 
 #include "arch/x86_64/boot_params.h"
@@ -14,6 +15,9 @@
 #include "arch/x86_64/pvh.h"
 #include "arch/x86_64/vcpu_setup.h"
 #include "devices/boot_timer.h"
+#include "devices/virtio/mmio_transport.h"
+#include "devices/virtio/vhost_user_fs.h"
+#include "vmm/hex.h"
 #include "vmm/sys_error.h"
 
 namespace ember {
@@ -79,8 +83,47 @@ Status AddDevices(Machine& machine, const VmConfig& config, const BuildOptions& 
 
 // Kernel, initrd, command line and the boot structures the entry mode
 // expects; returns where and how the boot vCPU starts.
+// Puts each vhost-user fs device in a virtio-mmio slot with its own line,
+// wires kicks (ioeventfds) and interrupts (irqfd) inside KVM, and returns
+// the command-line tokens that announce the slots.
+Result<std::string> AddVirtioDevices(Machine& machine, const VmConfig& config) {
+  if (config.fs.size() > layout::kMaxVirtioDevices) {
+    return Status::Error("fs: " + std::to_string(config.fs.size()) + " devices, at most " +
+                         std::to_string(layout::kMaxVirtioDevices) + " fit");
+  }
+  std::string cmdline;
+  const Vm& vm = *machine.vm;
+  for (size_t slot = 0; slot < config.fs.size(); ++slot) {
+    const FsConfig& fs = config.fs[slot];
+    EMBER_ASSIGN_OR_RETURN(std::shared_ptr<VhostUserFsDevice> device,
+                           VhostUserFsDevice::Connect(fs));
+    const uint64_t base = layout::kVirtioMmioStart + slot * layout::kVirtioMmioSlotSize;
+    const uint32_t irq = layout::kVirtioIrqs[slot];
+    std::vector<UniqueFd> kicks;
+    for (uint16_t queue = 0; queue < device->queue_count(); ++queue) {
+      UniqueFd kick(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+      if (!kick.valid()) return ErrnoStatus(device->name() + ": eventfd");
+      EMBER_RETURN_IF_ERROR(
+          vm.AddIoEventFd(base + VirtioMmioTransport::kQueueNotifyOffset, 4, queue, kick.get())
+              .Context(device->name()));
+      kicks.push_back(std::move(kick));
+    }
+    UniqueFd interrupt(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!interrupt.valid()) return ErrnoStatus(device->name() + ": eventfd");
+    EMBER_RETURN_IF_ERROR(vm.AddIrqFd(interrupt.get(), irq).Context(device->name()));
+    machine.backend_sockets.push_back({device->name(), device->backend_socket()});
+    auto transport = std::make_shared<VirtioMmioTransport>(device->name(), device, vm.memory(),
+                                                           std::move(kicks), std::move(interrupt));
+    EMBER_RETURN_IF_ERROR(
+        machine.mmio_bus.Insert(transport, base, VirtioMmioTransport::kWindowSize, device->name()));
+    machine.virtio_devices.push_back(transport);
+    cmdline += " virtio_mmio.device=4K@" + Hex(base) + ":" + std::to_string(irq);
+  }
+  return cmdline;
+}
+
 Result<x86::BootEntry> LoadGuest(Machine& machine, const BootSourceConfig& boot,
-                                 uint32_t vcpu_count) {
+                                 uint32_t vcpu_count, const std::string& device_args) {
   GuestMemory& memory = machine.vm->memory();
   EMBER_ASSIGN_OR_RETURN(OpenedFile kernel_file,
                          OpenInput(boot.kernel_image_path, "boot-source.kernel_image_path"));
@@ -104,7 +147,7 @@ Result<x86::BootEntry> LoadGuest(Machine& machine, const BootSourceConfig& boot,
     initrd = *placed;
   }
 
-  const std::string cmdline = boot.boot_args.value_or(kDefaultBootArgs);
+  const std::string cmdline = boot.boot_args.value_or(kDefaultBootArgs) + device_args;
   if (cmdline.size() + 1 > kernel.cmdline_max) {
     return Status::Error("boot-source.boot_args: " + std::to_string(cmdline.size()) +
                          " bytes is longer than the kernel accepts (" +
@@ -196,10 +239,11 @@ Result<std::unique_ptr<Machine>> BuildMachine(const VmConfig& config, const Buil
 
   // 3. Board.
   EMBER_RETURN_IF_ERROR(AddDevices(*machine, config, options));
+  EMBER_ASSIGN_OR_RETURN(std::string device_args, AddVirtioDevices(*machine, config));
 
   // 4. Loader.
-  EMBER_ASSIGN_OR_RETURN(x86::BootEntry entry,
-                         LoadGuest(*machine, *config.boot_source, config.machine.vcpu_count));
+  EMBER_ASSIGN_OR_RETURN(x86::BootEntry entry, LoadGuest(*machine, *config.boot_source,
+                                                         config.machine.vcpu_count, device_args));
 
   // 5. vCPUs (threads start later, together).
   EMBER_RETURN_IF_ERROR(CreateVcpus(*machine, config.machine, entry));

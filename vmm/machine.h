@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "devices/bus.h"
@@ -36,6 +37,13 @@ struct Machine {
   std::shared_ptr<Serial> serial;
   std::shared_ptr<I8042> i8042;
   std::vector<std::unique_ptr<Vcpu>> vcpus;
+  // vhost-user backends' sockets, watched for hang-ups by the VMM thread.
+  struct BackendSocket {
+    std::string device;
+    int fd;
+  };
+  std::vector<BackendSocket> backend_sockets;
+  std::vector<std::shared_ptr<BusDevice>> virtio_devices;
 };
 
 }  // namespace ember

@@ -61,6 +61,8 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // A backend that hangs up must not kill ember: writes report EPIPE instead.
+  signal(SIGPIPE, SIG_IGN);
 
   VmmOptions options;
   options.instance_id = cli->id;

@@ -46,6 +46,25 @@ Status Vm::SetIrqLine(uint32_t irq, bool high) const {
   return Status::Ok();
 }
 
+Status Vm::AddIoEventFd(uint64_t address, uint32_t length, uint64_t datamatch, int fd) const {
+  kvm_ioeventfd request{};
+  request.datamatch = datamatch;
+  request.addr = address;
+  request.len = length;
+  request.fd = fd;
+  request.flags = KVM_IOEVENTFD_FLAG_DATAMATCH;
+  if (ioctl(fd_.get(), KVM_IOEVENTFD, &request) != 0) return ErrnoStatus("KVM_IOEVENTFD");
+  return Status::Ok();
+}
+
+Status Vm::AddIrqFd(int fd, uint32_t irq) const {
+  kvm_irqfd request{};
+  request.fd = static_cast<uint32_t>(fd);
+  request.gsi = irq;
+  if (ioctl(fd_.get(), KVM_IRQFD, &request) != 0) return ErrnoStatus("KVM_IRQFD");
+  return Status::Ok();
+}
+
 void Vm::PulseIrq(uint32_t irq) const {
   // Failure here means the VM fd is gone; nothing useful to report to a device.
   (void)SetIrqLine(irq, true);

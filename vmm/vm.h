@@ -24,6 +24,11 @@ class Vm {
   const GuestMemory& memory() const { return memory_; }
 
   Status SetIrqLine(uint32_t irq, bool high) const;
+  // A guest write of `datamatch` (`length` bytes) to `address` signals `fd`
+  // inside KVM, without an exit to ember.
+  Status AddIoEventFd(uint64_t address, uint32_t length, uint64_t datamatch, int fd) const;
+  // A write to `fd` raises interrupt line `irq` (an edge), inside KVM.
+  Status AddIrqFd(int fd, uint32_t irq) const;
   // Raises and lowers a line: an edge for the IOAPIC's edge-triggered pins.
   void PulseIrq(uint32_t irq) const;
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace ember {
 
@@ -39,12 +40,22 @@ struct LoggerConfig {
   bool show_log_origin = false;
 };
 
+// A vhost-user-fs device ("fs" in the config file, PUT /fs/{fs_id}).
+struct FsConfig {
+  std::string fs_id;
+  std::string tag;             // what the guest mounts; at most 36 bytes
+  std::string socket;          // the backend's vhost-user socket (virtiofsd)
+  uint32_t num_queues = 1;     // request queues (plus one hiprio queue)
+  uint32_t queue_size = 1024;  // virtiofsd's and QEMU's usual size
+};
+
 struct VmConfig {
   std::optional<BootSourceConfig> boot_source;
   MachineConfig machine;
   SerialConfig serial;
   std::optional<LoggerConfig> logger;
   std::optional<std::string> metrics_path;
+  std::vector<FsConfig> fs;
 };
 
 }  // namespace ember

@@ -5,8 +5,11 @@
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include "api/config_render.h"
 #include "devices/boot_timer.h"
@@ -74,6 +77,29 @@ Status Vmm::Configure(const VmConfig& config) {
   if (config.logger) EMBER_RETURN_IF_ERROR(ApplyLoggerConfig(*config.logger).Context("logger"));
   if (config.metrics_path) EMBER_RETURN_IF_ERROR(ConfigureMetrics(*config.metrics_path));
   config_ = config;
+  return Status::Ok();
+}
+
+Status Vmm::PutFsDevice(const FsConfig& device) {
+  // What can be known before the backend is contacted: the socket exists.
+  // (virtiofsd serves one connection, so ember connects only at start.)
+  struct stat info {};
+  if (stat(device.socket.c_str(), &info) != 0) {
+    return ErrnoStatus("fs device " + device.fs_id + ": socket " + device.socket);
+  }
+  if (!S_ISSOCK(info.st_mode)) {
+    return Status::Error("fs device " + device.fs_id + ": " + device.socket + " is not a socket");
+  }
+  std::vector<FsConfig> devices = config_.fs;
+  auto same_id = std::find_if(devices.begin(), devices.end(),
+                              [&](const FsConfig& d) { return d.fs_id == device.fs_id; });
+  if (same_id != devices.end()) {
+    *same_id = device;  // PUT replaces, as in Firecracker
+  } else {
+    devices.push_back(device);
+  }
+  EMBER_RETURN_IF_ERROR(CheckFsDevices(devices));
+  config_.fs = std::move(devices);
   return Status::Ok();
 }
 
@@ -162,6 +188,10 @@ VmmReply Vmm::Handle(const VmmAction& action) {
             config_.serial = put.config;
             return VmmReply::NoContent();
           },
+          [&](const PutFs& put) {
+            if (started) return VmmReply::Error(kNotAfterStart);
+            return FromStatus(PutFsDevice(put.config));
+          },
           [&](const ember::StartInstance&) { return HandleStart(); },
           [&](const SendCtrlAltDel&) {
             if (!started) return VmmReply::Error(kNotBeforeStart);
@@ -180,6 +210,16 @@ VmmReply Vmm::Handle(const VmmAction& action) {
 Status Vmm::AttachMachineToLoop() {
   EMBER_RETURN_IF_ERROR(
       loop_->Add(machine_->exit_event.fd(), EPOLLIN, [this](uint32_t) { OnVmExit(); }));
+  // A backend that goes away does not end the VM: ember logs it and the
+  // guest sees its requests stall (reconnecting is for a later change).
+  for (const Machine::BackendSocket& backend : machine_->backend_sockets) {
+    int fd = backend.fd;
+    std::string device = backend.device;
+    EMBER_RETURN_IF_ERROR(loop_->Add(fd, EPOLLRDHUP, [this, fd, device](uint32_t) {
+      spdlog::warn("{}: the vhost-user backend disconnected; the VM keeps running", device);
+      loop_->Remove(fd);
+    }));
+  }
   // Regular files and /dev/null cannot be polled; the guest then gets no input.
   int in = options_.stdin_fd;
   if (in >= 0 && loop_->Add(in, EPOLLIN, [this](uint32_t) { ForwardConsoleInput(); }).ok()) {

@@ -56,6 +56,7 @@ class Vmm {
 
  private:
   VmmReply HandleStart();
+  Status PutFsDevice(const FsConfig& device);
   VmmReply HandleSetVmState(bool paused);
   Status AttachMachineToLoop();
   void OnVmExit();

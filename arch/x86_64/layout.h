@@ -3,6 +3,7 @@
 // is loaded at 1 MiB; devices live in the 32-bit MMIO hole below 4 GiB.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace ember::layout {
@@ -58,6 +59,13 @@ constexpr uint64_t kMmioHoleEnd = 4 * kGiB;
 // Devices in the MMIO hole.
 constexpr uint64_t kBootTimerStart = 0xc000'0000;  // Firecracker-compatible
 constexpr uint64_t kBootTimerSize = 0x1000;
+// virtio-mmio slots, one 4 KiB window and one interrupt line each.
+constexpr uint64_t kVirtioMmioStart = 0xc000'1000;
+constexpr uint64_t kVirtioMmioSlotSize = 0x1000;
+// IOAPIC pins free for devices: not the timer (0), keyboard (1), cascade
+// (2), COM1 (4), RTC (8) or mouse (12).
+constexpr uint32_t kVirtioIrqs[] = {5, 6, 7, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23};
+constexpr size_t kMaxVirtioDevices = sizeof(kVirtioIrqs) / sizeof(kVirtioIrqs[0]);
 constexpr uint64_t kIoapicStart = 0xfec0'0000;
 constexpr uint64_t kLapicStart = 0xfee0'0000;
 

@@ -127,8 +127,9 @@ Result<std::vector<uint8_t>> BuildMptable(uint32_t vcpu_count, uint64_t table_ad
   Append(table, IoapicEntry{kIoapic, ioapic_id, kIoapicVersion, kCpuEnabled,
                             static_cast<uint32_t>(layout::kIoapicStart)});
   ++entries;
-  // ISA IRQ n arrives on IOAPIC pin n (KVM's default routing).
-  for (uint8_t irq = 0; irq < 16; ++irq) {
+  // Line n arrives on IOAPIC pin n (KVM's default routing), for every pin:
+  // virtio devices use lines above 15 too.
+  for (uint8_t irq = 0; irq < layout::kIoapicPins; ++irq) {
     Append(table,
            InterruptEntry{kIoInterrupt, kInt, kInterruptConforming, kIsaBus, irq, ioapic_id, irq});
     ++entries;
