@@ -37,9 +37,11 @@ Result<VhostUserConnection> VhostUserConnection::Connect(const std::string& path
   return VhostUserConnection(std::move(fd), owner);
 }
 
-VhostUserConnection::VhostUserConnection(UniqueFd fd, std::string owner)
-    : fd_(std::move(fd)), owner_(std::move(owner)) {
-  timeval timeout{static_cast<time_t>(kReplyTimeout.count()), 0};
+VhostUserConnection::VhostUserConnection(UniqueFd fd, std::string owner,
+                                         std::chrono::milliseconds reply_timeout)
+    : fd_(std::move(fd)), owner_(std::move(owner)), reply_timeout_(reply_timeout) {
+  timeval timeout{static_cast<time_t>(reply_timeout.count() / 1000),
+                  static_cast<suseconds_t>((reply_timeout.count() % 1000) * 1000)};
   setsockopt(fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
   setsockopt(fd_.get(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
 }
@@ -90,7 +92,8 @@ Status VhostUserConnection::ReadExactly(uint8_t* data, size_t length, const char
     if (n < 0 && errno == EINTR) continue;
     // Replies never carry fds: close any, then refuse the message.
     bool stray_fds = false;
-    for (cmsghdr* cmsg = CMSG_FIRSTHDR(&message); cmsg != nullptr; cmsg = CMSG_NXTHDR(&message, cmsg)) {
+    for (cmsghdr* cmsg = CMSG_FIRSTHDR(&message); cmsg != nullptr;
+         cmsg = CMSG_NXTHDR(&message, cmsg)) {
       if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
         size_t count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
         for (size_t i = 0; i < count; ++i) {
@@ -105,7 +108,7 @@ Status VhostUserConnection::ReadExactly(uint8_t* data, size_t length, const char
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
         return Status::Error(std::string(what) + ": the backend did not answer within " +
-                             std::to_string(kReplyTimeout.count()) + " s");
+                             std::to_string(reply_timeout_.count()) + " ms");
       }
       return ErrnoStatus(what);
     }
@@ -118,7 +121,8 @@ Status VhostUserConnection::ReadExactly(uint8_t* data, size_t length, const char
 Status VhostUserConnection::ReadReply(Request request, std::span<uint8_t> out) {
   std::string where = Where(request) + " reply";
   Header header{};
-  EMBER_RETURN_IF_ERROR(ReadExactly(reinterpret_cast<uint8_t*>(&header), sizeof(header), where.c_str()));
+  EMBER_RETURN_IF_ERROR(
+      ReadExactly(reinterpret_cast<uint8_t*>(&header), sizeof(header), where.c_str()));
   if ((header.flags & kVersionMask) != kVersion || !(header.flags & kFlagReply)) {
     return Status::Error(where + " has bad flags " + std::to_string(header.flags));
   }
@@ -126,8 +130,8 @@ Status VhostUserConnection::ReadReply(Request request, std::span<uint8_t> out) {
     return Status::Error(where + " answers request " + std::to_string(header.request));
   }
   if (header.size != out.size()) {
-    return Status::Error(where + " has " + std::to_string(header.size) + " payload bytes, expected " +
-                         std::to_string(out.size()));
+    return Status::Error(where + " has " + std::to_string(header.size) +
+                         " payload bytes, expected " + std::to_string(out.size()));
   }
   return ReadExactly(out.data(), out.size(), where.c_str());
 }
@@ -138,7 +142,8 @@ Status VhostUserConnection::Send(Request request, std::span<const uint8_t> paylo
   if (!reply_ack_) return Status::Ok();
   uint64_t ack = 0;
   EMBER_RETURN_IF_ERROR(ReadReply(request, {reinterpret_cast<uint8_t*>(&ack), sizeof(ack)}));
-  if (ack != 0) return Status::Error(Where(request) + ": the backend refused it (" + std::to_string(ack) + ")");
+  if (ack != 0)
+    return Status::Error(Where(request) + ": the backend refused it (" + std::to_string(ack) + ")");
   return Status::Ok();
 }
 
@@ -153,7 +158,8 @@ Result<VringState> VhostUserConnection::GetVringBase(uint32_t index) {
   VringState state{index, 0};
   EMBER_RETURN_IF_ERROR(
       Write(kGetVringBase, 0, {reinterpret_cast<const uint8_t*>(&state), sizeof(state)}, {}));
-  EMBER_RETURN_IF_ERROR(ReadReply(kGetVringBase, {reinterpret_cast<uint8_t*>(&state), sizeof(state)}));
+  EMBER_RETURN_IF_ERROR(
+      ReadReply(kGetVringBase, {reinterpret_cast<uint8_t*>(&state), sizeof(state)}));
   if (state.index != index) {
     return Status::Error(Where(kGetVringBase) + " reply names ring " + std::to_string(state.index) +
                          ", expected " + std::to_string(index));

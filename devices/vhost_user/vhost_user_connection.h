@@ -25,7 +25,8 @@ class VhostUserConnection {
   // errors ("fs device myfs").
   static Result<VhostUserConnection> Connect(const std::string& path, const std::string& owner);
   // Adopts an already connected socket.
-  VhostUserConnection(UniqueFd fd, std::string owner);
+  VhostUserConnection(UniqueFd fd, std::string owner,
+                      std::chrono::milliseconds reply_timeout = kReplyTimeout);
 
   int fd() const { return fd_.get(); }
   const std::string& owner() const { return owner_; }
@@ -55,6 +56,7 @@ class VhostUserConnection {
 
   UniqueFd fd_;
   std::string owner_;
+  std::chrono::milliseconds reply_timeout_;
   bool reply_ack_ = false;
 };
 

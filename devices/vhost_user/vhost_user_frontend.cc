@@ -10,10 +10,15 @@ namespace ember {
 
 using namespace vhost_user;
 
-Result<std::unique_ptr<VhostUserFrontend>> VhostUserFrontend::Connect(const std::string& socket_path,
-                                                                      const std::string& owner) {
+Result<std::unique_ptr<VhostUserFrontend>> VhostUserFrontend::Connect(
+    const std::string& socket_path, const std::string& owner) {
   EMBER_ASSIGN_OR_RETURN(VhostUserConnection connection,
                          VhostUserConnection::Connect(socket_path, owner));
+  return Negotiate(std::move(connection));
+}
+
+Result<std::unique_ptr<VhostUserFrontend>> VhostUserFrontend::Negotiate(
+    VhostUserConnection connection) {
   std::unique_ptr<VhostUserFrontend> frontend(new VhostUserFrontend(std::move(connection)));
   VhostUserConnection& conn = frontend->connection_;
   EMBER_ASSIGN_OR_RETURN(frontend->backend_features_, conn.GetU64(kGetFeatures));
@@ -24,7 +29,7 @@ Result<std::unique_ptr<VhostUserFrontend>> VhostUserFrontend::Connect(const std:
     conn.set_reply_ack((frontend->protocol_features_ & kProtocolReplyAck) != 0);
   }
   EMBER_RETURN_IF_ERROR(conn.Send(kSetOwner));
-  spdlog::debug("{}: backend features {:#x}, protocol features {:#x}", owner,
+  spdlog::debug("{}: backend features {:#x}, protocol features {:#x}", frontend->owner(),
                 frontend->backend_features_, frontend->protocol_features_);
   return frontend;
 }
@@ -77,11 +82,17 @@ Status VhostUserFrontend::StartRing(const GuestMemory& memory, const VringSetup&
   }
   EMBER_RETURN_IF_ERROR(connection_.SendValue(kSetVringNum, VringState{ring.index, ring.size}));
   EMBER_RETURN_IF_ERROR(connection_.SendValue(kSetVringBase, VringState{ring.index, ring.base}));
-  VringAddr address{ring.index, 0, reinterpret_cast<uint64_t>(descriptor),
-                    reinterpret_cast<uint64_t>(used), reinterpret_cast<uint64_t>(available), 0};
+  VringAddr address{ring.index,
+                    0,
+                    reinterpret_cast<uint64_t>(descriptor),
+                    reinterpret_cast<uint64_t>(used),
+                    reinterpret_cast<uint64_t>(available),
+                    0};
   EMBER_RETURN_IF_ERROR(connection_.SendValue(kSetVringAddr, address));
-  EMBER_RETURN_IF_ERROR(connection_.SendValue(kSetVringKick, uint64_t{ring.index}, {&ring.kick_fd, 1}));
-  EMBER_RETURN_IF_ERROR(connection_.SendValue(kSetVringCall, uint64_t{ring.index}, {&ring.call_fd, 1}));
+  EMBER_RETURN_IF_ERROR(
+      connection_.SendValue(kSetVringKick, uint64_t{ring.index}, {&ring.kick_fd, 1}));
+  EMBER_RETURN_IF_ERROR(
+      connection_.SendValue(kSetVringCall, uint64_t{ring.index}, {&ring.call_fd, 1}));
   started_rings_.push_back(ring.index);
   return Status::Ok();
 }

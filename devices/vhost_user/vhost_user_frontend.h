@@ -43,6 +43,8 @@ class VhostUserFrontend {
 
   static Result<std::unique_ptr<VhostUserFrontend>> Connect(const std::string& socket_path,
                                                             const std::string& owner);
+  // The negotiation on an established connection.
+  static Result<std::unique_ptr<VhostUserFrontend>> Negotiate(VhostUserConnection connection);
 
   const std::string& owner() const { return connection_.owner(); }
   uint64_t backend_features() const { return backend_features_; }

@@ -2,10 +2,9 @@
 
 #include <linux/virtio_config.h>
 #include <linux/virtio_mmio.h>
+#include <spdlog/spdlog.h>
 
 #include <cstring>
-
-#include <spdlog/spdlog.h>
 
 #include "vmm/hex.h"
 
@@ -82,27 +81,44 @@ VirtQueueState* VirtioMmioTransport::SelectedQueue() {
 uint32_t VirtioMmioTransport::ReadRegister(uint64_t offset) {
   VirtQueueState* queue = SelectedQueue();
   switch (offset) {
-    case VIRTIO_MMIO_MAGIC_VALUE: return kMagic;
-    case VIRTIO_MMIO_VERSION: return kVersion;
-    case VIRTIO_MMIO_DEVICE_ID: return device_->device_type();
-    case VIRTIO_MMIO_VENDOR_ID: return kVendorId;
+    case VIRTIO_MMIO_MAGIC_VALUE:
+      return kMagic;
+    case VIRTIO_MMIO_VERSION:
+      return kVersion;
+    case VIRTIO_MMIO_DEVICE_ID:
+      return device_->device_type();
+    case VIRTIO_MMIO_VENDOR_ID:
+      return kVendorId;
     case VIRTIO_MMIO_DEVICE_FEATURES:
       if (device_features_select_ > 1) return 0;
       return static_cast<uint32_t>(device_->device_features() >> (32 * device_features_select_));
-    case VIRTIO_MMIO_QUEUE_NUM_MAX: return queue ? device_->max_queue_size() : 0;
-    case VIRTIO_MMIO_QUEUE_READY: return queue && queue->ready ? 1 : 0;
-    case VIRTIO_MMIO_INTERRUPT_STATUS: return interrupt_status_;
-    case VIRTIO_MMIO_STATUS: return status_;
-    case VIRTIO_MMIO_QUEUE_DESC_LOW: return queue ? static_cast<uint32_t>(queue->descriptor_address) : 0;
-    case VIRTIO_MMIO_QUEUE_DESC_HIGH: return queue ? static_cast<uint32_t>(queue->descriptor_address >> 32) : 0;
-    case VIRTIO_MMIO_QUEUE_AVAIL_LOW: return queue ? static_cast<uint32_t>(queue->available_address) : 0;
-    case VIRTIO_MMIO_QUEUE_AVAIL_HIGH: return queue ? static_cast<uint32_t>(queue->available_address >> 32) : 0;
-    case VIRTIO_MMIO_QUEUE_USED_LOW: return queue ? static_cast<uint32_t>(queue->used_address) : 0;
-    case VIRTIO_MMIO_QUEUE_USED_HIGH: return queue ? static_cast<uint32_t>(queue->used_address >> 32) : 0;
+    case VIRTIO_MMIO_QUEUE_NUM_MAX:
+      return queue ? device_->max_queue_size() : 0;
+    case VIRTIO_MMIO_QUEUE_READY:
+      return queue && queue->ready ? 1 : 0;
+    case VIRTIO_MMIO_INTERRUPT_STATUS:
+      return interrupt_status_;
+    case VIRTIO_MMIO_STATUS:
+      return status_;
+    case VIRTIO_MMIO_QUEUE_DESC_LOW:
+      return queue ? static_cast<uint32_t>(queue->descriptor_address) : 0;
+    case VIRTIO_MMIO_QUEUE_DESC_HIGH:
+      return queue ? static_cast<uint32_t>(queue->descriptor_address >> 32) : 0;
+    case VIRTIO_MMIO_QUEUE_AVAIL_LOW:
+      return queue ? static_cast<uint32_t>(queue->available_address) : 0;
+    case VIRTIO_MMIO_QUEUE_AVAIL_HIGH:
+      return queue ? static_cast<uint32_t>(queue->available_address >> 32) : 0;
+    case VIRTIO_MMIO_QUEUE_USED_LOW:
+      return queue ? static_cast<uint32_t>(queue->used_address) : 0;
+    case VIRTIO_MMIO_QUEUE_USED_HIGH:
+      return queue ? static_cast<uint32_t>(queue->used_address >> 32) : 0;
     case VIRTIO_MMIO_SHM_LEN_LOW:
-    case VIRTIO_MMIO_SHM_LEN_HIGH: return 0xffffffff;  // no shared memory regions
-    case VIRTIO_MMIO_CONFIG_GENERATION: return 0;
-    default: return 0;
+    case VIRTIO_MMIO_SHM_LEN_HIGH:
+      return 0xffffffff;  // no shared memory regions
+    case VIRTIO_MMIO_CONFIG_GENERATION:
+      return 0;
+    default:
+      return 0;
   }
 }
 
@@ -125,6 +141,15 @@ void VirtioMmioTransport::WriteRegister(uint64_t offset, uint32_t value) {
     }
     return;
   }
+  // Selectors only choose what later reads see: allowed at any time.
+  if (offset == VIRTIO_MMIO_DEVICE_FEATURES_SEL) {
+    device_features_select_ = value;
+    return;
+  }
+  if (offset == VIRTIO_MMIO_QUEUE_SEL) {
+    queue_select_ = value;
+    return;
+  }
   // Everything else configures the device, which the spec allows only
   // before DRIVER_OK.
   if (status_ & VIRTIO_CONFIG_S_DRIVER_OK) {
@@ -133,21 +158,24 @@ void VirtioMmioTransport::WriteRegister(uint64_t offset, uint32_t value) {
   }
   VirtQueueState* queue = SelectedQueue();
   switch (offset) {
-    case VIRTIO_MMIO_DEVICE_FEATURES_SEL: device_features_select_ = value; return;
-    case VIRTIO_MMIO_DRIVER_FEATURES_SEL: driver_features_select_ = value; return;
+    case VIRTIO_MMIO_DRIVER_FEATURES_SEL:
+      driver_features_select_ = value;
+      return;
     case VIRTIO_MMIO_DRIVER_FEATURES:
       if (status_ & VIRTIO_CONFIG_S_FEATURES_OK) {
         Warn("driver features written after FEATURES_OK: ignored");
       } else if (driver_features_select_ <= 1) {
         uint64_t shift = 32 * driver_features_select_;
-        driver_features_ = (driver_features_ & ~(0xffffffffull << shift)) | (uint64_t{value} << shift);
+        driver_features_ =
+            (driver_features_ & ~(0xffffffffull << shift)) | (uint64_t{value} << shift);
       }
       return;
-    case VIRTIO_MMIO_QUEUE_SEL: queue_select_ = value; return;
-    default: break;
+    default:
+      break;
   }
   if (queue == nullptr) {
-    Warn("queue register " + Hex(offset) + " written for missing queue " + std::to_string(queue_select_));
+    Warn("queue register " + Hex(offset) + " written for missing queue " +
+         std::to_string(queue_select_));
     return;
   }
   if (queue->ready && offset != VIRTIO_MMIO_QUEUE_READY) {
@@ -155,15 +183,31 @@ void VirtioMmioTransport::WriteRegister(uint64_t offset, uint32_t value) {
     return;
   }
   auto set_low = [](uint64_t& field, uint32_t v) { field = (field & ~0xffffffffull) | v; };
-  auto set_high = [](uint64_t& field, uint32_t v) { field = (field & 0xffffffffull) | (uint64_t{v} << 32); };
+  auto set_high = [](uint64_t& field, uint32_t v) {
+    field = (field & 0xffffffffull) | (uint64_t{v} << 32);
+  };
   switch (offset) {
-    case VIRTIO_MMIO_QUEUE_NUM: queue->size = static_cast<uint16_t>(value); return;
-    case VIRTIO_MMIO_QUEUE_DESC_LOW: set_low(queue->descriptor_address, value); return;
-    case VIRTIO_MMIO_QUEUE_DESC_HIGH: set_high(queue->descriptor_address, value); return;
-    case VIRTIO_MMIO_QUEUE_AVAIL_LOW: set_low(queue->available_address, value); return;
-    case VIRTIO_MMIO_QUEUE_AVAIL_HIGH: set_high(queue->available_address, value); return;
-    case VIRTIO_MMIO_QUEUE_USED_LOW: set_low(queue->used_address, value); return;
-    case VIRTIO_MMIO_QUEUE_USED_HIGH: set_high(queue->used_address, value); return;
+    case VIRTIO_MMIO_QUEUE_NUM:
+      queue->size = static_cast<uint16_t>(value);
+      return;
+    case VIRTIO_MMIO_QUEUE_DESC_LOW:
+      set_low(queue->descriptor_address, value);
+      return;
+    case VIRTIO_MMIO_QUEUE_DESC_HIGH:
+      set_high(queue->descriptor_address, value);
+      return;
+    case VIRTIO_MMIO_QUEUE_AVAIL_LOW:
+      set_low(queue->available_address, value);
+      return;
+    case VIRTIO_MMIO_QUEUE_AVAIL_HIGH:
+      set_high(queue->available_address, value);
+      return;
+    case VIRTIO_MMIO_QUEUE_USED_LOW:
+      set_low(queue->used_address, value);
+      return;
+    case VIRTIO_MMIO_QUEUE_USED_HIGH:
+      set_high(queue->used_address, value);
+      return;
     case VIRTIO_MMIO_QUEUE_READY:
       if (value == 0) {
         queue->ready = false;
@@ -205,7 +249,8 @@ void VirtioMmioTransport::WriteStatus(uint32_t value) {
     const uint64_t offered = device_->device_features();
     if ((driver_features_ & ~offered) != 0 || !(driver_features_ & kVirtioFeatureVersion1)) {
       // Not accepting: FEATURES_OK stays clear, which the driver reads back.
-      Warn("driver features " + Hex(driver_features_) + " are not a modern subset of " + Hex(offered));
+      Warn("driver features " + Hex(driver_features_) + " are not a modern subset of " +
+           Hex(offered));
       value &= ~VIRTIO_CONFIG_S_FEATURES_OK;
     }
   }

@@ -1,8 +1,8 @@
 #include "devices/virtio/vhost_user_fs.h"
 
-#include <cstring>
-
 #include <spdlog/spdlog.h>
+
+#include <cstring>
 
 namespace ember {
 namespace {
