@@ -1,5 +1,6 @@
 #include "api/config_parser.h"
 
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -11,8 +12,8 @@ namespace ember {
 namespace {
 
 // Firecracker resources ember does not provide (yet): named, not ignored.
-constexpr const char* kUnsupportedSections[] = {"network-interfaces", "vsock",   "balloon",
-                                                "mmds-config",        "entropy", "cpu-config"};
+constexpr const char* kUnsupportedSections[] = {"vsock", "balloon", "mmds-config", "entropy",
+                                                "cpu-config"};
 
 }  // namespace
 
@@ -171,6 +172,124 @@ Result<FsConfig> ParseFs(const nlohmann::json& body, const std::string& path,
   return config;
 }
 
+namespace {
+
+std::optional<std::array<uint8_t, 6>> ParseMac(const std::string& text) {
+  std::array<uint8_t, 6> mac{};
+  if (text.size() != 17) return std::nullopt;
+  for (size_t i = 0; i < 6; ++i) {
+    if (i > 0 && text[i * 3 - 1] != ':') return std::nullopt;
+    unsigned value = 0;
+    for (size_t j = 0; j < 2; ++j) {
+      char c = text[i * 3 + j];
+      unsigned digit = (c >= '0' && c <= '9')   ? c - '0'
+                       : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                       : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                                : 16;
+      if (digit == 16) return std::nullopt;
+      value = value * 16 + digit;
+    }
+    mac[i] = static_cast<uint8_t>(value);
+  }
+  return mac;
+}
+
+// A stable, locally administered unicast MAC for an interface without one.
+std::array<uint8_t, 6> GeneratedMac(const std::string& iface_id) {
+  uint32_t hash = 2166136261u;  // FNV-1a
+  for (unsigned char c : iface_id) hash = (hash ^ c) * 16777619u;
+  return {0x06,
+          0x00,
+          static_cast<uint8_t>(hash >> 24),
+          static_cast<uint8_t>(hash >> 16),
+          static_cast<uint8_t>(hash >> 8),
+          static_cast<uint8_t>(hash)};
+}
+
+}  // namespace
+
+std::string FormatMac(const std::array<uint8_t, 6>& mac) {
+  char text[18];
+  std::snprintf(text, sizeof(text), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3],
+                mac[4], mac[5]);
+  return text;
+}
+
+Result<NetConfig> ParseNetworkInterface(const nlohmann::json& body, const std::string& path,
+                                        const std::string& path_id) {
+  JsonObjectReader reader(body, path);
+  NetConfig config;
+  auto id = reader.String("iface_id", /*required=*/true);
+  auto mac = reader.String("guest_mac");
+  auto socket = reader.String("socket");
+  auto tap = reader.String("host_dev_name");
+  auto mtu = reader.Unsigned("mtu", 68, 65535);
+  auto queue_size = reader.Unsigned("queue_size", 2, kMaxQueueSize);
+  const nlohmann::json* rx_limiter = reader.Raw("rx_rate_limiter");
+  const nlohmann::json* tx_limiter = reader.Raw("tx_rate_limiter");
+  EMBER_RETURN_IF_ERROR(reader.Finish());
+  if (id->empty()) return Status::Error(reader.FieldPath("iface_id") + ": is empty");
+  if (!path_id.empty() && *id != path_id) {
+    return Status::Error(reader.FieldPath("iface_id") + ": \"" + *id +
+                         "\" does not match the id in the path, \"" + path_id + "\"");
+  }
+  if (tap) {
+    return Status::Error(reader.FieldPath("host_dev_name") +
+                         ": TAP devices are not supported yet; give a vhost-user \"socket\"");
+  }
+  if (!socket || socket->empty()) {
+    return Status::Error(reader.FieldPath("socket") +
+                         ": is required (the vhost-user backend's socket)");
+  }
+  if (rx_limiter != nullptr || tx_limiter != nullptr) {
+    return Status::Error(reader.FieldPath(rx_limiter ? "rx_rate_limiter" : "tx_rate_limiter") +
+                         ": rate limiters are not supported (the backend switches the packets)");
+  }
+  config.iface_id = *id;
+  config.socket = *socket;
+  if (mac) {
+    auto parsed = ParseMac(*mac);
+    if (!parsed) {
+      return Status::Error(reader.FieldPath("guest_mac") + ": \"" + *mac +
+                           "\" is not a MAC address like 52:54:00:12:34:56");
+    }
+    if ((*parsed)[0] & 1) {
+      return Status::Error(reader.FieldPath("guest_mac") + ": " + *mac +
+                           " is a multicast address; a NIC needs a unicast one");
+    }
+    config.guest_mac = *parsed;
+    config.mac_given = true;
+  } else {
+    config.guest_mac = GeneratedMac(config.iface_id);
+  }
+  if (mtu) config.mtu = static_cast<uint16_t>(*mtu);
+  if (queue_size) {
+    if ((*queue_size & (*queue_size - 1)) != 0) {
+      return Status::Error(reader.FieldPath("queue_size") + ": must be a power of two, got " +
+                           std::to_string(*queue_size));
+    }
+    config.queue_size = static_cast<uint32_t>(*queue_size);
+  }
+  return config;
+}
+
+Status CheckNetDevices(const std::vector<NetConfig>& devices) {
+  for (size_t i = 0; i < devices.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (devices[i].iface_id == devices[j].iface_id) {
+        return Status::Error("network-interfaces: the id \"" + devices[i].iface_id +
+                             "\" is used twice");
+      }
+      if (devices[i].guest_mac == devices[j].guest_mac) {
+        return Status::Error("network-interfaces: the MAC " + FormatMac(devices[i].guest_mac) +
+                             " is used by both " + devices[j].iface_id + " and " +
+                             devices[i].iface_id);
+      }
+    }
+  }
+  return Status::Ok();
+}
+
 Status CheckFsDevices(const std::vector<FsConfig>& devices) {
   for (size_t i = 0; i < devices.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
@@ -202,6 +321,7 @@ Result<VmConfig> ParseVmConfig(std::string_view text) {
   const nlohmann::json* logger = reader.Object("logger");
   const nlohmann::json* metrics = reader.Object("metrics");
   const nlohmann::json* fs = reader.Array("fs");
+  const nlohmann::json* net = reader.Array("network-interfaces");
   std::string unsupported;
   for (const char* section : kUnsupportedSections) {
     if (reader.Raw(section) != nullptr && unsupported.empty()) unsupported = section;
@@ -234,6 +354,15 @@ Result<VmConfig> ParseVmConfig(std::string_view text) {
       config.fs.push_back(std::move(device));
     }
     EMBER_RETURN_IF_ERROR(CheckFsDevices(config.fs));
+  }
+  if (net != nullptr) {
+    for (size_t i = 0; i < net->size(); ++i) {
+      EMBER_ASSIGN_OR_RETURN(
+          NetConfig device,
+          ParseNetworkInterface((*net)[i], "network-interfaces[" + std::to_string(i) + "]"));
+      config.net.push_back(std::move(device));
+    }
+    EMBER_RETURN_IF_ERROR(CheckNetDevices(config.net));
   }
   return config;
 }

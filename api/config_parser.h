@@ -55,6 +55,15 @@ Result<FsConfig> ParseFs(const nlohmann::json& body, const std::string& path,
 // Checks a set of fs devices for repeated ids or tags.
 Status CheckFsDevices(const std::vector<FsConfig>& devices);
 
+// One network interface (Firecracker's resource, with a vhost-user socket
+// instead of a TAP device).
+Result<NetConfig> ParseNetworkInterface(const nlohmann::json& body, const std::string& path,
+                                        const std::string& path_id = "");
+// Checks a set of network interfaces for repeated ids or MACs.
+Status CheckNetDevices(const std::vector<NetConfig>& devices);
+// "52:54:00:12:34:56"
+std::string FormatMac(const std::array<uint8_t, 6>& mac);
+
 // A Firecracker-style config file ("boot-source", "machine-config", ...).
 Result<VmConfig> ParseVmConfig(std::string_view text);
 Result<VmConfig> LoadVmConfigFile(const std::string& file_path);

@@ -1,5 +1,7 @@
 #include "api/config_render.h"
 
+#include "api/config_parser.h"
+
 namespace ember {
 
 nlohmann::json RenderBootSource(const BootSourceConfig& config) {
@@ -34,6 +36,15 @@ nlohmann::json RenderVmConfig(const VmConfig& config) {
                           {"socket", fs.socket},
                           {"num_queues", fs.num_queues},
                           {"queue_size", fs.queue_size}});
+  }
+  json["network-interfaces"] = nlohmann::json::array();
+  for (const NetConfig& net : config.net) {
+    nlohmann::json iface{{"iface_id", net.iface_id},
+                         {"guest_mac", FormatMac(net.guest_mac)},
+                         {"socket", net.socket},
+                         {"queue_size", net.queue_size}};
+    if (net.mtu) iface["mtu"] = *net.mtu;
+    json["network-interfaces"].push_back(std::move(iface));
   }
   if (config.serial.serial_out_path) {
     json["serial"] = {{"serial_out_path", *config.serial.serial_out_path}};

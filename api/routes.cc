@@ -72,6 +72,13 @@ Result<VmmAction> ParsePutFs(const ApiRequest& request) {
   return VmmAction(PutFs{std::move(config)});
 }
 
+Result<VmmAction> ParsePutNetworkInterface(const ApiRequest& request) {
+  EMBER_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(request.body));
+  EMBER_ASSIGN_OR_RETURN(NetConfig config,
+                         ParseNetworkInterface(body, "", request.path_params.at("iface_id")));
+  return VmmAction(PutNetworkInterface{std::move(config)});
+}
+
 template <typename Action>
 Result<VmmAction> NoBody(const ApiRequest&) {
   return VmmAction(Action{});
@@ -116,6 +123,7 @@ const std::vector<ApiRoute>& ApiRoutes() {
       {"PUT", "/metrics", ParsePutMetrics},
       {"PUT", "/serial", ParsePutSerial},
       {"PUT", "/fs/{fs_id}", ParsePutFs},
+      {"PUT", "/network-interfaces/{iface_id}", ParsePutNetworkInterface},
   };
   return routes;
 }

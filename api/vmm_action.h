@@ -34,6 +34,9 @@ struct PutSerial {
 struct PutFs {
   FsConfig config;
 };
+struct PutNetworkInterface {
+  NetConfig config;
+};
 struct StartInstance {};
 struct SendCtrlAltDel {};
 struct FlushMetrics {};
@@ -41,9 +44,10 @@ struct SetVmState {
   bool paused;
 };
 
-using VmmAction = std::variant<GetInstanceInfo, GetVersion, GetVmConfig, GetMachineConfig,
-                               PutBootSource, UpdateMachineConfig, PutLogger, PutMetrics, PutSerial,
-                               PutFs, StartInstance, SendCtrlAltDel, FlushMetrics, SetVmState>;
+using VmmAction =
+    std::variant<GetInstanceInfo, GetVersion, GetVmConfig, GetMachineConfig, PutBootSource,
+                 UpdateMachineConfig, PutLogger, PutMetrics, PutSerial, PutFs, PutNetworkInterface,
+                 StartInstance, SendCtrlAltDel, FlushMetrics, SetVmState>;
 
 // HTTP status and body, Firecracker's conventions: 204 with no body on
 // success, 200 with JSON for reads, 400 with {"fault_message": ...} for

@@ -104,6 +104,83 @@ TEST(ConfigParserTest, LoggerAndMetricsSections) {
             std::string::npos);
 }
 
+TEST(ConfigParserTest, FsDevices) {
+  Result<VmConfig> config = ParseVmConfig(R"({"boot-source": {"kernel_image_path": "/k"},
+      "fs": [{"fs_id": "a", "tag": "share", "socket": "/tmp/a.sock"},
+             {"fs_id": "b", "tag": "other", "socket": "/tmp/b.sock", "num_queues": 2,
+              "queue_size": 512}]})");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  ASSERT_EQ(config->fs.size(), 2u);
+  EXPECT_EQ(config->fs[0].num_queues, 1u);
+  EXPECT_EQ(config->fs[0].queue_size, 1024u);
+  EXPECT_EQ(config->fs[1].num_queues, 2u);
+  EXPECT_EQ(config->fs[1].queue_size, 512u);
+  auto fs = [](const std::string& devices) {
+    return ErrorOf(R"({"boot-source": {"kernel_image_path": "/k"}, "fs": [)" + devices + "]}");
+  };
+  EXPECT_EQ(
+      fs(R"({"fs_id": "a", "tag": "x", "socket": "/s"}, {"fs_id": "b", "tag": "x", "socket": "/t"})"),
+      "fs: the tag \"x\" is used by both a and b");
+  EXPECT_EQ(
+      fs(R"({"fs_id": "a", "tag": "x", "socket": "/s"}, {"fs_id": "a", "tag": "y", "socket": "/t"})"),
+      "fs: the id \"a\" is used twice");
+  EXPECT_EQ(fs(R"({"fs_id": "a", "tag": ")" + std::string(37, 't') + R"(", "socket": "/s"})"),
+            "fs[0].tag: must be 1 to 36 bytes, got 37");
+  EXPECT_EQ(fs(R"({"fs_id": "a", "tag": "x"})"), "fs[0].socket: is required");
+  EXPECT_EQ(fs(R"({"fs_id": "a", "tag": "x", "socket": "/s", "queue_size": 100})"),
+            "fs[0].queue_size: must be a power of two, got 100");
+  EXPECT_EQ(fs(R"({"fs_id": "a", "tag": "x", "socket": "/s", "num_queues": 0})"),
+            "fs[0].num_queues: must be between 1 and 16, got 0");
+  Result<FsConfig> mismatch =
+      ParseFs(nlohmann::json::parse(R"({"fs_id": "a", "tag": "x", "socket": "/s"})"), "", "b");
+  ASSERT_FALSE(mismatch.ok());
+  EXPECT_EQ(mismatch.status().message(), "fs_id: \"a\" does not match the id in the path, \"b\"");
+}
+
+TEST(ConfigParserTest, NetworkInterfaces) {
+  auto net = [](const std::string& devices) {
+    return R"({"boot-source": {"kernel_image_path": "/k"}, "network-interfaces": [)" + devices +
+           "]}";
+  };
+  Result<VmConfig> config = ParseVmConfig(net(
+      R"({"iface_id": "eth0", "guest_mac": "52:54:00:AB:cd:01", "socket": "/tmp/n.sock", "mtu": 1500},
+         {"iface_id": "eth1", "socket": "/tmp/m.sock"})"));
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  EXPECT_EQ(FormatMac(config->net[0].guest_mac), "52:54:00:ab:cd:01");
+  EXPECT_EQ(config->net[0].mtu, 1500);
+  EXPECT_EQ(config->net[1].queue_size, 256u);
+  // No MAC given: a stable, locally administered unicast one.
+  std::array<uint8_t, 6> generated = config->net[1].guest_mac;
+  EXPECT_EQ(generated[0], 0x06);
+  EXPECT_EQ(ParseVmConfig(net(R"({"iface_id": "eth1", "socket": "/x"})"))->net[0].guest_mac,
+            generated);
+  EXPECT_NE(ParseVmConfig(net(R"({"iface_id": "eth2", "socket": "/x"})"))->net[0].guest_mac,
+            generated);
+
+  EXPECT_EQ(ErrorOf(net(R"({"iface_id": "eth0", "host_dev_name": "tap0"})")),
+            "network-interfaces[0].host_dev_name: TAP devices are not supported yet; give a "
+            "vhost-user \"socket\"");
+  EXPECT_EQ(ErrorOf(net(R"({"iface_id": "eth0", "socket": "/s", "guest_mac": "52:54:00:12:34"})")),
+            "network-interfaces[0].guest_mac: \"52:54:00:12:34\" is not a MAC address like "
+            "52:54:00:12:34:56");
+  EXPECT_EQ(
+      ErrorOf(net(R"({"iface_id": "eth0", "socket": "/s", "guest_mac": "zz:54:00:12:34:56"})")),
+      "network-interfaces[0].guest_mac: \"zz:54:00:12:34:56\" is not a MAC address like "
+      "52:54:00:12:34:56");
+  EXPECT_NE(
+      ErrorOf(net(R"({"iface_id": "eth0", "socket": "/s", "guest_mac": "01:00:5e:00:00:01"})"))
+          .find("multicast"),
+      std::string::npos);
+  EXPECT_EQ(ErrorOf(net(R"({"iface_id": "eth0"})")),
+            "network-interfaces[0].socket: is required (the vhost-user backend's socket)");
+  EXPECT_EQ(ErrorOf(net(R"({"iface_id": "a", "socket": "/s", "guest_mac": "52:54:00:00:00:01"},
+                          {"iface_id": "b", "socket": "/t", "guest_mac": "52:54:00:00:00:01"})")),
+            "network-interfaces: the MAC 52:54:00:00:00:01 is used by both a and b");
+  EXPECT_NE(ErrorOf(net(R"({"iface_id": "a", "socket": "/s", "rx_rate_limiter": {}})"))
+                .find("rate limiters"),
+            std::string::npos);
+}
+
 TEST(ConfigParserTest, PatchKeepsFieldsThatAreAbsent) {
   MachineConfig base{4, 512, false, false};
   Result<MachineConfig> patched =

@@ -1,11 +1,10 @@
 #include "devices/virtio/mmio_transport.h"
 
+#include <gtest/gtest.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_mmio.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <cstring>
 
@@ -70,8 +69,8 @@ class MmioTransportTest : public ::testing::Test {
     Set(VIRTIO_MMIO_DRIVER_FEATURES, static_cast<uint32_t>(features));
     Set(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
     Set(VIRTIO_MMIO_DRIVER_FEATURES, static_cast<uint32_t>(features >> 32));
-    Set(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
-                                VIRTIO_CONFIG_S_FEATURES_OK);
+    Set(VIRTIO_MMIO_STATUS,
+        VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
   }
   bool SetUpQueue(uint32_t index, uint32_t size, uint64_t base) {
     Set(VIRTIO_MMIO_QUEUE_SEL, index);
@@ -173,8 +172,8 @@ TEST_F(MmioTransportTest, FailedActivationAsksForReset) {
 }
 
 TEST_F(MmioTransportTest, DriverOkWithoutFeaturesOkIsIgnored) {
-  Set(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
-                              VIRTIO_CONFIG_S_DRIVER_OK);
+  Set(VIRTIO_MMIO_STATUS,
+      VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_DRIVER_OK);
   EXPECT_EQ(Get(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_DRIVER_OK, 0u);
   EXPECT_EQ(device_->activations, 0);
 }

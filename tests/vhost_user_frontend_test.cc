@@ -3,12 +3,11 @@
 // replies it cannot trust.
 #include "devices/vhost_user/vhost_user_frontend.h"
 
+#include <gtest/gtest.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <cstring>
 #include <functional>
@@ -47,12 +46,12 @@ bool ReceiveMessage(int fd, Received& message) {
     message.fds += static_cast<int>(count);
   }
   message.payload.resize(message.header.size);
-  return message.header.size == 0 ||
-         recv(fd, message.payload.data(), message.header.size, MSG_WAITALL) ==
-             static_cast<ssize_t>(message.header.size);
+  return message.header.size == 0 || recv(fd, message.payload.data(), message.header.size,
+                                          MSG_WAITALL) == static_cast<ssize_t>(message.header.size);
 }
 
-void Reply(int fd, uint32_t request, const void* payload, uint32_t size, uint32_t flags = kVersion | kFlagReply) {
+void Reply(int fd, uint32_t request, const void* payload, uint32_t size,
+           uint32_t flags = kVersion | kFlagReply) {
   Header header{request, flags, size};
   send(fd, &header, sizeof(header), MSG_NOSIGNAL);
   if (size > 0) send(fd, payload, size, MSG_NOSIGNAL);
@@ -86,11 +85,21 @@ class FakeBackend {
     while (ReceiveMessage(backend_fd_, message)) {
       log.push_back(message);
       switch (message.header.request) {
-        case kGetFeatures: ReplyU64(backend_fd_, kGetFeatures, features_); break;
-        case kGetProtocolFeatures: ReplyU64(backend_fd_, kGetProtocolFeatures, protocol_); break;
-        case kGetMaxMemSlots: ReplyU64(backend_fd_, kGetMaxMemSlots, 32); break;
-        case kGetQueueNum: ReplyU64(backend_fd_, kGetQueueNum, 2); break;
-        case kGetVringBase: Reply(backend_fd_, kGetVringBase, message.payload.data(), 8); break;
+        case kGetFeatures:
+          ReplyU64(backend_fd_, kGetFeatures, features_);
+          break;
+        case kGetProtocolFeatures:
+          ReplyU64(backend_fd_, kGetProtocolFeatures, protocol_);
+          break;
+        case kGetMaxMemSlots:
+          ReplyU64(backend_fd_, kGetMaxMemSlots, 32);
+          break;
+        case kGetQueueNum:
+          ReplyU64(backend_fd_, kGetQueueNum, 2);
+          break;
+        case kGetVringBase:
+          Reply(backend_fd_, kGetVringBase, message.payload.data(), 8);
+          break;
         default:
           if (message.header.request == kSetProtocolFeatures) {
             uint64_t value;
@@ -136,11 +145,11 @@ TEST(VhostUserFrontendTest, NegotiatesAndStartsInQemusOrder) {
   }
   std::vector<uint32_t> order;
   for (const Received& m : log) order.push_back(m.header.request);
-  EXPECT_EQ(order, (std::vector<uint32_t>{kGetFeatures, kGetProtocolFeatures, kSetProtocolFeatures,
-                                          kSetOwner, kGetQueueNum, kSetFeatures, kGetMaxMemSlots,
-                                          kAddMemReg, kSetVringNum, kSetVringBase, kSetVringAddr,
-                                          kSetVringKick, kSetVringCall, kSetVringEnable,
-                                          kGetVringBase}));
+  EXPECT_EQ(order,
+            (std::vector<uint32_t>{kGetFeatures, kGetProtocolFeatures, kSetProtocolFeatures,
+                                   kSetOwner, kGetQueueNum, kSetFeatures, kGetMaxMemSlots,
+                                   kAddMemReg, kSetVringNum, kSetVringBase, kSetVringAddr,
+                                   kSetVringKick, kSetVringCall, kSetVringEnable, kGetVringBase}));
   auto find = [&](uint32_t request) -> const Received& {
     for (const Received& m : log) {
       if (m.header.request == request) return m;
@@ -221,11 +230,14 @@ std::string ErrorWith(const std::function<void(int)>& misbehave) {
 }
 
 TEST(VhostUserFrontendTest, RefusesRepliesItCannotTrust) {
-  EXPECT_NE(ErrorWith([](int fd) { uint32_t small = 1; Reply(fd, kGetFeatures, &small, 4); })
-                .find("has 4 payload bytes, expected 8"),
+  EXPECT_NE(ErrorWith([](int fd) {
+              uint32_t small = 1;
+              Reply(fd, kGetFeatures, &small, 4);
+            }).find("has 4 payload bytes, expected 8"),
             std::string::npos);
-  EXPECT_NE(ErrorWith([](int fd) { ReplyU64(fd, kGetProtocolFeatures, 1); }).find("answers request 15"),
-            std::string::npos);
+  EXPECT_NE(
+      ErrorWith([](int fd) { ReplyU64(fd, kGetProtocolFeatures, 1); }).find("answers request 15"),
+      std::string::npos);
   EXPECT_NE(ErrorWith([](int fd) {
               uint64_t v = 1;
               Reply(fd, kGetFeatures, &v, 8, kVersion);  // no reply flag
@@ -253,17 +265,22 @@ TEST(VhostUserFrontendTest, RefusesRepliesItCannotTrust) {
             std::string::npos);
   EXPECT_NE(ErrorWith([](int fd) { shutdown(fd, SHUT_RDWR); }).find("closed the connection"),
             std::string::npos);
-  std::string silent = ErrorWith([](int) { std::this_thread::sleep_for(std::chrono::milliseconds(500)); });
+  std::string silent =
+      ErrorWith([](int) { std::this_thread::sleep_for(std::chrono::milliseconds(500)); });
   EXPECT_NE(silent.find("did not answer within 300 ms"), std::string::npos) << silent;
   EXPECT_NE(silent.find("fs device t: vhost-user GET_FEATURES"), std::string::npos) << silent;
 }
 
 TEST(VhostUserFrontendTest, ConnectNamesTheProblemWithTheSocket) {
-  EXPECT_NE(VhostUserFrontend::Connect("/nonexistent/vfs.sock", "fs device a").status().message().find(
-                "fs device a: socket /nonexistent/vfs.sock: No such file or directory"),
+  EXPECT_NE(VhostUserFrontend::Connect("/nonexistent/vfs.sock", "fs device a")
+                .status()
+                .message()
+                .find("fs device a: socket /nonexistent/vfs.sock: No such file or directory"),
             std::string::npos);
-  EXPECT_NE(VhostUserFrontend::Connect("/etc/hostname", "fs device a").status().message().find(
-                "is not a socket"),
+  EXPECT_NE(VhostUserFrontend::Connect("/etc/hostname", "fs device a")
+                .status()
+                .message()
+                .find("is not a socket"),
             std::string::npos);
   // A socket file nobody listens on: connection refused.
   std::string path = "/tmp/ember-refused-" + std::to_string(getpid()) + ".sock";
@@ -273,9 +290,9 @@ TEST(VhostUserFrontendTest, ConnectNamesTheProblemWithTheSocket) {
   std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
   ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
   close(fd);
-  EXPECT_NE(VhostUserFrontend::Connect(path, "fs device a").status().message().find(
-                "Connection refused"),
-            std::string::npos);
+  EXPECT_NE(
+      VhostUserFrontend::Connect(path, "fs device a").status().message().find("Connection refused"),
+      std::string::npos);
   unlink(path.c_str());
 }
 

@@ -17,6 +17,7 @@
 #include "devices/boot_timer.h"
 #include "devices/virtio/mmio_transport.h"
 #include "devices/virtio/vhost_user_fs.h"
+#include "devices/virtio/vhost_user_net.h"
 #include "vmm/hex.h"
 #include "vmm/sys_error.h"
 
@@ -83,41 +84,56 @@ Status AddDevices(Machine& machine, const VmConfig& config, const BuildOptions& 
 
 // Kernel, initrd, command line and the boot structures the entry mode
 // expects; returns where and how the boot vCPU starts.
-// Puts each vhost-user fs device in a virtio-mmio slot with its own line,
-// wires kicks (ioeventfds) and interrupts (irqfd) inside KVM, and returns
-// the command-line tokens that announce the slots.
+// Puts a vhost-user device in virtio-mmio slot `slot` with its own line,
+// wires kicks (ioeventfds) and interrupts (an irqfd) inside KVM, and
+// returns the command-line token that announces it.
+Result<std::string> AttachVirtioDevice(Machine& machine, std::shared_ptr<VhostUserDevice> device,
+                                       size_t slot) {
+  const Vm& vm = *machine.vm;
+  const uint64_t base = layout::kVirtioMmioStart + slot * layout::kVirtioMmioSlotSize;
+  const uint32_t irq = layout::kVirtioIrqs[slot];
+  std::vector<UniqueFd> kicks;
+  for (uint16_t queue = 0; queue < device->queue_count(); ++queue) {
+    UniqueFd kick(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!kick.valid()) return ErrnoStatus(device->name() + ": eventfd");
+    EMBER_RETURN_IF_ERROR(
+        vm.AddIoEventFd(base + VirtioMmioTransport::kQueueNotifyOffset, 4, queue, kick.get())
+            .Context(device->name()));
+    kicks.push_back(std::move(kick));
+  }
+  UniqueFd interrupt(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!interrupt.valid()) return ErrnoStatus(device->name() + ": eventfd");
+  EMBER_RETURN_IF_ERROR(vm.AddIrqFd(interrupt.get(), irq).Context(device->name()));
+  machine.backend_sockets.push_back({device->name(), device->backend_socket()});
+  const std::string name = device->name();
+  auto transport = std::make_shared<VirtioMmioTransport>(name, std::move(device), vm.memory(),
+                                                         std::move(kicks), std::move(interrupt));
+  EMBER_RETURN_IF_ERROR(
+      machine.mmio_bus.Insert(transport, base, VirtioMmioTransport::kWindowSize, name));
+  machine.virtio_devices.push_back(transport);
+  return " virtio_mmio.device=4K@" + Hex(base) + ":" + std::to_string(irq);
+}
+
+// Connects every vhost-user device (fs, then net) and gives each a slot.
 Result<std::string> AddVirtioDevices(Machine& machine, const VmConfig& config) {
-  if (config.fs.size() > layout::kMaxVirtioDevices) {
-    return Status::Error("fs: " + std::to_string(config.fs.size()) + " devices, at most " +
+  const size_t count = config.fs.size() + config.net.size();
+  if (count > layout::kMaxVirtioDevices) {
+    return Status::Error(std::to_string(count) + " fs and net devices configured, at most " +
                          std::to_string(layout::kMaxVirtioDevices) + " fit");
   }
   std::string cmdline;
-  const Vm& vm = *machine.vm;
-  for (size_t slot = 0; slot < config.fs.size(); ++slot) {
-    const FsConfig& fs = config.fs[slot];
+  size_t slot = 0;
+  for (const FsConfig& fs : config.fs) {
     EMBER_ASSIGN_OR_RETURN(std::shared_ptr<VhostUserFsDevice> device,
                            VhostUserFsDevice::Connect(fs));
-    const uint64_t base = layout::kVirtioMmioStart + slot * layout::kVirtioMmioSlotSize;
-    const uint32_t irq = layout::kVirtioIrqs[slot];
-    std::vector<UniqueFd> kicks;
-    for (uint16_t queue = 0; queue < device->queue_count(); ++queue) {
-      UniqueFd kick(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-      if (!kick.valid()) return ErrnoStatus(device->name() + ": eventfd");
-      EMBER_RETURN_IF_ERROR(
-          vm.AddIoEventFd(base + VirtioMmioTransport::kQueueNotifyOffset, 4, queue, kick.get())
-              .Context(device->name()));
-      kicks.push_back(std::move(kick));
-    }
-    UniqueFd interrupt(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (!interrupt.valid()) return ErrnoStatus(device->name() + ": eventfd");
-    EMBER_RETURN_IF_ERROR(vm.AddIrqFd(interrupt.get(), irq).Context(device->name()));
-    machine.backend_sockets.push_back({device->name(), device->backend_socket()});
-    auto transport = std::make_shared<VirtioMmioTransport>(device->name(), device, vm.memory(),
-                                                           std::move(kicks), std::move(interrupt));
-    EMBER_RETURN_IF_ERROR(
-        machine.mmio_bus.Insert(transport, base, VirtioMmioTransport::kWindowSize, device->name()));
-    machine.virtio_devices.push_back(transport);
-    cmdline += " virtio_mmio.device=4K@" + Hex(base) + ":" + std::to_string(irq);
+    EMBER_ASSIGN_OR_RETURN(std::string token, AttachVirtioDevice(machine, device, slot++));
+    cmdline += token;
+  }
+  for (const NetConfig& net : config.net) {
+    EMBER_ASSIGN_OR_RETURN(std::shared_ptr<VhostUserNetDevice> device,
+                           VhostUserNetDevice::Connect(net));
+    EMBER_ASSIGN_OR_RETURN(std::string token, AttachVirtioDevice(machine, device, slot++));
+    cmdline += token;
   }
   return cmdline;
 }

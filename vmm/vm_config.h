@@ -3,6 +3,7 @@
 // turns them into a machine.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -49,6 +50,16 @@ struct FsConfig {
   uint32_t queue_size = 1024;  // virtiofsd's and QEMU's usual size
 };
 
+// A vhost-user-net device ("network-interfaces", PUT /network-interfaces/{iface_id}).
+struct NetConfig {
+  std::string iface_id;
+  std::array<uint8_t, 6> guest_mac{};  // given, or generated from the id
+  bool mac_given = false;
+  std::string socket;  // the backend's vhost-user socket (e.g. DPDK testpmd)
+  uint32_t queue_size = 256;
+  std::optional<uint16_t> mtu;
+};
+
 struct VmConfig {
   std::optional<BootSourceConfig> boot_source;
   MachineConfig machine;
@@ -56,6 +67,7 @@ struct VmConfig {
   std::optional<LoggerConfig> logger;
   std::optional<std::string> metrics_path;
   std::vector<FsConfig> fs;
+  std::vector<NetConfig> net;
 };
 
 }  // namespace ember

@@ -80,26 +80,47 @@ Status Vmm::Configure(const VmConfig& config) {
   return Status::Ok();
 }
 
-Status Vmm::PutFsDevice(const FsConfig& device) {
-  // What can be known before the backend is contacted: the socket exists.
-  // (virtiofsd serves one connection, so ember connects only at start.)
+namespace {
+
+// What can be known before a backend is contacted: its socket exists.
+// (virtiofsd serves a single connection, so ember connects only at start.)
+Status CheckBackendSocket(const std::string& device, const std::string& path) {
   struct stat info {};
-  if (stat(device.socket.c_str(), &info) != 0) {
-    return ErrnoStatus("fs device " + device.fs_id + ": socket " + device.socket);
-  }
-  if (!S_ISSOCK(info.st_mode)) {
-    return Status::Error("fs device " + device.fs_id + ": " + device.socket + " is not a socket");
-  }
-  std::vector<FsConfig> devices = config_.fs;
-  auto same_id = std::find_if(devices.begin(), devices.end(),
-                              [&](const FsConfig& d) { return d.fs_id == device.fs_id; });
-  if (same_id != devices.end()) {
-    *same_id = device;  // PUT replaces, as in Firecracker
+  if (stat(path.c_str(), &info) != 0) return ErrnoStatus(device + ": socket " + path);
+  if (!S_ISSOCK(info.st_mode)) return Status::Error(device + ": " + path + " is not a socket");
+  return Status::Ok();
+}
+
+// PUT semantics of Firecracker's device resources: a new id adds a
+// device, a known id replaces it; then the whole set is checked.
+template <typename Config, typename Id>
+std::vector<Config> Upsert(const std::vector<Config>& devices, const Config& device, Id id) {
+  std::vector<Config> updated = devices;
+  auto same = std::find_if(updated.begin(), updated.end(),
+                           [&](const Config& d) { return d.*id == device.*id; });
+  if (same != updated.end()) {
+    *same = device;
   } else {
-    devices.push_back(device);
+    updated.push_back(device);
   }
+  return updated;
+}
+
+}  // namespace
+
+Status Vmm::PutFsDevice(const FsConfig& device) {
+  EMBER_RETURN_IF_ERROR(CheckBackendSocket("fs device " + device.fs_id, device.socket));
+  std::vector<FsConfig> devices = Upsert(config_.fs, device, &FsConfig::fs_id);
   EMBER_RETURN_IF_ERROR(CheckFsDevices(devices));
   config_.fs = std::move(devices);
+  return Status::Ok();
+}
+
+Status Vmm::PutNetDevice(const NetConfig& device) {
+  EMBER_RETURN_IF_ERROR(CheckBackendSocket("net device " + device.iface_id, device.socket));
+  std::vector<NetConfig> devices = Upsert(config_.net, device, &NetConfig::iface_id);
+  EMBER_RETURN_IF_ERROR(CheckNetDevices(devices));
+  config_.net = std::move(devices);
   return Status::Ok();
 }
 
@@ -191,6 +212,10 @@ VmmReply Vmm::Handle(const VmmAction& action) {
           [&](const PutFs& put) {
             if (started) return VmmReply::Error(kNotAfterStart);
             return FromStatus(PutFsDevice(put.config));
+          },
+          [&](const PutNetworkInterface& put) {
+            if (started) return VmmReply::Error(kNotAfterStart);
+            return FromStatus(PutNetDevice(put.config));
           },
           [&](const ember::StartInstance&) { return HandleStart(); },
           [&](const SendCtrlAltDel&) {

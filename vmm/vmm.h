@@ -57,6 +57,7 @@ class Vmm {
  private:
   VmmReply HandleStart();
   Status PutFsDevice(const FsConfig& device);
+  Status PutNetDevice(const NetConfig& device);
   VmmReply HandleSetVmState(bool paused);
   Status AttachMachineToLoop();
   void OnVmExit();

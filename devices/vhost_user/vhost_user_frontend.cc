@@ -99,7 +99,10 @@ Status VhostUserFrontend::StartRing(const GuestMemory& memory, const VringSetup&
 
 Status VhostUserFrontend::Start(uint64_t acked_features, const GuestMemory& memory,
                                 std::span<const VringSetup> rings) {
-  uint64_t features = acked_features | (backend_features_ & kFeatureProtocolFeatures);
+  // Features ember emulates itself (a net device's MAC, link status) are
+  // not the backend's business: it only hears about its own.
+  uint64_t features =
+      (acked_features & backend_features_) | (backend_features_ & kFeatureProtocolFeatures);
   EMBER_RETURN_IF_ERROR(connection_.SendValue(kSetFeatures, features));
   if (!memory_table_sent_) {
     EMBER_RETURN_IF_ERROR(SendMemoryTable(memory));
