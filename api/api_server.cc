@@ -9,9 +9,11 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <future>
 
 #include "api/api_module.h"
 #include "api/routes.h"
+#include "jail/seccomp.h"
 #include "vmm/metrics.h"
 #include "vmm/sys_error.h"
 #include "vmm/unique_fd.h"
@@ -128,11 +130,20 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& socket_pa
   UnixSocketServer* raw = server.get();
   api->server_ = std::move(server);
   std::atomic<bool>* done = &api->thread_done_;
-  api->thread_ = std::thread([raw, socket_fd, done] {
+  std::promise<Status> filtered;
+  std::future<Status> filter_result = filtered.get_future();
+  api->thread_ = std::thread([raw, socket_fd, done, &filtered] {
     pthread_setname_np(pthread_self(), "ember_api");
-    if (!raw->ListenOn(socket_fd)) spdlog::error("api server stopped unexpectedly");
+    // Before the first accept: the API thread's own filter, which httplib's
+    // worker threads (started by ListenOn) inherit.
+    Status status = InstallThreadFilter(ThreadKind::kApi);
+    bool ok = status.ok();
+    filtered.set_value(std::move(status));
+    if (ok && !raw->ListenOn(socket_fd)) spdlog::error("api server stopped unexpectedly");
+    if (!ok) close(socket_fd);
     done->store(true);
   });
+  if (Status status = filter_result.get(); !status.ok()) return status;
   return api;
 }
 

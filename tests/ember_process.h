@@ -34,6 +34,7 @@ class EmberProcess {
   ~EmberProcess();  // SIGTERM, then SIGKILL if it lingers
 
   bool started() const { return started_; }
+  pid_t pid() const { return pid_; }
   const std::string& socket() const { return socket_; }
   HttpResponse Request(const std::string& method, const std::string& path,
                        const std::string& body = "") const {

@@ -266,11 +266,14 @@ Result<std::unique_ptr<Machine>> BuildMachine(const VmConfig& config, const Buil
   return machine;
 }
 
-Status StartVcpus(Machine& machine) {
+Status StartVcpuThreads(Machine& machine) {
   EMBER_RETURN_IF_ERROR(Vcpu::InstallKickSignalHandler());
   for (auto& vcpu : machine.vcpus) EMBER_RETURN_IF_ERROR(vcpu->StartThread());
-  for (auto& vcpu : machine.vcpus) vcpu->Resume();
   return Status::Ok();
+}
+
+void ResumeVcpus(Machine& machine) {
+  for (auto& vcpu : machine.vcpus) vcpu->Resume();
 }
 
 }  // namespace ember

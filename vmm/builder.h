@@ -26,7 +26,9 @@ struct BuildOptions {
 
 Result<std::unique_ptr<Machine>> BuildMachine(const VmConfig& config, const BuildOptions& options);
 
-// Starts every vCPU thread paused, then resumes them together.
-Status StartVcpus(Machine& machine);
+// Starts every vCPU thread (each installs its seccomp filter, then waits).
+Status StartVcpuThreads(Machine& machine);
+// Lets every vCPU run, together.
+void ResumeVcpus(Machine& machine);
 
 }  // namespace ember

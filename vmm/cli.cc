@@ -15,7 +15,7 @@ std::string CliUsage() {
          "  --metrics-path PATH  write metrics to PATH\n"
          "  --show-level         show the level in log lines (default)\n"
          "  --show-log-origin    show file:line in log lines\n"
-         "  --no-seccomp         run threads without seccomp filters\n"
+         "  --no-seccomp         run threads without their seccomp filters (on by default)\n"
          "  --version            print the version and exit\n"
          "  --help               print this help and exit\n";
 }

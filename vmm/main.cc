@@ -13,6 +13,7 @@
 #include "api/api_loader.h"
 #include "api/config_parser.h"
 #include "devices/boot_timer.h"
+#include "jail/seccomp.h"
 #include "vmm/cli.h"
 #include "vmm/logger.h"
 #include "vmm/metrics.h"
@@ -63,6 +64,8 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   // A backend that hangs up must not kill ember: writes report EPIPE instead.
   signal(SIGPIPE, SIG_IGN);
+  SetSeccompEnabled(!cli->no_seccomp);
+  if (Status status = InstallSeccompViolationHandler(); !status.ok()) return Fail(status.message());
 
   VmmOptions options;
   options.instance_id = cli->id;
@@ -90,6 +93,7 @@ int main(int argc, char** argv) {
     GlobalMetrics().process_startup_time_cpu_us = ProcessCpuMicros() - start_cpu_us;
   }
 
+  if (Status status = vmm.Prepare(channel.get()); !status.ok()) return Fail(status.message());
   if (cli->config_file) {
     Result<VmConfig> config = LoadVmConfigFile(*cli->config_file);
     if (!config.ok()) return Fail(config.status().message());
@@ -101,7 +105,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  Result<int> code = vmm.Run(channel.get());
+  Result<int> code = vmm.Run();
   if (!code.ok()) return Fail(code.status().message());
   return *code;
 }

@@ -5,6 +5,7 @@
 
 #include <chrono>
 
+#include "jail/seccomp.h"
 #include "vmm/sys_error.h"
 
 namespace ember {
@@ -48,6 +49,7 @@ constexpr CounterName kCounters[] = {
     {"uart", "read_count", &Metrics::uart_read_count},
     {"i8042", "reset_count", &Metrics::i8042_reset_count},
     {"i8042", "ctrl_alt_del_count", &Metrics::i8042_ctrl_alt_del},
+    {"seccomp", "num_faults", &Metrics::seccomp_faults},
 };
 
 struct RequestCounters {
@@ -94,6 +96,7 @@ void CountApiRequest(const std::string& method, const std::string& path, bool fa
 Result<MetricsWriter> MetricsWriter::Open(const std::string& path) {
   UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
   if (!fd.valid()) return ErrnoStatus("metrics_path: " + path);
+  SetSeccompMetricsFd(fd.get());
   return MetricsWriter(std::move(fd));
 }
 

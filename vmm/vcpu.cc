@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "jail/seccomp.h"
 #include "vmm/hex.h"
 #include "vmm/metrics.h"
 #include "vmm/sys_error.h"
@@ -71,7 +72,10 @@ Status Vcpu::StartThread() {
   }
   std::string name = "ember_vcpu" + std::to_string(index_);
   pthread_setname_np(thread_.native_handle(), name.c_str());
-  return Status::Ok();
+  // The thread installs its seccomp filter first; wait for the outcome.
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [this] { return started_.has_value(); });
+  return *started_;
 }
 
 void Vcpu::SendCommand(Command command) {
@@ -106,6 +110,15 @@ Vcpu::State Vcpu::state() {
 }
 
 void Vcpu::ThreadMain() {
+  // Before anything the guest controls: the vCPU's own filter.
+  Status filtered = InstallThreadFilter(ThreadKind::kVcpu);
+  {
+    std::lock_guard lock(mutex_);
+    started_ = filtered.Context("vCPU " + std::to_string(index_));
+    if (!filtered.ok()) state_ = State::kStopped;
+  }
+  changed_.notify_all();
+  if (!filtered.ok()) return;
   while (true) {
     {
       std::unique_lock lock(mutex_);

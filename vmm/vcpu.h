@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -90,6 +91,7 @@ class Vcpu {
   std::mutex mutex_;
   std::condition_variable changed_;
   Command pending_ = Command::kNone;
+  std::optional<Status> started_;  // set once the thread has its filter
   State state_ = State::kPaused;
 };
 

@@ -13,6 +13,7 @@
 
 #include "api/config_render.h"
 #include "devices/boot_timer.h"
+#include "jail/seccomp.h"
 #include "vmm/builder.h"
 #include "vmm/logger.h"
 #include "vmm/sys_error.h"
@@ -134,13 +135,20 @@ Status Vmm::StartInstance(bool timed_from_now) {
   build.start_cpu_us = timed_from_now ? ProcessCpuMicros() : options_.process_start_cpu_us;
   EMBER_ASSIGN_OR_RETURN(std::unique_ptr<Machine> machine, BuildMachine(config_, build));
   terminal_ = std::make_unique<RawTerminal>(options_.stdin_fd);
-  if (Status status = StartVcpus(*machine); !status.ok()) {
-    terminal_.reset();
-    return status;  // the machine (and any started vCPU) is torn down here
-  }
+  // vCPU threads exist (with their own filters) before the VMM thread
+  // takes its filter, so they do not inherit it; then the guest runs.
+  Status started = StartVcpuThreads(*machine);
   machine_ = std::move(machine);
+  if (started.ok()) started = AttachMachineToLoop();
+  if (started.ok()) started = InstallThreadFilter(ThreadKind::kVmm);
+  if (!started.ok()) {
+    DetachMachineFromLoop();
+    machine_.reset();  // stops any started vCPU: nothing half-built stays
+    terminal_.reset();
+    return started;
+  }
+  ResumeVcpus(*machine_);
   state_ = State::kRunning;
-  if (loop_ != nullptr) return AttachMachineToLoop();
   return Status::Ok();
 }
 
@@ -253,6 +261,12 @@ Status Vmm::AttachMachineToLoop() {
   return Status::Ok();
 }
 
+void Vmm::DetachMachineFromLoop() {
+  loop_->Remove(machine_->exit_event.fd());
+  loop_->Remove(options_.stdin_fd);
+  for (const Machine::BackendSocket& backend : machine_->backend_sockets) loop_->Remove(backend.fd);
+}
+
 void Vmm::ForwardConsoleInput() {
   uint8_t buffer[256];
   size_t space = std::min(sizeof(buffer), machine_->serial->InputSpace());
@@ -278,50 +292,50 @@ void Vmm::OnVmExit() {
   done_ = true;
 }
 
-Result<int> Vmm::Run(ActionChannel* api) {
+Status Vmm::Prepare(ActionChannel* api) {
+  // Everything the loop needs is created here, before the VMM thread's
+  // seccomp filter (installed at InstanceStart) forbids creating it.
   EMBER_ASSIGN_OR_RETURN(EventLoop loop, EventLoop::Create());
-  loop_ = &loop;
-  struct Detach {
-    Vmm* vmm;
-    ~Detach() { vmm->loop_ = nullptr; }
-  } detach{this};
+  loop_ = std::make_unique<EventLoop>(std::move(loop));
+  api_ = api;
 
   // SIGINT/SIGTERM end ember cleanly; main() blocked them in every thread.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
-  UniqueFd signal_fd(signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
-  if (!signal_fd.valid()) return ErrnoStatus("signalfd");
-  EMBER_RETURN_IF_ERROR(loop.Add(signal_fd.get(), EPOLLIN, [&](uint32_t) {
+  signal_fd_.reset(signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!signal_fd_.valid()) return ErrnoStatus("signalfd");
+  EMBER_RETURN_IF_ERROR(loop_->Add(signal_fd_.get(), EPOLLIN, [this](uint32_t) {
     signalfd_siginfo info{};
-    (void)!read(signal_fd.get(), &info, sizeof(info));
+    (void)!read(signal_fd_.get(), &info, sizeof(info));
     spdlog::info("received {}, stopping", strsignal(static_cast<int>(info.ssi_signo)));
     done_ = true;
   }));
 
-  UniqueFd timer(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
-  if (!timer.valid()) return ErrnoStatus("timerfd_create");
+  metrics_timer_.reset(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  if (!metrics_timer_.valid()) return ErrnoStatus("timerfd_create");
   itimerspec period{{kMetricsPeriodSeconds, 0}, {kMetricsPeriodSeconds, 0}};
-  timerfd_settime(timer.get(), 0, &period, nullptr);
-  EMBER_RETURN_IF_ERROR(loop.Add(timer.get(), EPOLLIN, [&](uint32_t) {
+  timerfd_settime(metrics_timer_.get(), 0, &period, nullptr);
+  EMBER_RETURN_IF_ERROR(loop_->Add(metrics_timer_.get(), EPOLLIN, [this](uint32_t) {
     uint64_t expirations;
-    (void)!read(timer.get(), &expirations, sizeof(expirations));
+    (void)!read(metrics_timer_.get(), &expirations, sizeof(expirations));
     if (metrics_) {
       if (Status status = metrics_->Flush(); !status.ok()) spdlog::warn("{}", status.message());
     }
   }));
 
   if (api != nullptr) {
-    EMBER_RETURN_IF_ERROR(loop.Add(api->event_fd(), EPOLLIN, [&](uint32_t) {
-      api->Drain([this](const VmmAction& action) { return Handle(action); });
+    EMBER_RETURN_IF_ERROR(loop_->Add(api->event_fd(), EPOLLIN, [this](uint32_t) {
+      api_->Drain([this](const VmmAction& action) { return Handle(action); });
     }));
   }
-  if (machine_) EMBER_RETURN_IF_ERROR(AttachMachineToLoop());
+  return Status::Ok();
+}
 
-  while (!done_) EMBER_RETURN_IF_ERROR(loop.RunOnce(-1));
-
-  if (api != nullptr) api->Close();
+Result<int> Vmm::Run() {
+  while (!done_) EMBER_RETURN_IF_ERROR(loop_->RunOnce(-1));
+  if (api_ != nullptr) api_->Close();
   if (machine_) {
     for (auto& vcpu : machine_->vcpus) vcpu->Stop();
   }

@@ -50,9 +50,12 @@ class Vmm {
 
   VmmReply Handle(const VmmAction& action);
 
+  // Creates the event loop and what it watches (signals, the metrics
+  // timer, the API channel if any). Before StartInstance.
+  Status Prepare(ActionChannel* api);
   // Serves events until the VM ends (or SIGINT/SIGTERM); returns the exit
   // code: 0 after a clean guest shutdown or a signal, 1 after a VM error.
-  Result<int> Run(ActionChannel* api);
+  Result<int> Run();
 
  private:
   VmmReply HandleStart();
@@ -60,6 +63,7 @@ class Vmm {
   Status PutNetDevice(const NetConfig& device);
   VmmReply HandleSetVmState(bool paused);
   Status AttachMachineToLoop();
+  void DetachMachineFromLoop();
   void OnVmExit();
   void ForwardConsoleInput();
 
@@ -69,7 +73,10 @@ class Vmm {
   std::unique_ptr<Machine> machine_;
   std::unique_ptr<RawTerminal> terminal_;
   std::optional<MetricsWriter> metrics_;
-  EventLoop* loop_ = nullptr;  // set while Run() serves
+  std::unique_ptr<EventLoop> loop_;  // created by Prepare()
+  ActionChannel* api_ = nullptr;
+  UniqueFd signal_fd_;
+  UniqueFd metrics_timer_;
   bool done_ = false;
   int exit_code_ = 0;
 };

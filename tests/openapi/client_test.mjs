@@ -94,6 +94,12 @@ try {
   assert.match(readFileSync(stdoutPath, 'utf8'), /ctrl-alt-del received\nember-guest: done\n/);
   ember = undefined;
   console.log('client test: the generated client configured, booted, paused, resumed and stopped the guest');
+} catch (error) {
+  // Show what ember said: the failure is often explained there.
+  try {
+    console.error('ember stderr:\n' + readFileSync(path.join(work, 'stderr'), 'utf8'));
+  } catch {}
+  throw error;
 } finally {
   if (ember) ember.kill('SIGKILL');
   rmSync(work, { recursive: true, force: true });

@@ -1,0 +1,166 @@
+#include "jail/seccomp_filters.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/ioctl.h>
+
+namespace ember {
+namespace {
+
+// Argument helpers for the tables.
+scmp_arg_cmp Arg(unsigned index, scmp_datum_t value) {
+  return scmp_arg_cmp{index, SCMP_CMP_EQ, value, 0};
+}
+scmp_arg_cmp ArgMasked(unsigned index, scmp_datum_t mask, scmp_datum_t value) {
+  return scmp_arg_cmp{index, SCMP_CMP_MASKED_EQ, mask, value};
+}
+
+// Memory maps are never executable.
+std::vector<SyscallRule> Memory() {
+  return {
+      {SCMP_SYS(mmap), {ArgMasked(2, PROT_EXEC, 0)}, "allocator; never PROT_EXEC"},
+      {SCMP_SYS(mprotect), {ArgMasked(2, PROT_EXEC, 0)}, "allocator guard pages; never PROT_EXEC"},
+      {SCMP_SYS(munmap), {}, nullptr},
+      {SCMP_SYS(madvise), {}, "allocator returns memory"},
+      {SCMP_SYS(brk), {}, nullptr},
+  };
+}
+
+// What every ember thread does: log, lock, allocate, read the clock, exit.
+std::vector<SyscallRule> Common() {
+  std::vector<SyscallRule> rules = {
+      {SCMP_SYS(read), {}, nullptr},
+      {SCMP_SYS(write), {}, "logging, eventfds, the console"},
+      {SCMP_SYS(close), {}, nullptr},
+      {SCMP_SYS(futex), {}, "mutexes and condition variables"},
+      {SCMP_SYS(clock_gettime), {}, "timestamps when the vDSO falls back"},
+      {SCMP_SYS(clock_nanosleep), {}, nullptr},
+      {SCMP_SYS(nanosleep), {}, nullptr},
+      {SCMP_SYS(sched_yield), {}, nullptr},
+      {SCMP_SYS(gettid), {}, "logging"},
+      {SCMP_SYS(getpid), {}, nullptr},
+      {SCMP_SYS(rt_sigprocmask), {}, nullptr},
+      {SCMP_SYS(rt_sigreturn), {}, "return from the kick and SIGSYS handlers"},
+      {SCMP_SYS(restart_syscall), {}, nullptr},
+      {SCMP_SYS(newfstatat), {}, "stdio on the log stream"},
+      {SCMP_SYS(fstat), {}, "stdio on the log stream"},
+      {SCMP_SYS(lseek), {}, "stdio on the log stream"},
+      {SCMP_SYS(exit), {}, "thread exit"},
+      {SCMP_SYS(exit_group), {}, nullptr},
+      // No filtered thread opens files; glibc's malloc probes
+      // /proc/sys/vm/overcommit_memory for new arenas and copes without it.
+      {SCMP_SYS(openat), {}, "refused with EACCES", EACCES},
+      {SCMP_SYS(prctl), {Arg(0, PR_GET_NAME)}, "the SIGSYS handler names the thread"},
+  };
+  for (SyscallRule& rule : Memory()) rules.push_back(std::move(rule));
+  return rules;
+}
+
+std::vector<SyscallRule> With(std::vector<SyscallRule> extra) {
+  std::vector<SyscallRule> rules = Common();
+  for (SyscallRule& rule : extra) rules.push_back(std::move(rule));
+  return rules;
+}
+
+// vhost-user conversations (device activation and reset on vCPU threads,
+// reconnects on the VMM thread): Unix sockets only.
+std::vector<SyscallRule> VhostUser() {
+  return {
+      {SCMP_SYS(sendmsg), {}, "vhost-user requests carry fds"},
+      {SCMP_SYS(recvmsg), {}, "vhost-user replies"},
+  };
+}
+
+std::vector<SyscallRule> VcpuRules() {
+  std::vector<SyscallRule> rules = With({
+      {SCMP_SYS(ioctl), {Arg(1, KVM_RUN)}, nullptr},
+      {SCMP_SYS(ioctl), {Arg(1, KVM_IRQ_LINE)}, "serial and i8042 raise their lines"},
+      {SCMP_SYS(ioctl), {Arg(1, KVM_GET_REGS)}, "registers for a KVM error report"},
+      {SCMP_SYS(ioctl), {Arg(1, KVM_GET_SREGS)}, "registers for a KVM error report"},
+  });
+  for (SyscallRule& rule : VhostUser()) rules.push_back(std::move(rule));
+  return rules;
+}
+
+std::vector<SyscallRule> VmmRules() {
+  std::vector<SyscallRule> rules = With({
+      {SCMP_SYS(epoll_wait), {}, "the event loop"},
+      {SCMP_SYS(epoll_pwait), {}, "the event loop"},
+      {SCMP_SYS(epoll_ctl), {}, "the event loop"},
+      {SCMP_SYS(tgkill), {}, "kicks vCPUs out of KVM_RUN for pause and stop"},
+      {SCMP_SYS(ioctl), {Arg(1, KVM_IRQ_LINE)}, "console input and Ctrl-Alt-Del raise lines"},
+      {SCMP_SYS(ioctl), {Arg(1, TCGETS)}, "console terminal state"},
+      {SCMP_SYS(ioctl), {Arg(1, TCSETS)}, "restores the console terminal at exit"},
+      {SCMP_SYS(fcntl), {Arg(1, F_GETFL)}, nullptr},
+      {SCMP_SYS(fcntl), {Arg(1, F_SETFL)}, nullptr},
+      {SCMP_SYS(unlink), {}, "removes the API socket at exit"},
+      {SCMP_SYS(shutdown), {}, "stops the API listener at exit"},
+      {SCMP_SYS(socket), {Arg(0, AF_UNIX)}, "reconnects to vhost-user backends"},
+      {SCMP_SYS(connect), {}, "reconnects to vhost-user backends"},
+      {SCMP_SYS(accept4), {}, "vhost-user backends connecting in server mode"},
+      {SCMP_SYS(setsockopt), {}, "reply timeouts on vhost-user sockets"},
+      {SCMP_SYS(stat), {}, "checks a backend socket before reconnecting"},
+      {SCMP_SYS(eventfd2), {}, nullptr},
+  });
+  for (SyscallRule& rule : VhostUser()) rules.push_back(std::move(rule));
+  return rules;
+}
+
+std::vector<SyscallRule> ApiRules() {
+  return With({
+      {SCMP_SYS(accept), {}, nullptr},
+      {SCMP_SYS(accept4), {}, nullptr},
+      {SCMP_SYS(poll), {}, "httplib waits for sockets"},
+      {SCMP_SYS(ppoll), {}, "httplib waits for sockets"},
+      {SCMP_SYS(select), {}, "httplib waits for sockets"},
+      {SCMP_SYS(pselect6), {}, "httplib waits for sockets"},
+      {SCMP_SYS(recvfrom), {}, nullptr},
+      {SCMP_SYS(sendto), {}, nullptr},
+      {SCMP_SYS(setsockopt), {}, "httplib sets timeouts on client sockets"},
+      {SCMP_SYS(getsockopt), {}, nullptr},
+      {SCMP_SYS(getpeername), {}, "httplib records the client address"},
+      {SCMP_SYS(getsockname), {}, nullptr},
+      {SCMP_SYS(shutdown), {}, nullptr},
+      {SCMP_SYS(fcntl), {Arg(1, F_GETFL)}, nullptr},
+      {SCMP_SYS(fcntl), {Arg(1, F_SETFL)}, nullptr},
+      // httplib starts its worker threads after the listener's filter is in.
+      // clone3 takes its flags in memory, where seccomp cannot look: glibc
+      // falls back to clone, whose flags can be checked.
+      {SCMP_SYS(clone3), {}, "refused with ENOSYS", ENOSYS},
+      {SCMP_SYS(clone), {ArgMasked(0, CLONE_THREAD, CLONE_THREAD)}, "httplib's worker threads"},
+      {SCMP_SYS(set_robust_list), {}, "new worker threads"},
+      {SCMP_SYS(rseq), {}, "new worker threads"},
+      {SCMP_SYS(sigaltstack), {}, "new worker threads"},
+      {SCMP_SYS(prctl), {Arg(0, PR_SET_NAME)}, "httplib names its workers"},
+  });
+}
+
+}  // namespace
+
+const char* ThreadKindName(ThreadKind kind) {
+  switch (kind) {
+    case ThreadKind::kVmm: return "vmm";
+    case ThreadKind::kVcpu: return "vcpu";
+    case ThreadKind::kApi: return "api";
+  }
+  return "?";
+}
+
+const std::vector<SyscallRule>& FilterRules(ThreadKind kind) {
+  static const std::vector<SyscallRule> vmm = VmmRules();
+  static const std::vector<SyscallRule> vcpu = VcpuRules();
+  static const std::vector<SyscallRule> api = ApiRules();
+  switch (kind) {
+    case ThreadKind::kVmm: return vmm;
+    case ThreadKind::kVcpu: return vcpu;
+    case ThreadKind::kApi: return api;
+  }
+  return vmm;
+}
+
+}  // namespace ember
