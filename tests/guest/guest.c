@@ -8,12 +8,7 @@
  */
 
 #include "guest.h"
-
-typedef unsigned char u8;
-typedef unsigned short u16;
-typedef unsigned int u32;
-typedef unsigned long long u64;
-typedef unsigned long uptr;
+#include "lib.h"
 
 /* ---- hardware access -------------------------------------------------- */
 
@@ -35,55 +30,34 @@ typedef unsigned long uptr;
 #define ICR_INIT	0x4500	/* INIT, level assert */
 #define ICR_STARTUP	0x4600	/* STARTUP | vector */
 
-static inline void outb(u16 port, u8 v) {
-  __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
-}
-
-static inline u8 inb(u16 port) {
-  u8 v;
-  __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-  return v;
-}
-
 static inline void cpuid(u32 leaf, u32 *a, u32 *b, u32 *c, u32 *d) {
   __asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(0));
-}
-
-static inline u64 rdtsc(void) {
-  u32 lo, hi;
-  __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-  return ((u64)hi << 32) | lo;
 }
 
 static inline void lapic_write(u32 reg, u32 v) {
   *(volatile u32 *)(LAPIC + reg) = v;
 }
 
-static inline u8 rd8(uptr a) { return *(const volatile u8 *)a; }
-static inline u16 rd16(uptr a) { return *(const volatile u16 *)a; }
-static inline u32 rd32(uptr a) { return *(const volatile u32 *)a; }
-static inline u64 rd64(uptr a) { return *(const volatile u64 *)a; }
-
 /* ---- output ------------------------------------------------------------- */
 
-static void put_char(char c) {
+void put_char(char c) {
   while (!(inb(COM1_LSR) & LSR_THRE)) {
   }
   outb(COM1, (u8)c);
 }
 
-static void put_str(const char *s) {
+void put_str(const char *s) {
   while (*s) put_char(*s++);
 }
 
-static void put_n(const char *s, uptr n) {
+void put_n(const char *s, uptr n) {
   while (n--) put_char(*s++);
 }
 
 static const char kHexDigits[] = "0123456789abcdef";
 
 /* "0x" is part of the caller's format; no leading zeros. */
-static void put_hex(u64 v) {
+void put_hex(u64 v) {
   char buf[16];
   int n = 0;
   do {
@@ -93,11 +67,11 @@ static void put_hex(u64 v) {
   while (n) put_char(buf[--n]);
 }
 
-static void put_hex8(u32 v) {
+void put_hex8(u32 v) {
   for (int shift = 28; shift >= 0; shift -= 4) put_char(kHexDigits[(v >> shift) & 15]);
 }
 
-static void put_dec(u64 v) {
+void put_dec(u64 v) {
   char buf[20];
   int n = 0;
   do {
@@ -108,7 +82,7 @@ static void put_dec(u64 v) {
 }
 
 /* Starts a line: "ember-guest: " then s. */
-static void line(const char *s) {
+void line(const char *s) {
   put_str("ember-guest: ");
   put_str(s);
 }
@@ -182,12 +156,16 @@ enum {
   T_SMP = 1 << 5,
   T_TIMER = 1 << 6,
   T_TICKS = 1 << 7,
-  T_CTRLALTDEL = 1 << 8,
+  T_VIRTIO = 1 << 8,
+  T_FS = 1 << 9,
+  T_FSBENCH = 1 << 10,
+  T_CTRLALTDEL = 1 << 11,
 };
 
 /* In run order; bit i of the mask is kTestNames[i]. */
-static const char *const kTestNames[] = {"cmdline", "e820",  "initrd", "cpuid",     "mptable",
-                                         "smp",     "timer", "ticks",  "ctrlaltdel"};
+static const char *const kTestNames[] = {"cmdline", "e820",   "initrd", "cpuid",
+                                         "mptable", "smp",    "timer",  "ticks",
+                                         "virtio",  "fs",     "fsbench", "ctrlaltdel"};
 #define NUM_TESTS (sizeof(kTestNames) / sizeof(kTestNames[0]))
 
 static int is_sep(char c) { return (u8)c <= ' '; }  /* NUL, space, tab, newline */
@@ -268,7 +246,7 @@ static u32 fold_lanes(u64 acc) {
   return (u32)acc + (u32)(acc >> 32);
 }
 
-static u32 byte_sum(uptr p, u64 n) {
+u32 byte_sum(uptr p, u64 n) {
   const u64 kMask = 0x00ff00ff00ff00ffULL;
   u32 sum = 0;
   while (n >= 8) {
@@ -543,6 +521,9 @@ static void __attribute__((noinline)) run_tests(u32 tests, u32 kind, uptr info,
     line("boot-timer written\n");
   }
   if (tests & T_TICKS) test_ticks();
+  if (tests & T_VIRTIO) test_virtio(cmdline);
+  if (tests & T_FS) test_fs(cmdline);
+  if (tests & T_FSBENCH) test_fsbench(cmdline);
   if (tests & T_CTRLALTDEL) test_ctrlaltdel();
 }
 

@@ -1,0 +1,55 @@
+/*
+ * Shared by the guest's C files (guest.c, virtio_fs.c): integer types,
+ * port/MMIO helpers and the COM1 output functions (defined in guest.c).
+ */
+#ifndef EMBER_GUEST_LIB_H
+#define EMBER_GUEST_LIB_H
+
+typedef unsigned char u8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef unsigned long long u64;
+typedef int s32;
+typedef unsigned long uptr;
+
+static inline void outb(u16 port, u8 v) {
+  __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline u8 inb(u16 port) {
+  u8 v;
+  __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+  return v;
+}
+
+static inline u64 rdtsc(void) {
+  u32 lo, hi;
+  __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+  return ((u64)hi << 32) | lo;
+}
+
+/* Orders memory accesses for the compiler; x86 keeps the CPU's order. */
+static inline void barrier(void) { __asm__ volatile("" : : : "memory"); }
+
+static inline u8 rd8(uptr a) { return *(const volatile u8 *)a; }
+static inline u16 rd16(uptr a) { return *(const volatile u16 *)a; }
+static inline u32 rd32(uptr a) { return *(const volatile u32 *)a; }
+static inline u64 rd64(uptr a) { return *(const volatile u64 *)a; }
+static inline void wr32(uptr a, u32 v) { *(volatile u32 *)a = v; }
+
+/* guest.c */
+void put_char(char c);
+void put_str(const char *s);
+void put_n(const char *s, uptr n);
+void put_hex(u64 v);   /* no leading zeros; the caller prints "0x" */
+void put_hex8(u32 v);  /* exactly 8 digits */
+void put_dec(u64 v);
+void line(const char *s);  /* "ember-guest: " then s */
+u32 byte_sum(uptr p, u64 n);  /* 32-bit wrapping sum of n bytes */
+
+/* virtio_fs.c; cmdline is the whole kernel command line */
+void test_virtio(const char *cmdline);
+void test_fs(const char *cmdline);
+void test_fsbench(const char *cmdline);
+
+#endif
