@@ -1,8 +1,7 @@
 #include "jail/seccomp_filters.h"
 
-#include <sys/syscall.h>
-
 #include <gtest/gtest.h>
+#include <sys/syscall.h>
 
 namespace ember {
 namespace {

@@ -3,9 +3,8 @@
 // status 148 naming the thread and the call, and one kind's filter does not
 // limit another. Needs /dev/kvm for the guest.
 #include <dirent.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -44,12 +43,14 @@ std::vector<std::pair<std::string, std::string>> ThreadSeccompModes(pid_t pid) {
 class SeccompTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/kvm is absent: the guest needs it";
+    if (access("/dev/kvm", R_OK | W_OK) != 0)
+      GTEST_SKIP() << "/dev/kvm is absent: the guest needs it";
   }
   void TearDown() override { unsetenv("EMBER_TEST_FORBIDDEN_SYSCALL"); }
   void WriteConfig(const std::string& tests, uint32_t vcpus = 1) {
     WriteFile(dir_.File("vm.json"),
-              json{{"boot-source", {{"kernel_image_path", GuestPvh()}, {"boot_args", "ember.tests=" + tests}}},
+              json{{"boot-source",
+                    {{"kernel_image_path", GuestPvh()}, {"boot_args", "ember.tests=" + tests}}},
                    {"machine-config", {{"vcpu_count", vcpus}, {"mem_size_mib", 128}}}}
                   .dump());
   }
@@ -120,7 +121,8 @@ TEST_P(ForbiddenCallTest, EndsEmberWith148NamingTheThreadAndCall) {
                             " thread made a forbidden system call getppid (110)"),
             std::string::npos)
       << result.err;
-  EXPECT_NE(ReadFile(dir_.File("metrics.json")).find(R"("seccomp":{"num_faults":1})"), std::string::npos);
+  EXPECT_NE(ReadFile(dir_.File("metrics.json")).find(R"("seccomp":{"num_faults":1})"),
+            std::string::npos);
 }
 
 INSTANTIATE_TEST_SUITE_P(ThreadKinds, ForbiddenCallTest, ::testing::Values("vcpu", "api", "vmm"),

@@ -1,0 +1,41 @@
+// Real vhost-user backends for end-to-end tests, run as child processes and
+// stopped by PID: virtiofsd (from qemu-system-common) and DPDK's testpmd.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace ember::testing {
+
+class BackendProcess {
+ public:
+  // Starts argv and waits (up to `timeout_ms`) for `socket` to appear.
+  BackendProcess(std::vector<std::string> argv, std::string socket, std::string log_path,
+                 int timeout_ms = 10000);
+  ~BackendProcess();  // SIGKILL and reap, if still running
+  BackendProcess(const BackendProcess&) = delete;
+  BackendProcess& operator=(const BackendProcess&) = delete;
+
+  bool ready() const { return ready_; }
+  pid_t pid() const { return pid_; }
+  const std::string& socket() const { return socket_; }
+  std::string Log() const;
+  void Kill(int signal);  // and reap
+  // Waits for the process to exit by itself; its exit code, or -1.
+  int WaitForExit(int timeout_ms);
+
+ private:
+  pid_t pid_ = -1;
+  std::string socket_;
+  std::string log_path_;
+  bool ready_ = false;
+  bool reaped_ = false;
+};
+
+// virtiofsd serving `directory` on `socket` (it exits when its frontend
+// disconnects, so each VM needs its own).
+std::vector<std::string> VirtiofsdCommand(const std::string& socket, const std::string& directory);
+
+}  // namespace ember::testing
