@@ -14,23 +14,25 @@
 #   --mem MIB               outer VM memory (default 2048)
 #   --smp N                 outer VM vCPUs (default 1: with 2, QEMU runs two
 #                           TCG threads and the outer kernel sometimes oopses
-#                           on an int3 while patching kvm.ko's code (seen 2 in
-#                           7 runs), and nested boots were no faster)
+#                           on live-patched code (seen in 3 of 12
+#                           runs), and nested boots were no faster)
 #   --scratch DIR           host directory mounted read-write at the same path
 #                           inside (must exist; kept afterwards). Default: a
 #                           fresh directory under ${TMPDIR:-/tmp}, removed
 #                           afterwards. The command sees it as $NESTED_KVM_SCRATCH.
-#   -v, --verbose           copy the whole outer console (boot included) to
-#                           stderr
+#   -v, --verbose           copy the outer serial console (kernel messages,
+#                           boot included) and the outer init's output to
+#                           stderr as they come
 #   -h, --help              this text
 #
 # Inside, COMMAND runs as root in the host's root (read-only), in the
 # caller's working directory, with the caller's exported environment (less
 # PWD, OLDPWD, SHLVL and _), stdin from /dev/null, and fresh proc, sysfs,
 # devtmpfs (with /dev/kvm), devpts, and tmpfs on /run, /tmp and /dev/shm.
-# Its stdout and stderr both arrive on the outer serial console and are
-# copied to this script's stdout (so they are merged); the outer kernel's
-# boot messages are not shown unless --verbose or a stage fails.
+# Its stdout and stderr both go to one virtio-serial port (not a tty, so no
+# \r is added) that this script copies, unchanged, to its stdout: they are
+# merged. The outer kernel's messages go to its serial console, which is
+# kept in a log and shown only with --verbose or when a stage fails.
 #
 # Exit status: COMMAND's own status, or, when it could not run to the end:
 #   2   usage error
@@ -46,7 +48,9 @@
 # status alone; the one-line "nested-kvm: error: ..." on stderr tells.
 #
 # On stderr it prints how long each stage took, e.g.
-#   nested-kvm: stages: boot 3.1s modules 0.6s mount 0.2s command 14.2s total 18.4s
+#   nested-kvm: stages: setup 0.1s boot 2.6s modules 0.5s mount 0.0s command 12.1s total 15.7s
+# (setup: cached initramfs, virtiofsd; boot: QEMU start to the outer /init;
+# modules: insmod; mount: virtiofs and the rest; command: COMMAND itself).
 #
 # Environment: EMBER_CACHE (cache root, default $HOME/.cache/ember); the
 # outer kernel and its modules come from scripts/linux-guest.sh, the cached
@@ -91,7 +95,7 @@ for v in timeout_s boot_timeout_s mem_mib smp; do
 done
 ((boot_timeout_s <= timeout_s)) || boot_timeout_s=$timeout_s
 
-qemu=qemu-system-x86_64
+qemu="qemu-system-x86_64"
 virtiofsd=/usr/lib/qemu/virtiofsd
 for tool in "$qemu" cpio gzip xz sha256sum; do
   command -v "$tool" >/dev/null 2>&1 || die_code 90 "setup: '$tool' not found (run scripts/install-deps.sh)"
@@ -118,6 +122,7 @@ stamp_want="script=$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1) base=$(sha25
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/nested-kvm.XXXXXX")
 own_scratch=0
 pids=()
+# shellcheck disable=SC2317  # cleanup and on_signal run from traps
 cleanup() {
   local pid i
   trap '' HUP INT TERM  # a second signal must not cut the cleanup short
@@ -131,6 +136,7 @@ cleanup() {
   if ((own_scratch)); then rm -rf "$scratch"; fi
 }
 trap cleanup EXIT
+# shellcheck disable=SC2317
 on_signal() {
   trap '' HUP INT TERM
   printf '%s: %s\n' "$prog" "$1" >&2
@@ -191,8 +197,8 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
-read -r token </nested/token
-read -r scratch </nested/scratch
+IFS= read -r token </nested/token
+IFS= read -r scratch </nested/scratch
 M="NESTED-KVM-$token"
 # Until the virtio-serial port "nested.out" exists (virtio_mmio is a module)
 # markers go to the serial console (ttyS0, a log file on the host); from then
@@ -254,10 +260,16 @@ EOF
     cpio --quiet -o -H newc -R 0:0) | gzip -n -9 >"$tmp/overlay.cpio.gz" ||
     die_code 90 "setup: creating the outer initramfs failed"
   mkdir -p "$ncache"
-  cat "$base_initrd" "$tmp/overlay.cpio.gz" >"$ncache/.outer.new"
-  mv -f "$ncache/.outer.new" "$outer"
-  { printf '%s\n' "$stamp_want"; printf 'modules=%s\n' "${order[*]}"; } >"$ncache/.stamp.new"
-  mv -f "$ncache/.stamp.new" "$ncache/.stamp"
+  # unique temporary names: two runs may rebuild at the same time
+  local new_outer new_stamp
+  if ! new_outer=$(mktemp "$ncache/.outer.XXXXXX") || ! new_stamp=$(mktemp "$ncache/.stamp.XXXXXX"); then
+    die_code 90 "setup: cannot write to $ncache"
+  fi
+  cat "$base_initrd" "$tmp/overlay.cpio.gz" >"$new_outer"
+  chmod 0644 "$new_outer" "$new_stamp"
+  mv -f "$new_outer" "$outer"
+  { printf '%s\n' "$stamp_want"; printf 'modules=%s\n' "${order[*]}"; } >"$new_stamp"
+  mv -f "$new_stamp" "$ncache/.stamp"
 }
 if [[ ! -s $outer || ! -f $ncache/.stamp || "$(head -n1 "$ncache/.stamp")" != "$stamp_want" ]]; then
   build_outer
@@ -320,6 +332,7 @@ start_virtiofsd scratch "$scratch"
 # nested.out (the command's output and the later markers) to QEMU's stdout,
 # read below.
 : >"$tmp/console.log"
+# shellcheck disable=SC2054  # the commas are QEMU's
 qemu_args=(
   -M microvm,x-option-roms=off,isa-serial=on,memory-backend=mem
   -accel tcg -cpu max -m "$mem_mib" -smp "$smp"
@@ -337,8 +350,13 @@ qemu_args=(
   -append 'console=ttyS0 quiet panic=-1 tsc_early_khz=2000000 tsc=reliable'
 )
 exec {clog}<"$tmp/console.log"
+# QEMU's stdin must never reach EOF: the stdio chardev would report the port
+# closed and the guest's writes to it would block. A FIFO that this script
+# holds open for writing and never writes to.
+mkfifo "$tmp/stdin"
+exec {stdin_w}<>"$tmp/stdin"
 t_qemu=$EPOCHREALTIME
-exec {out}< <(exec "$qemu" "${qemu_args[@]}" </dev/null 2>"$tmp/qemu.log")
+exec {out}< <(exec {stdin_w}>&- {clog}<&-; exec "$qemu" "${qemu_args[@]}" <"$tmp/stdin" 2>"$tmp/qemu.log")
 qemu_pid=$!
 pids+=("$qemu_pid")
 
@@ -363,7 +381,7 @@ marker() {
     stage=init) [[ $stage == boot ]] && { t_init=$(us); stage=modules; } ;;
     stage=modules) t_mod=$(us); stage=mount ;;
     stage=mounts) t_mnt=$(us); stage=run ;;
-    stage=command) t_cmd=$(us); stage=command ;;
+    stage=command) t_cmd=$(us); stage="command" ;;
     fail=module*) fail_code=92 fail_msg="module load: insmod ${1#*what=} failed" ;;
     fail=mount*) fail_code=93 fail_msg="mount: ${1#*what=} failed" ;;
     fail=cwd*) fail_code=96 fail_msg="command: the working directory $cwd does not exist inside the outer VM" ;;
@@ -436,14 +454,13 @@ while [[ -z $fail_code ]]; do
     poll_console
     break  # EOF: QEMU exited
   fi
-  line=${line%$'\r'}
   if [[ $line == *"$M "* ]]; then
     pre=${line%%"$M "*}
     word=${line#*"$M "}
     if [[ $stage == command && $word == exit=* ]]; then
       printf '%s' "$pre"  # the command's last line had no newline
       status=${word#exit=}; status=${status%% *}
-      t_exit=$(us); stage=done
+      t_exit=$(us); stage="done"
       break
     fi
     marker "$word"
