@@ -11,6 +11,7 @@ constexpr uint64_t kCommandOffset = 4;
 constexpr uint8_t kStatusOutputFull = 0x01;
 constexpr uint8_t kStatusSystemFlag = 0x04;
 constexpr uint8_t kStatusCommandLast = 0x08;
+constexpr uint8_t kStatusKeyboardEnabled = 0x10;  // "keylock off": Linux warns otherwise
 
 constexpr uint8_t kCmdReadCommandByte = 0x20;
 constexpr uint8_t kCmdWriteCommandByte = 0x60;
@@ -37,7 +38,8 @@ void I8042::Read(uint64_t offset, std::span<uint8_t> data) {
   std::lock_guard lock(mutex_);
   uint8_t value = 0;
   if (offset == kCommandOffset) {
-    value = kStatusSystemFlag | kStatusCommandLast | (output_.empty() ? 0 : kStatusOutputFull);
+    value = kStatusSystemFlag | kStatusCommandLast | kStatusKeyboardEnabled |
+            (output_.empty() ? 0 : kStatusOutputFull);
   } else if (offset == kDataOffset && !output_.empty()) {
     value = output_.front();
     output_.pop_front();
