@@ -137,13 +137,62 @@ Result<std::string> ParseMetrics(const nlohmann::json& body, const std::string& 
   return *metrics_path;
 }
 
+namespace {
+
+// The backend fields shared by fs and net devices. Read from `reader` (so
+// Finish() knows them); checked after Finish().
+struct EndpointFields {
+  std::optional<std::string> socket, mode;
+  std::optional<uint64_t> connect_timeout_ms, reconnect_interval_ms, reconnect_timeout_ms;
+};
+
+EndpointFields ReadEndpointFields(JsonObjectReader& reader) {
+  EndpointFields fields;
+  fields.socket = reader.String("socket");
+  fields.mode = reader.String("socket_mode");
+  fields.connect_timeout_ms = reader.Unsigned("connect_timeout_ms", 1, 600000);
+  fields.reconnect_interval_ms = reader.Unsigned("reconnect_interval_ms", 10, 60000);
+  fields.reconnect_timeout_ms = reader.Unsigned("reconnect_timeout_ms", 0, 86400000);
+  return fields;
+}
+
+Result<VhostUserEndpoint> CheckEndpoint(const EndpointFields& fields,
+                                        const JsonObjectReader& reader) {
+  VhostUserEndpoint endpoint;
+  if (!fields.socket || fields.socket->empty()) {
+    return Status::Error(reader.FieldPath("socket") +
+                         ": is required (the vhost-user backend's socket)");
+  }
+  endpoint.socket = *fields.socket;
+  if (fields.mode) {
+    if (*fields.mode == "server") {
+      endpoint.mode = SocketMode::kServer;
+    } else if (*fields.mode != "client") {
+      return Status::Error(reader.FieldPath("socket_mode") +
+                           ": must be \"client\" or \"server\", got \"" + *fields.mode + "\"");
+    }
+  }
+  using std::chrono::milliseconds;
+  if (fields.connect_timeout_ms)
+    endpoint.connect_timeout = milliseconds(*fields.connect_timeout_ms);
+  if (fields.reconnect_interval_ms) {
+    endpoint.reconnect_interval = milliseconds(*fields.reconnect_interval_ms);
+  }
+  if (fields.reconnect_timeout_ms) {
+    endpoint.reconnect_timeout = milliseconds(*fields.reconnect_timeout_ms);
+  }
+  return endpoint;
+}
+
+}  // namespace
+
 Result<FsConfig> ParseFs(const nlohmann::json& body, const std::string& path,
                          const std::string& path_id) {
   JsonObjectReader reader(body, path);
   FsConfig config;
   auto id = reader.String("fs_id", /*required=*/true);
   auto tag = reader.String("tag", /*required=*/true);
-  auto socket = reader.String("socket", /*required=*/true);
+  EndpointFields endpoint = ReadEndpointFields(reader);
   auto queues = reader.Unsigned("num_queues", 1, kMaxFsRequestQueues);
   auto queue_size = reader.Unsigned("queue_size", 2, kMaxQueueSize);
   EMBER_RETURN_IF_ERROR(reader.Finish());
@@ -157,10 +206,9 @@ Result<FsConfig> ParseFs(const nlohmann::json& body, const std::string& path,
                          std::to_string(kMaxFsTagBytes) + " bytes, got " +
                          std::to_string(tag->size()));
   }
-  if (socket->empty()) return Status::Error(reader.FieldPath("socket") + ": is empty");
+  EMBER_ASSIGN_OR_RETURN(config.backend, CheckEndpoint(endpoint, reader));
   config.fs_id = *id;
   config.tag = *tag;
-  config.socket = *socket;
   if (queues) config.num_queues = static_cast<uint32_t>(*queues);
   if (queue_size) {
     if ((*queue_size & (*queue_size - 1)) != 0) {
@@ -221,7 +269,7 @@ Result<NetConfig> ParseNetworkInterface(const nlohmann::json& body, const std::s
   NetConfig config;
   auto id = reader.String("iface_id", /*required=*/true);
   auto mac = reader.String("guest_mac");
-  auto socket = reader.String("socket");
+  EndpointFields endpoint = ReadEndpointFields(reader);
   auto tap = reader.String("host_dev_name");
   auto mtu = reader.Unsigned("mtu", 68, 65535);
   auto queue_size = reader.Unsigned("queue_size", 2, kMaxQueueSize);
@@ -237,16 +285,12 @@ Result<NetConfig> ParseNetworkInterface(const nlohmann::json& body, const std::s
     return Status::Error(reader.FieldPath("host_dev_name") +
                          ": TAP devices are not supported yet; give a vhost-user \"socket\"");
   }
-  if (!socket || socket->empty()) {
-    return Status::Error(reader.FieldPath("socket") +
-                         ": is required (the vhost-user backend's socket)");
-  }
+  EMBER_ASSIGN_OR_RETURN(config.backend, CheckEndpoint(endpoint, reader));
   if (rx_limiter != nullptr || tx_limiter != nullptr) {
     return Status::Error(reader.FieldPath(rx_limiter ? "rx_rate_limiter" : "tx_rate_limiter") +
                          ": rate limiters are not supported (the backend switches the packets)");
   }
   config.iface_id = *id;
-  config.socket = *socket;
   if (mac) {
     auto parsed = ParseMac(*mac);
     if (!parsed) {

@@ -19,6 +19,18 @@ nlohmann::json RenderMachineConfig(const MachineConfig& config) {
           {"huge_pages", "None"}};
 }
 
+namespace {
+
+void RenderEndpoint(const VhostUserEndpoint& endpoint, nlohmann::json& json) {
+  json["socket"] = endpoint.socket;
+  json["socket_mode"] = endpoint.mode == SocketMode::kServer ? "server" : "client";
+  json["connect_timeout_ms"] = endpoint.connect_timeout.count();
+  json["reconnect_interval_ms"] = endpoint.reconnect_interval.count();
+  json["reconnect_timeout_ms"] = endpoint.reconnect_timeout.count();
+}
+
+}  // namespace
+
 nlohmann::json RenderVmConfig(const VmConfig& config) {
   nlohmann::json json{{"machine-config", RenderMachineConfig(config.machine)}};
   if (config.boot_source) json["boot-source"] = RenderBootSource(*config.boot_source);
@@ -31,19 +43,20 @@ nlohmann::json RenderVmConfig(const VmConfig& config) {
   if (config.metrics_path) json["metrics"] = {{"metrics_path", *config.metrics_path}};
   json["fs"] = nlohmann::json::array();
   for (const FsConfig& fs : config.fs) {
-    json["fs"].push_back({{"fs_id", fs.fs_id},
+    nlohmann::json device{{"fs_id", fs.fs_id},
                           {"tag", fs.tag},
-                          {"socket", fs.socket},
                           {"num_queues", fs.num_queues},
-                          {"queue_size", fs.queue_size}});
+                          {"queue_size", fs.queue_size}};
+    RenderEndpoint(fs.backend, device);
+    json["fs"].push_back(std::move(device));
   }
   json["network-interfaces"] = nlohmann::json::array();
   for (const NetConfig& net : config.net) {
     nlohmann::json iface{{"iface_id", net.iface_id},
                          {"guest_mac", FormatMac(net.guest_mac)},
-                         {"socket", net.socket},
                          {"queue_size", net.queue_size}};
     if (net.mtu) iface["mtu"] = *net.mtu;
+    RenderEndpoint(net.backend, iface);
     json["network-interfaces"].push_back(std::move(iface));
   }
   if (config.serial.serial_out_path) {

@@ -66,7 +66,8 @@ void OnViolation(int, siginfo_t* info, void*) {
     clock_gettime(CLOCK_REALTIME, &now);
     Line metrics;
     metrics << "{\"utc_timestamp_ms\":"
-            << static_cast<uint64_t>(now.tv_sec) * 1000 + static_cast<uint64_t>(now.tv_nsec) / 1000000
+            << static_cast<uint64_t>(now.tv_sec) * 1000 +
+                   static_cast<uint64_t>(now.tv_nsec) / 1000000
             << ",\"seccomp\":{\"num_faults\":1}}\n";
     metrics.WriteTo(fd);
   }
@@ -99,7 +100,8 @@ Status InstallSeccompViolationHandler() {
 
 Status InstallThreadFilter(ThreadKind kind) {
   if (!enabled) return Status::Ok();
-  const std::string where = std::string("seccomp filter for the ") + ThreadKindName(kind) + " thread";
+  const std::string where =
+      std::string("seccomp filter for the ") + ThreadKindName(kind) + " thread";
   scmp_filter_ctx filter = seccomp_init(SCMP_ACT_TRAP);
   if (filter == nullptr) return Status::Error(where + ": seccomp_init failed");
   for (const SyscallRule& rule : FilterRules(kind)) {

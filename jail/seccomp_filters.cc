@@ -4,10 +4,10 @@
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/ioctl.h>
 
 namespace ember {
 namespace {
@@ -105,7 +105,7 @@ std::vector<SyscallRule> VmmRules() {
       {SCMP_SYS(accept4), {}, "vhost-user backends connecting in server mode"},
       {SCMP_SYS(setsockopt), {}, "reply timeouts on vhost-user sockets"},
       {SCMP_SYS(stat), {}, "checks a backend socket before reconnecting"},
-      {SCMP_SYS(eventfd2), {}, nullptr},
+      {SCMP_SYS(timerfd_settime), {}, "arms the backend reconnect timer"},
   });
   for (SyscallRule& rule : VhostUser()) rules.push_back(std::move(rule));
   return rules;
@@ -144,9 +144,12 @@ std::vector<SyscallRule> ApiRules() {
 
 const char* ThreadKindName(ThreadKind kind) {
   switch (kind) {
-    case ThreadKind::kVmm: return "vmm";
-    case ThreadKind::kVcpu: return "vcpu";
-    case ThreadKind::kApi: return "api";
+    case ThreadKind::kVmm:
+      return "vmm";
+    case ThreadKind::kVcpu:
+      return "vcpu";
+    case ThreadKind::kApi:
+      return "api";
   }
   return "?";
 }
@@ -156,9 +159,12 @@ const std::vector<SyscallRule>& FilterRules(ThreadKind kind) {
   static const std::vector<SyscallRule> vcpu = VcpuRules();
   static const std::vector<SyscallRule> api = ApiRules();
   switch (kind) {
-    case ThreadKind::kVmm: return vmm;
-    case ThreadKind::kVcpu: return vcpu;
-    case ThreadKind::kApi: return api;
+    case ThreadKind::kVmm:
+      return vmm;
+    case ThreadKind::kVcpu:
+      return vcpu;
+    case ThreadKind::kApi:
+      return api;
   }
   return vmm;
 }

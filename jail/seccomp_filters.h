@@ -16,7 +16,7 @@ const char* ThreadKindName(ThreadKind kind);
 struct SyscallRule {
   int syscall;
   std::vector<scmp_arg_cmp> arguments;
-  const char* why;  // for entries that are not obvious
+  const char* why;    // for entries that are not obvious
   int fail_with = 0;  // nonzero: refuse with this errno instead of allowing
 };
 

@@ -126,7 +126,8 @@ TEST(ConfigParserTest, FsDevices) {
       "fs: the id \"a\" is used twice");
   EXPECT_EQ(fs(R"({"fs_id": "a", "tag": ")" + std::string(37, 't') + R"(", "socket": "/s"})"),
             "fs[0].tag: must be 1 to 36 bytes, got 37");
-  EXPECT_EQ(fs(R"({"fs_id": "a", "tag": "x"})"), "fs[0].socket: is required");
+  EXPECT_EQ(fs(R"({"fs_id": "a", "tag": "x"})"),
+            "fs[0].socket: is required (the vhost-user backend's socket)");
   EXPECT_EQ(fs(R"({"fs_id": "a", "tag": "x", "socket": "/s", "queue_size": 100})"),
             "fs[0].queue_size: must be a power of two, got 100");
   EXPECT_EQ(fs(R"({"fs_id": "a", "tag": "x", "socket": "/s", "num_queues": 0})"),

@@ -88,7 +88,8 @@ Status AddDevices(Machine& machine, const VmConfig& config, const BuildOptions& 
 // wires kicks (ioeventfds) and interrupts (an irqfd) inside KVM, and
 // returns the command-line token that announces it.
 Result<std::string> AttachVirtioDevice(Machine& machine, std::shared_ptr<VhostUserDevice> device,
-                                       size_t slot) {
+                                       size_t slot, const VhostUserEndpoint& endpoint,
+                                       UniqueFd listener) {
   const Vm& vm = *machine.vm;
   const uint64_t base = layout::kVirtioMmioStart + slot * layout::kVirtioMmioSlotSize;
   const uint32_t irq = layout::kVirtioIrqs[slot];
@@ -104,7 +105,7 @@ Result<std::string> AttachVirtioDevice(Machine& machine, std::shared_ptr<VhostUs
   UniqueFd interrupt(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!interrupt.valid()) return ErrnoStatus(device->name() + ": eventfd");
   EMBER_RETURN_IF_ERROR(vm.AddIrqFd(interrupt.get(), irq).Context(device->name()));
-  machine.backend_sockets.push_back({device->name(), device->backend_socket()});
+  machine.vhost_user_backends.push_back({device, endpoint, std::move(listener)});
   const std::string name = device->name();
   auto transport = std::make_shared<VirtioMmioTransport>(name, std::move(device), vm.memory(),
                                                          std::move(kicks), std::move(interrupt));
@@ -112,6 +113,22 @@ Result<std::string> AttachVirtioDevice(Machine& machine, std::shared_ptr<VhostUs
       machine.mmio_bus.Insert(transport, base, VirtioMmioTransport::kWindowSize, name));
   machine.virtio_devices.push_back(transport);
   return " virtio_mmio.device=4K@" + Hex(base) + ":" + std::to_string(irq);
+}
+
+// Reaches a backend: connects to it (client mode) or listens on the socket
+// and waits for it (server mode; `listener` keeps the socket for reconnects).
+Result<VhostUserConnection> OpenBackend(const VhostUserEndpoint& endpoint, const std::string& owner,
+                                        UniqueFd& listener) {
+  if (endpoint.mode == SocketMode::kClient) {
+    EMBER_ASSIGN_OR_RETURN(UniqueFd fd, ConnectToBackend(endpoint.socket, owner));
+    return VhostUserConnection(std::move(fd), owner);
+  }
+  EMBER_ASSIGN_OR_RETURN(listener, ListenForBackend(endpoint.socket, owner));
+  spdlog::info("{}: waiting up to {} ms for the backend on {}", owner,
+               endpoint.connect_timeout.count(), endpoint.socket);
+  EMBER_ASSIGN_OR_RETURN(
+      UniqueFd fd, AcceptBackend(listener.get(), endpoint.connect_timeout, endpoint.socket, owner));
+  return VhostUserConnection(std::move(fd), owner);
 }
 
 // Connects every vhost-user device (fs, then net) and gives each a slot.
@@ -124,15 +141,23 @@ Result<std::string> AddVirtioDevices(Machine& machine, const VmConfig& config) {
   std::string cmdline;
   size_t slot = 0;
   for (const FsConfig& fs : config.fs) {
+    UniqueFd listener;
+    EMBER_ASSIGN_OR_RETURN(VhostUserConnection connection,
+                           OpenBackend(fs.backend, "fs device " + fs.fs_id, listener));
     EMBER_ASSIGN_OR_RETURN(std::shared_ptr<VhostUserFsDevice> device,
-                           VhostUserFsDevice::Connect(fs));
-    EMBER_ASSIGN_OR_RETURN(std::string token, AttachVirtioDevice(machine, device, slot++));
+                           VhostUserFsDevice::Connect(fs, std::move(connection)));
+    EMBER_ASSIGN_OR_RETURN(std::string token, AttachVirtioDevice(machine, device, slot++,
+                                                                 fs.backend, std::move(listener)));
     cmdline += token;
   }
   for (const NetConfig& net : config.net) {
+    UniqueFd listener;
+    EMBER_ASSIGN_OR_RETURN(VhostUserConnection connection,
+                           OpenBackend(net.backend, "net device " + net.iface_id, listener));
     EMBER_ASSIGN_OR_RETURN(std::shared_ptr<VhostUserNetDevice> device,
-                           VhostUserNetDevice::Connect(net));
-    EMBER_ASSIGN_OR_RETURN(std::string token, AttachVirtioDevice(machine, device, slot++));
+                           VhostUserNetDevice::Connect(net, std::move(connection)));
+    EMBER_ASSIGN_OR_RETURN(std::string token, AttachVirtioDevice(machine, device, slot++,
+                                                                 net.backend, std::move(listener)));
     cmdline += token;
   }
   return cmdline;

@@ -11,6 +11,8 @@
 #include "devices/bus.h"
 #include "devices/i8042.h"
 #include "devices/serial.h"
+#include "devices/vhost_user/vhost_user_endpoint.h"
+#include "devices/virtio/vhost_user_device.h"
 #include "vmm/kvm.h"
 #include "vmm/unique_fd.h"
 #include "vmm/vcpu.h"
@@ -37,12 +39,14 @@ struct Machine {
   std::shared_ptr<Serial> serial;
   std::shared_ptr<I8042> i8042;
   std::vector<std::unique_ptr<Vcpu>> vcpus;
-  // vhost-user backends' sockets, watched for hang-ups by the VMM thread.
-  struct BackendSocket {
-    std::string device;
-    int fd;
+  // vhost-user devices with how their backends are reached (and, in
+  // server mode, the listening socket the backend reconnects to).
+  struct VhostUserBackend {
+    std::shared_ptr<VhostUserDevice> device;
+    VhostUserEndpoint endpoint;
+    UniqueFd listener;
   };
-  std::vector<BackendSocket> backend_sockets;
+  std::vector<VhostUserBackend> vhost_user_backends;
   std::vector<std::shared_ptr<BusDevice>> virtio_devices;
 };
 

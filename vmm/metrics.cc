@@ -50,6 +50,9 @@ constexpr CounterName kCounters[] = {
     {"i8042", "reset_count", &Metrics::i8042_reset_count},
     {"i8042", "ctrl_alt_del_count", &Metrics::i8042_ctrl_alt_del},
     {"seccomp", "num_faults", &Metrics::seccomp_faults},
+    {"vhost_user", "disconnects", &Metrics::vhost_user_disconnects},
+    {"vhost_user", "reconnects", &Metrics::vhost_user_reconnects},
+    {"vhost_user", "reconnect_failures", &Metrics::vhost_user_reconnect_failures},
 };
 
 struct RequestCounters {

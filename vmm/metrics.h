@@ -44,6 +44,8 @@ struct Metrics {
   Counter uart_write_count, uart_read_count, i8042_reset_count, i8042_ctrl_alt_del;
   // seccomp
   Counter seccomp_faults;
+  // vhost-user backends going away and coming back
+  Counter vhost_user_disconnects, vhost_user_reconnects, vhost_user_reconnect_failures;
 };
 
 Metrics& GlobalMetrics();

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "devices/vhost_user/vhost_user_endpoint.h"
+
 namespace ember {
 
 // Firecracker's default command line, with the console on the serial port
@@ -45,7 +47,7 @@ struct LoggerConfig {
 struct FsConfig {
   std::string fs_id;
   std::string tag;             // what the guest mounts; at most 36 bytes
-  std::string socket;          // the backend's vhost-user socket (virtiofsd)
+  VhostUserEndpoint backend;   // virtiofsd's socket and how to (re)connect
   uint32_t num_queues = 1;     // request queues (plus one hiprio queue)
   uint32_t queue_size = 1024;  // virtiofsd's and QEMU's usual size
 };
@@ -55,7 +57,7 @@ struct NetConfig {
   std::string iface_id;
   std::array<uint8_t, 6> guest_mac{};  // given, or generated from the id
   bool mac_given = false;
-  std::string socket;  // the backend's vhost-user socket (e.g. DPDK testpmd)
+  VhostUserEndpoint backend;  // e.g. testpmd's socket and how to (re)connect
   uint32_t queue_size = 256;
   std::optional<uint16_t> mtu;
 };

@@ -14,6 +14,7 @@
 #include "api/config_render.h"
 #include "devices/boot_timer.h"
 #include "jail/seccomp.h"
+#include "vmm/backend_reconnector.h"
 #include "vmm/builder.h"
 #include "vmm/logger.h"
 #include "vmm/sys_error.h"
@@ -54,7 +55,9 @@ const char* VmmStateName(Vmm::State state) {
 }
 
 Vmm::~Vmm() {
-  // vCPU threads stop before the terminal is restored and memory unmapped.
+  // Reconnectors watch the machine's backends; vCPU threads stop before the
+  // terminal is restored and memory unmapped.
+  reconnectors_.clear();
   machine_.reset();
 }
 
@@ -110,7 +113,9 @@ std::vector<Config> Upsert(const std::vector<Config>& devices, const Config& dev
 }  // namespace
 
 Status Vmm::PutFsDevice(const FsConfig& device) {
-  EMBER_RETURN_IF_ERROR(CheckBackendSocket("fs device " + device.fs_id, device.socket));
+  if (device.backend.mode == SocketMode::kClient) {
+    EMBER_RETURN_IF_ERROR(CheckBackendSocket("fs device " + device.fs_id, device.backend.socket));
+  }
   std::vector<FsConfig> devices = Upsert(config_.fs, device, &FsConfig::fs_id);
   EMBER_RETURN_IF_ERROR(CheckFsDevices(devices));
   config_.fs = std::move(devices);
@@ -118,7 +123,10 @@ Status Vmm::PutFsDevice(const FsConfig& device) {
 }
 
 Status Vmm::PutNetDevice(const NetConfig& device) {
-  EMBER_RETURN_IF_ERROR(CheckBackendSocket("net device " + device.iface_id, device.socket));
+  if (device.backend.mode == SocketMode::kClient) {
+    EMBER_RETURN_IF_ERROR(
+        CheckBackendSocket("net device " + device.iface_id, device.backend.socket));
+  }
   std::vector<NetConfig> devices = Upsert(config_.net, device, &NetConfig::iface_id);
   EMBER_RETURN_IF_ERROR(CheckNetDevices(devices));
   config_.net = std::move(devices);
@@ -243,15 +251,11 @@ VmmReply Vmm::Handle(const VmmAction& action) {
 Status Vmm::AttachMachineToLoop() {
   EMBER_RETURN_IF_ERROR(
       loop_->Add(machine_->exit_event.fd(), EPOLLIN, [this](uint32_t) { OnVmExit(); }));
-  // A backend that goes away does not end the VM: ember logs it and the
-  // guest sees its requests stall (reconnecting is for a later change).
-  for (const Machine::BackendSocket& backend : machine_->backend_sockets) {
-    int fd = backend.fd;
-    std::string device = backend.device;
-    EMBER_RETURN_IF_ERROR(loop_->Add(fd, EPOLLRDHUP, [this, fd, device](uint32_t) {
-      spdlog::warn("{}: the vhost-user backend disconnected; the VM keeps running", device);
-      loop_->Remove(fd);
-    }));
+  // A backend that goes away does not end the VM: see BackendReconnector.
+  for (Machine::VhostUserBackend& backend : machine_->vhost_user_backends) {
+    EMBER_ASSIGN_OR_RETURN(std::unique_ptr<BackendReconnector> reconnector,
+                           BackendReconnector::Create(backend, *loop_));
+    reconnectors_.push_back(std::move(reconnector));
   }
   // Regular files and /dev/null cannot be polled; the guest then gets no input.
   int in = options_.stdin_fd;
@@ -264,7 +268,7 @@ Status Vmm::AttachMachineToLoop() {
 void Vmm::DetachMachineFromLoop() {
   loop_->Remove(machine_->exit_event.fd());
   loop_->Remove(options_.stdin_fd);
-  for (const Machine::BackendSocket& backend : machine_->backend_sockets) loop_->Remove(backend.fd);
+  reconnectors_.clear();
 }
 
 void Vmm::ForwardConsoleInput() {

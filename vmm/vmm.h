@@ -13,6 +13,7 @@
 
 #include "api/action_channel.h"
 #include "api/vmm_action.h"
+#include "vmm/backend_reconnector.h"
 #include "vmm/event_loop.h"
 #include "vmm/machine.h"
 #include "vmm/metrics.h"
@@ -72,6 +73,7 @@ class Vmm {
   State state_ = State::kNotStarted;
   std::unique_ptr<Machine> machine_;
   std::unique_ptr<RawTerminal> terminal_;
+  std::vector<std::unique_ptr<BackendReconnector>> reconnectors_;
   std::optional<MetricsWriter> metrics_;
   std::unique_ptr<EventLoop> loop_;  // created by Prepare()
   ActionChannel* api_ = nullptr;

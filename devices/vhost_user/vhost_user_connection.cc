@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "devices/vhost_user/vhost_user_endpoint.h"
 #include "vmm/sys_error.h"
 
 namespace ember {
@@ -17,23 +18,7 @@ using namespace vhost_user;
 
 Result<VhostUserConnection> VhostUserConnection::Connect(const std::string& path,
                                                          const std::string& owner) {
-  sockaddr_un address{};
-  if (path.empty() || path.size() >= sizeof(address.sun_path)) {
-    return Status::Error(owner + ": socket path must be 1 to " +
-                         std::to_string(sizeof(address.sun_path) - 1) + " bytes long");
-  }
-  struct stat info {};
-  if (stat(path.c_str(), &info) != 0) return ErrnoStatus(owner + ": socket " + path);
-  if (!S_ISSOCK(info.st_mode)) {
-    return Status::Error(owner + ": " + path + " is not a socket");
-  }
-  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return ErrnoStatus(owner + ": creating a socket");
-  address.sun_family = AF_UNIX;
-  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
-  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-    return ErrnoStatus(owner + ": connecting to the vhost-user backend at " + path);
-  }
+  EMBER_ASSIGN_OR_RETURN(UniqueFd fd, ConnectToBackend(path, owner));
   return VhostUserConnection(std::move(fd), owner);
 }
 

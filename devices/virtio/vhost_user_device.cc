@@ -1,6 +1,11 @@
 #include "devices/virtio/vhost_user_device.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "vmm/hex.h"
 
 namespace ember {
 
@@ -20,24 +25,80 @@ void VhostUserDevice::ReadConfig(uint64_t offset, std::span<uint8_t> data) {
   }
 }
 
-Status VhostUserDevice::Activate(const Activation& activation) {
+int VhostUserDevice::backend_socket() {
+  std::lock_guard lock(mutex_);
+  return frontend_->socket_fd();
+}
+
+std::vector<VringSetup> VhostUserDevice::Rings(const Started& started, bool from_used_index) const {
   std::vector<VringSetup> rings;
-  for (size_t i = 0; i < activation.queues.size(); ++i) {
-    const VirtQueueState& queue = activation.queues[i];
+  for (size_t i = 0; i < started.queues.size(); ++i) {
+    const VirtQueueState& queue = started.queues[i];
     if (!queue.ready) continue;  // the driver may leave queues unused
+    uint16_t base = 0;
+    if (from_used_index) {
+      // used ring: le16 flags, le16 idx, ...; the transport checked it is in memory.
+      std::memcpy(&base, started.memory->HostAddress(queue.used_address + 2, 2), 2);
+    }
     rings.push_back(VringSetup{static_cast<uint32_t>(i), queue.size, queue.descriptor_address,
-                               queue.available_address, queue.used_address, 0,
-                               activation.kick_fds[i], activation.interrupt_fd});
+                               queue.available_address, queue.used_address, base,
+                               started.kick_fds[i], started.interrupt_fd});
   }
+  return rings;
+}
+
+Status VhostUserDevice::Activate(const Activation& activation) {
+  std::lock_guard lock(mutex_);
+  Started started{activation.acked_features,
+                  &activation.memory,
+                  {activation.queues.begin(), activation.queues.end()},
+                  {activation.kick_fds.begin(), activation.kick_fds.end()},
+                  activation.interrupt_fd};
+  if (!connected_) return Status::Error(name_ + ": the vhost-user backend is disconnected");
+  std::vector<VringSetup> rings = Rings(started, /*from_used_index=*/false);
   EMBER_RETURN_IF_ERROR(frontend_->Start(activation.acked_features, activation.memory, rings));
-  spdlog::info("{}: started with {} queue(s)", name(), rings.size());
+  started_ = std::move(started);
+  spdlog::info("{}: started with {} queue(s)", name_, rings.size());
   return Status::Ok();
 }
 
 void VhostUserDevice::Reset() {
+  std::lock_guard lock(mutex_);
+  started_.reset();
+  if (!connected_) return;
   if (Status stopped = frontend_->Stop(); !stopped.ok()) {
-    spdlog::warn("{}: reset: {}", name(), stopped.message());
+    spdlog::warn("{}: reset: {}", name_, stopped.message());
   }
+}
+
+void VhostUserDevice::Disconnected() {
+  std::lock_guard lock(mutex_);
+  connected_ = false;
+}
+
+Status VhostUserDevice::Reconnect(VhostUserConnection connection) {
+  std::lock_guard lock(mutex_);
+  EMBER_ASSIGN_OR_RETURN(std::unique_ptr<VhostUserFrontend> frontend,
+                         VhostUserFrontend::Negotiate(std::move(connection)));
+  if (started_) {
+    // What the driver acked from the old backend, the new one must offer.
+    const uint64_t needed = started_->acked_features & frontend_->backend_features();
+    const uint64_t missing = needed & ~frontend->backend_features();
+    if (missing != 0) {
+      return Status::Error(name_ + ": the restarted backend lacks features the driver acked (" +
+                           Hex(missing) + "); the device stays broken");
+    }
+    std::vector<VringSetup> rings = Rings(*started_, /*from_used_index=*/true);
+    EMBER_RETURN_IF_ERROR(frontend->Start(started_->acked_features, *started_->memory, rings));
+    // Requests the guest queued while nobody served them.
+    for (const VringSetup& ring : rings) {
+      uint64_t one = 1;
+      (void)!write(ring.kick_fd, &one, sizeof(one));
+    }
+  }
+  frontend_ = std::move(frontend);
+  connected_ = true;
+  return Status::Ok();
 }
 
 }  // namespace ember

@@ -19,10 +19,11 @@ std::vector<uint8_t> FsConfigSpace(const FsConfig& config) {
 
 }  // namespace
 
-Result<std::shared_ptr<VhostUserFsDevice>> VhostUserFsDevice::Connect(const FsConfig& config) {
-  const std::string owner = "fs device " + config.fs_id;
+Result<std::shared_ptr<VhostUserFsDevice>> VhostUserFsDevice::Connect(
+    const FsConfig& config, VhostUserConnection connection) {
+  const std::string owner = connection.owner();
   EMBER_ASSIGN_OR_RETURN(std::unique_ptr<VhostUserFrontend> frontend,
-                         VhostUserFrontend::Connect(config.socket, owner));
+                         VhostUserFrontend::Negotiate(std::move(connection)));
   EMBER_ASSIGN_OR_RETURN(uint64_t features, OfferedFeatures(*frontend, kForwardedFeatures));
   EMBER_ASSIGN_OR_RETURN(uint64_t backend_queues, frontend->BackendQueueCount());
   if (backend_queues != 0 && backend_queues < 1 + config.num_queues) {

@@ -15,8 +15,9 @@ class VhostUserFsDevice : public VhostUserDevice {
   static constexpr uint32_t kDeviceType = 26;
   static constexpr size_t kTagBytes = 36;
 
-  // Connects to the backend and negotiates; errors name the device.
-  static Result<std::shared_ptr<VhostUserFsDevice>> Connect(const FsConfig& config);
+  // Negotiates with the backend on `connection`; errors name the device.
+  static Result<std::shared_ptr<VhostUserFsDevice>> Connect(const FsConfig& config,
+                                                            VhostUserConnection connection);
 
   uint32_t device_type() const override { return kDeviceType; }
   // The hiprio queue, then the request queues.

@@ -61,10 +61,10 @@ std::vector<uint8_t> NetConfigSpace(const NetConfig& config) {
 
 }  // namespace
 
-Result<std::shared_ptr<VhostUserNetDevice>> VhostUserNetDevice::Connect(const NetConfig& config) {
-  EMBER_ASSIGN_OR_RETURN(
-      std::unique_ptr<VhostUserFrontend> frontend,
-      VhostUserFrontend::Connect(config.socket, "net device " + config.iface_id));
+Result<std::shared_ptr<VhostUserNetDevice>> VhostUserNetDevice::Connect(
+    const NetConfig& config, VhostUserConnection connection) {
+  EMBER_ASSIGN_OR_RETURN(std::unique_ptr<VhostUserFrontend> frontend,
+                         VhostUserFrontend::Negotiate(std::move(connection)));
   EMBER_ASSIGN_OR_RETURN(uint64_t features, OfferedFeatures(*frontend, kForwardedFeatures));
   features |= kEmulatedFeatures | (config.mtu ? Bit(VIRTIO_NET_F_MTU) : 0);
   return std::shared_ptr<VhostUserNetDevice>(

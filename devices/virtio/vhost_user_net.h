@@ -15,7 +15,8 @@ class VhostUserNetDevice : public VhostUserDevice {
  public:
   static constexpr uint32_t kDeviceType = 1;
 
-  static Result<std::shared_ptr<VhostUserNetDevice>> Connect(const NetConfig& config);
+  static Result<std::shared_ptr<VhostUserNetDevice>> Connect(const NetConfig& config,
+                                                             VhostUserConnection connection);
 
   uint32_t device_type() const override { return kDeviceType; }
   uint16_t queue_count() const override { return 2; }
