@@ -70,8 +70,12 @@ int BackendProcess::WaitForExit(int timeout_ms) {
 }
 
 std::vector<std::string> VirtiofsdCommand(const std::string& socket, const std::string& directory) {
-  return {"/usr/lib/qemu/virtiofsd", "--socket-path=" + socket, "-o", "source=" + directory,
-          "-o", "cache=auto"};
+  return {"/usr/lib/qemu/virtiofsd",
+          "--socket-path=" + socket,
+          "-o",
+          "source=" + directory,
+          "-o",
+          "cache=auto"};
 }
 
 }  // namespace ember::testing

@@ -6,10 +6,9 @@
 // Elsewhere (PVM cannot boot Linux, or no /dev/kvm) both boots run in one
 // outer VM of scripts/nested-kvm.sh, whose kvm_amd is hardware-style. The
 // test is never skipped for lack of hardware KVM.
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <map>
 #include <regex>
@@ -37,24 +36,26 @@ struct BootOutcome {
 
 void WriteConfig(const std::string& path, uint32_t vcpus) {
   const std::string linux_dir = testing::LinuxGuestDir();
-  testing::WriteFile(path, R"({"boot-source": {"kernel_image_path": ")" + linux_dir +
-                               R"(/vmlinuz", "initrd_path": ")" + linux_dir +
-                               R"(/initramfs.cpio.gz", "boot_args": "console=ttyS0 reboot=k panic=-1 pci=off"},
+  testing::WriteFile(
+      path, R"({"boot-source": {"kernel_image_path": ")" + linux_dir +
+                R"(/vmlinuz", "initrd_path": ")" + linux_dir +
+                R"(/initramfs.cpio.gz", "boot_args": "console=ttyS0 reboot=k panic=-1 pci=off"},
                           "machine-config": {"vcpu_count": )" +
-                               std::to_string(vcpus) + R"(, "mem_size_mib": )" +
-                               std::to_string(kMemMib) + "}}");
+                std::to_string(vcpus) + R"(, "mem_size_mib": )" + std::to_string(kMemMib) + "}}");
 }
 
 // Boots with each vCPU count; on hardware KVM directly, else nested.
 std::map<uint32_t, BootOutcome> BootLinux(const std::vector<uint32_t>& vcpu_counts) {
   std::map<uint32_t, BootOutcome> outcomes;
   testing::TempDir scratch;
-  for (uint32_t vcpus : vcpu_counts) WriteConfig(scratch.File("vm-" + std::to_string(vcpus) + ".json"), vcpus);
+  for (uint32_t vcpus : vcpu_counts)
+    WriteConfig(scratch.File("vm-" + std::to_string(vcpus) + ".json"), vcpus);
   if (HardwareKvm()) {
     for (uint32_t vcpus : vcpu_counts) {
-      testing::ProcessResult result = testing::RunProcess(
-          {EMBER_BINARY, "--no-api", "--config-file", scratch.File("vm-" + std::to_string(vcpus) + ".json")},
-          kDirectTimeoutMs);
+      testing::ProcessResult result =
+          testing::RunProcess({EMBER_BINARY, "--no-api", "--config-file",
+                               scratch.File("vm-" + std::to_string(vcpus) + ".json")},
+                              kDirectTimeoutMs);
       outcomes[vcpus] = {result.exit_code, result.out, result.err};
     }
     return outcomes;
@@ -69,12 +70,13 @@ std::map<uint32_t, BootOutcome> BootLinux(const std::vector<uint32_t>& vcpu_coun
               "\"; echo $? > \"$NESTED_KVM_SCRATCH/rc-" + n + "\"\n";
   }
   testing::WriteFile(scratch.File("run.sh"), script);
-  testing::ProcessResult nested = testing::RunProcess(
-      {std::string(EMBER_SOURCE_DIR) + "/scripts/nested-kvm.sh", "--scratch", scratch.path(), "--", "sh",
-       scratch.File("run.sh")},
-      kNestedTimeoutMs);
+  testing::ProcessResult nested =
+      testing::RunProcess({std::string(EMBER_SOURCE_DIR) + "/scripts/nested-kvm.sh", "--scratch",
+                           scratch.path(), "--", "sh", scratch.File("run.sh")},
+                          kNestedTimeoutMs);
   // The harness prints how long each stage took; keep it in the test log.
-  std::printf("nested harness (exit %d): %s%s\n", nested.exit_code, nested.err.c_str(), nested.out.c_str());
+  std::printf("nested harness (exit %d): %s%s\n", nested.exit_code, nested.err.c_str(),
+              nested.out.c_str());
   for (uint32_t vcpus : vcpu_counts) {
     std::string n = std::to_string(vcpus);
     std::string rc = testing::ReadFile(scratch.File("rc-" + n));
@@ -92,9 +94,10 @@ TEST(LinuxBootKvmTest, DebianKernelReachesInitWithOneAndTwoVcpus) {
   for (const auto& [vcpus, outcome] : outcomes) {
     SCOPED_TRACE(std::to_string(vcpus) + " vCPU(s)");
     EXPECT_EQ(outcome.exit_code, 0) << outcome.log;
-    EXPECT_NE(outcome.console.find("EMBER-LINUX: init reached"), std::string::npos) << outcome.console;
-    EXPECT_TRUE(std::regex_search(outcome.console,
-                                  std::regex("EMBER-LINUX: nproc=" + std::to_string(vcpus) + "\\r?\\n")))
+    EXPECT_NE(outcome.console.find("EMBER-LINUX: init reached"), std::string::npos)
+        << outcome.console;
+    EXPECT_TRUE(std::regex_search(
+        outcome.console, std::regex("EMBER-LINUX: nproc=" + std::to_string(vcpus) + "\\r?\\n")))
         << outcome.console;
     std::smatch match;
     ASSERT_TRUE(std::regex_search(outcome.console, match, std::regex("memtotal_kib=([0-9]+)")))

@@ -1,17 +1,15 @@
 // virtio-fs end to end: the test guest's FUSE client talks through ember's
 // virtio-mmio transport and vhost-user frontend to a real virtiofsd.
 // Needs /dev/kvm; skips, saying so, only without it.
-#include <unistd.h>
-
 #include <gtest/gtest.h>
-
 #include <signal.h>
-#include <thread>
+#include <unistd.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
+#include <thread>
 
 #include "tests/backends.h"
 #include "tests/ember_process.h"
@@ -35,7 +33,8 @@ uint32_t ByteSum(const std::string& data) {
 class VhostUserFsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/kvm is absent: the guest needs it";
+    if (access("/dev/kvm", R_OK | W_OK) != 0)
+      GTEST_SKIP() << "/dev/kvm is absent: the guest needs it";
     share_ = dir_.File("share");
     std::filesystem::create_directories(share_ + "/many");
     WriteFile(share_ + "/hello.txt", std::string("hello from the host\n"));
@@ -50,22 +49,28 @@ class VhostUserFsTest : public ::testing::Test {
     }
   }
   std::unique_ptr<BackendProcess> StartVirtiofsd() {
-    auto backend = std::make_unique<BackendProcess>(VirtiofsdCommand(dir_.File("vfs.sock"), share_),
-                                                    dir_.File("vfs.sock"), dir_.File("virtiofsd.log"));
+    auto backend =
+        std::make_unique<BackendProcess>(VirtiofsdCommand(dir_.File("vfs.sock"), share_),
+                                         dir_.File("vfs.sock"), dir_.File("virtiofsd.log"));
     EXPECT_TRUE(backend->ready()) << backend->Log();
     return backend;
   }
   json Config(const std::string& tests, uint32_t vcpus) {
-    return {{"boot-source", {{"kernel_image_path", std::string(EMBER_GUEST_DIR) + "/guest-pvh.elf"},
-                             {"boot_args", "console=ttyS0 ember.tests=" + tests}}},
-            {"machine-config", {{"vcpu_count", vcpus}, {"mem_size_mib", 128}}},
-            {"fs", {{{"fs_id", "share"}, {"tag", "hostshare"}, {"socket", dir_.File("vfs.sock")}}}}};
+    return {
+        {"boot-source",
+         {{"kernel_image_path", std::string(EMBER_GUEST_DIR) + "/guest-pvh.elf"},
+          {"boot_args", "console=ttyS0 ember.tests=" + tests}}},
+        {"machine-config", {{"vcpu_count", vcpus}, {"mem_size_mib", 128}}},
+        {"fs", {{{"fs_id", "share"}, {"tag", "hostshare"}, {"socket", dir_.File("vfs.sock")}}}}};
   }
   void ExpectFsResults(const std::string& out) {
     auto has = [&](const std::string& line) { return out.find(line + "\n") != std::string::npos; };
     EXPECT_TRUE(has("ember-guest: fs tag=hostshare queues=1")) << out;
-    EXPECT_TRUE(has("ember-guest: fs read hello.txt size=20 sum=0x00000731 text=hello from the host\\n")) << out;
-    EXPECT_TRUE(has("ember-guest: fs read big.bin size=1048576 sum=" + Hex32(ByteSum(big_)))) << out;
+    EXPECT_TRUE(
+        has("ember-guest: fs read hello.txt size=20 sum=0x00000731 text=hello from the host\\n"))
+        << out;
+    EXPECT_TRUE(has("ember-guest: fs read big.bin size=1048576 sum=" + Hex32(ByteSum(big_))))
+        << out;
     EXPECT_TRUE(has("ember-guest: fs wrote from-guest.txt size=23")) << out;
     EXPECT_TRUE(has("ember-guest: fs wrote big-out.bin size=1048576 sum=0x07f80000")) << out;
     EXPECT_TRUE(has("ember-guest: fs dir many entries=100 namesum=" + Hex32(namesum_))) << out;
@@ -87,7 +92,8 @@ class VhostUserFsTest : public ::testing::Test {
   uint32_t namesum_ = 0;
 };
 
-class VhostUserFsVcpusTest : public VhostUserFsTest, public ::testing::WithParamInterface<uint32_t> {};
+class VhostUserFsVcpusTest : public VhostUserFsTest,
+                             public ::testing::WithParamInterface<uint32_t> {};
 
 TEST_P(VhostUserFsVcpusTest, GuestReadsWritesAndListsThroughVirtiofsd) {
   auto virtiofsd = StartVirtiofsd();
@@ -100,7 +106,8 @@ TEST_P(VhostUserFsVcpusTest, GuestReadsWritesAndListsThroughVirtiofsd) {
             std::string::npos)
       << result.out;
   ExpectFsResults(result.out);
-  EXPECT_NE(result.err.find("fs device share: started with 2 queue(s)"), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("fs device share: started with 2 queue(s)"), std::string::npos)
+      << result.err;
   EXPECT_TRUE(result.out.find("ember-guest: done\n") != std::string::npos);
 }
 
@@ -125,18 +132,22 @@ TEST_F(VhostUserFsTest, ConfiguredThroughTheApi) {
 TEST_F(VhostUserFsTest, ProblemsNameTheDeviceAndLeaveNoHalfStartedVm) {
   EmberProcess ember(dir_, {});
   ASSERT_TRUE(ember.started());
-  auto put = [&](const json& body) { return ember.Request("PUT", "/fs/" + body["fs_id"].get<std::string>(), body.dump()); };
+  auto put = [&](const json& body) {
+    return ember.Request("PUT", "/fs/" + body["fs_id"].get<std::string>(), body.dump());
+  };
   auto fault = [](const HttpResponse& r) { return json::parse(r.body).value("fault_message", ""); };
   HttpResponse missing = put({{"fs_id", "a"}, {"tag", "t"}, {"socket", dir_.File("none.sock")}});
   EXPECT_EQ(missing.status, 400);
   EXPECT_NE(fault(missing).find("fs device a: socket " + dir_.File("none.sock") + ": No such file"),
-            std::string::npos) << fault(missing);
+            std::string::npos)
+      << fault(missing);
   WriteFile(dir_.File("plain"), std::string("x"));
   HttpResponse plain = put({{"fs_id", "a"}, {"tag", "t"}, {"socket", dir_.File("plain")}});
   EXPECT_NE(fault(plain).find("is not a socket"), std::string::npos) << fault(plain);
   HttpResponse long_tag = put({{"fs_id", "a"}, {"tag", std::string(40, 't')}, {"socket", "/s"}});
   EXPECT_NE(fault(long_tag).find("tag: must be 1 to 36 bytes"), std::string::npos);
-  HttpResponse mismatch = ember.Request("PUT", "/fs/b", json{{"fs_id", "a"}, {"tag", "t"}, {"socket", "/s"}}.dump());
+  HttpResponse mismatch =
+      ember.Request("PUT", "/fs/b", json{{"fs_id", "a"}, {"tag", "t"}, {"socket", "/s"}}.dump());
   EXPECT_NE(fault(mismatch).find("does not match the id in the path"), std::string::npos);
 
   // A socket nobody serves: accepted at PUT, refused at InstanceStart.
@@ -147,7 +158,8 @@ TEST_F(VhostUserFsTest, ProblemsNameTheDeviceAndLeaveNoHalfStartedVm) {
     EXPECT_NE(fault(duplicate).find("the tag \"t\" is used by both a and b"), std::string::npos);
     virtiofsd->Kill(SIGKILL);  // leaves its socket file behind
   }
-  ASSERT_EQ(ember.Request("PUT", "/boot-source", Config("fs", 1)["boot-source"].dump()).status, 204);
+  ASSERT_EQ(ember.Request("PUT", "/boot-source", Config("fs", 1)["boot-source"].dump()).status,
+            204);
   HttpResponse start = ember.Request("PUT", "/actions", R"({"action_type": "InstanceStart"})");
   EXPECT_EQ(start.status, 400);
   EXPECT_NE(fault(start).find("fs device a: connecting to the vhost-user backend at " +
@@ -170,7 +182,8 @@ TEST_F(VhostUserFsTest, BackendDeathLeavesTheVmRunningAndStoppable) {
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  EXPECT_NE(ember.Stderr().find("fs device share: the vhost-user backend disconnected; the VM keeps running"),
+  EXPECT_NE(ember.Stderr().find(
+                "fs device share: the vhost-user backend disconnected; the VM keeps running"),
             std::string::npos)
       << ember.Stderr();
   EXPECT_EQ(json::parse(ember.Request("GET", "/").body)["state"], "Running");
