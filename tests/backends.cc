@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <thread>
 
 #include "tests/test_util.h"
@@ -16,7 +17,7 @@ namespace ember::testing {
 BackendProcess::BackendProcess(std::vector<std::string> argv, std::string socket,
                                std::string log_path, int timeout_ms)
     : socket_(std::move(socket)), log_path_(std::move(log_path)) {
-  unlink(socket_.c_str());
+  if (!socket_.empty()) unlink(socket_.c_str());
   pid_ = fork();
   if (pid_ == 0) {
     int in = open("/dev/null", O_RDONLY);
@@ -29,6 +30,10 @@ BackendProcess::BackendProcess(std::vector<std::string> argv, std::string socket
     raw.push_back(nullptr);
     execv(raw[0], raw.data());
     _exit(127);
+  }
+  if (socket_.empty()) {
+    ready_ = true;
+    return;
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   struct stat info {};
@@ -76,6 +81,28 @@ std::vector<std::string> VirtiofsdCommand(const std::string& socket, const std::
           "source=" + directory,
           "-o",
           "cache=auto"};
+}
+
+std::vector<std::string> TestpmdCommand(const std::string& prefix,
+                                        const std::vector<std::string>& sockets,
+                                        const std::string& forward_mode, bool client) {
+  std::vector<std::string> argv = {"/usr/bin/dpdk-testpmd", "--no-huge", "-m", "256", "--no-pci",
+                                   "--lcores", "(0,1)@0", "--file-prefix=" + prefix};
+  for (size_t i = 0; i < sockets.size(); ++i) {
+    argv.push_back("--vdev");
+    argv.push_back("net_vhost" + std::to_string(i) + ",iface=" + sockets[i] + ",queues=1" +
+                   (client ? ",client=1" : ""));
+  }
+  for (const char* arg : {"--", "--auto-start", "--stats-period", "60", "--total-num-mbufs=8192"}) {
+    argv.push_back(arg);
+  }
+  argv.push_back("--forward-mode=" + forward_mode);
+  return argv;
+}
+
+void RemoveDpdkRuntime(const std::string& prefix) {
+  std::error_code ignored;
+  std::filesystem::remove_all("/var/run/dpdk/" + prefix, ignored);
 }
 
 }  // namespace ember::testing

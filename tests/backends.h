@@ -11,7 +11,8 @@ namespace ember::testing {
 
 class BackendProcess {
  public:
-  // Starts argv and waits (up to `timeout_ms`) for `socket` to appear.
+  // Starts argv and waits (up to `timeout_ms`) for `socket` to appear
+  // (not at all when `socket` is empty: the backend connects to ember).
   BackendProcess(std::vector<std::string> argv, std::string socket, std::string log_path,
                  int timeout_ms = 10000);
   ~BackendProcess();  // SIGKILL and reap, if still running
@@ -37,5 +38,14 @@ class BackendProcess {
 // virtiofsd serving `directory` on `socket` (it exits when its frontend
 // disconnects, so each VM needs its own).
 std::vector<std::string> VirtiofsdCommand(const std::string& socket, const std::string& directory);
+
+// DPDK testpmd with one vhost-user port per socket, in `forward_mode`
+// (macswap: frames come back with MACs swapped; io: port 0 <-> port 1).
+// With `client`, testpmd connects to sockets ember listens on. Its runtime
+// files go under /var/run/dpdk/<prefix>, removed by RemoveDpdkRuntime.
+std::vector<std::string> TestpmdCommand(const std::string& prefix,
+                                        const std::vector<std::string>& sockets,
+                                        const std::string& forward_mode, bool client = false);
+void RemoveDpdkRuntime(const std::string& prefix);
 
 }  // namespace ember::testing
