@@ -20,6 +20,9 @@ BackendProcess::BackendProcess(std::vector<std::string> argv, std::string socket
   if (!socket_.empty()) unlink(socket_.c_str());
   pid_ = fork();
   if (pid_ == 0) {
+    // Its own process group: virtiofsd forks a sandboxed child that must
+    // die with it.
+    setpgid(0, 0);
     int in = open("/dev/null", O_RDONLY);
     int log = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     dup2(in, 0);
@@ -56,7 +59,7 @@ std::string BackendProcess::Log() const { return ReadFile(log_path_); }
 
 void BackendProcess::Kill(int signal) {
   if (pid_ <= 0 || reaped_) return;
-  kill(pid_, signal);
+  kill(-pid_, signal);
   waitpid(pid_, nullptr, 0);
   reaped_ = true;
 }
@@ -86,8 +89,9 @@ std::vector<std::string> VirtiofsdCommand(const std::string& socket, const std::
 std::vector<std::string> TestpmdCommand(const std::string& prefix,
                                         const std::vector<std::string>& sockets,
                                         const std::string& forward_mode, bool client) {
-  std::vector<std::string> argv = {"/usr/bin/dpdk-testpmd", "--no-huge", "-m", "256", "--no-pci",
-                                   "--lcores", "(0,1)@0", "--file-prefix=" + prefix};
+  std::vector<std::string> argv = {
+      "/usr/bin/dpdk-testpmd",  "--no-huge", "-m", "256", "--no-pci", "--lcores", "(0,1)@0",
+      "--file-prefix=" + prefix};
   for (size_t i = 0; i < sockets.size(); ++i) {
     argv.push_back("--vdev");
     argv.push_back("net_vhost" + std::to_string(i) + ",iface=" + sockets[i] + ",queues=1" +

@@ -3,8 +3,11 @@
 // Needs /dev/kvm; skips, saying so, only without it.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <numeric>
@@ -187,6 +190,84 @@ TEST_F(VhostUserFsTest, BackendDeathLeavesTheVmRunningAndStoppable) {
             std::string::npos)
       << ember.Stderr();
   EXPECT_EQ(json::parse(ember.Request("GET", "/").body)["state"], "Running");
+  EXPECT_EQ(ember.Request("PUT", "/actions", R"({"action_type": "SendCtrlAltDel"})").status, 204);
+  EXPECT_EQ(ember.WaitForExit(), 0) << ember.Stderr();
+}
+
+size_t CountEntries(const std::string& dir) {
+  size_t count = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir)) ++count;
+  return count;
+}
+
+size_t Occurrences(const std::string& text, const std::string& what) {
+  size_t count = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++count;
+  return count;
+}
+
+// A fake backend on `path` that accepts one connection and answers it
+// with `reply` (possibly nothing) before hanging up.
+void MisbehavingBackendOnce(const std::string& path, const std::string& reply) {
+  int listener = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
+  unlink(path.c_str());
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(listen(listener, 1), 0);
+  int client = accept(listener, nullptr, nullptr);
+  if (!reply.empty()) (void)!write(client, reply.data(), reply.size());
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  close(client);
+  close(listener);
+  unlink(path.c_str());
+}
+
+TEST_F(VhostUserFsTest, ReconnectSurvivesRestartsHangupsAndGarbageWithoutLeaks) {
+  auto virtiofsd = StartVirtiofsd();
+  json config = Config("fs,ctrlaltdel", 1);
+  config["fs"][0]["reconnect_interval_ms"] = 20;
+  WriteFile(dir_.File("vm.json"), config.dump());
+  EmberProcess ember(
+      dir_, {"--config-file", dir_.File("vm.json"), "--metrics-path", dir_.File("metrics.json")});
+  ASSERT_TRUE(ember.started());
+  ASSERT_TRUE(ember.WaitForOutput("waiting for ctrl-alt-del", 60000)) << ember.Stdout();
+  const std::string proc = "/proc/" + std::to_string(ember.pid());
+  const size_t fds_before = CountEntries(proc + "/fd"),
+               threads_before = CountEntries(proc + "/task");
+  auto wait_for = [&](const std::string& what, size_t count) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (Occurrences(ember.Stderr(), what) < count &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return Occurrences(ember.Stderr(), what) >= count;
+  };
+  // Restarts.
+  for (size_t round = 1; round <= 3; ++round) {
+    virtiofsd->Kill(SIGKILL);
+    ASSERT_TRUE(wait_for("backend disconnected", round)) << ember.Stderr();
+    virtiofsd = StartVirtiofsd();
+    ASSERT_TRUE(wait_for("reconnected to the vhost-user backend", round)) << ember.Stderr();
+  }
+  // A backend that hangs up at once, then one that answers garbage: ember
+  // refuses both and keeps trying until the real one is back.
+  virtiofsd->Kill(SIGKILL);
+  ASSERT_TRUE(wait_for("backend disconnected", 4));
+  MisbehavingBackendOnce(dir_.File("vfs.sock"), "");
+  MisbehavingBackendOnce(dir_.File("vfs.sock"), std::string(12, '\xff'));
+  ASSERT_TRUE(wait_for("reconnect failed", 2)) << ember.Stderr();
+  virtiofsd = StartVirtiofsd();
+  ASSERT_TRUE(wait_for("reconnected to the vhost-user backend", 4)) << ember.Stderr();
+  // Counted before any API request, whose connection may still be closing.
+  EXPECT_EQ(CountEntries(proc + "/fd"), fds_before) << "fds leaked across reconnects";
+  EXPECT_EQ(CountEntries(proc + "/task"), threads_before);
+  EXPECT_EQ(json::parse(ember.Request("GET", "/").body)["state"], "Running");
+  EXPECT_EQ(ember.Request("PUT", "/actions", R"({"action_type": "FlushMetrics"})").status, 204);
+  std::string metrics = ReadFile(dir_.File("metrics.json"));
+  EXPECT_NE(metrics.find(R"("disconnects":4)"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find(R"("reconnects":4)"), std::string::npos) << metrics;
   EXPECT_EQ(ember.Request("PUT", "/actions", R"({"action_type": "SendCtrlAltDel"})").status, 204);
   EXPECT_EQ(ember.WaitForExit(), 0) << ember.Stderr();
 }
