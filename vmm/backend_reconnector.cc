@@ -1,11 +1,10 @@
 #include "vmm/backend_reconnector.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
-
-#include <spdlog/spdlog.h>
 
 #include "devices/vhost_user/vhost_user_endpoint.h"
 #include "vmm/metrics.h"
@@ -63,15 +62,18 @@ void BackendReconnector::OnHangUp() {
   GlobalMetrics().vhost_user_disconnects.Add();
   lost_at_ = std::chrono::steady_clock::now();
   if (backend_.endpoint.mode == SocketMode::kServer) {
-    spdlog::warn("{}: the vhost-user backend disconnected; the VM keeps running, waiting for it "
-                 "on {}", name, backend_.endpoint.socket);
-    listening_ = loop_.Add(backend_.listener.get(), EPOLLIN, [this](uint32_t) {
-                        OnBackendConnecting();
-                      }).ok();
+    spdlog::warn(
+        "{}: the vhost-user backend disconnected; the VM keeps running, waiting for it "
+        "on {}",
+        name, backend_.endpoint.socket);
+    listening_ =
+        loop_.Add(backend_.listener.get(), EPOLLIN, [this](uint32_t) { OnBackendConnecting(); })
+            .ok();
   } else {
-    spdlog::warn("{}: the vhost-user backend disconnected; the VM keeps running, reconnecting to "
-                 "{} every {} ms", name, backend_.endpoint.socket,
-                 backend_.endpoint.reconnect_interval.count());
+    spdlog::warn(
+        "{}: the vhost-user backend disconnected; the VM keeps running, reconnecting to "
+        "{} every {} ms",
+        name, backend_.endpoint.socket, backend_.endpoint.reconnect_interval.count());
     ArmTimer(true);
   }
 }
