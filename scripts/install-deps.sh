@@ -8,8 +8,8 @@ packages=(
   build-essential cmake pkg-config git
   # libraries ember links or includes
   libcpp-httplib-dev nlohmann-json3-dev libseccomp-dev libspdlog-dev
-  # tests
-  libgtest-dev libgmock-dev
+  # tests (acpica-tools: iasl, the independent parser of ember's ACPI tables)
+  libgtest-dev libgmock-dev acpica-tools
   # the Linux guest (scripts/linux-guest.sh): apt-get download + initramfs
   cpio gzip xz-utils zstd kmod
   # peers: QEMU's microvm for the side-by-side benchmark

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstddef>
+
 #include "arch/x86_64/e820.h"
 #include "arch/x86_64/layout.h"
 #include "arch/x86_64/pvh.h"
@@ -75,6 +77,32 @@ TEST(BootParamsTest, BzImageHeaderIsKeptAndLoaderFieldsSet) {
 TEST(BootParamsTest, RejectsMoreE820EntriesThanFit) {
   std::vector<E820Entry> map(E820_MAX_ENTRIES_ZEROPAGE + 1, E820Entry{0, 4096, kE820Ram});
   EXPECT_FALSE(BuildBootParams(std::nullopt, layout::kCmdlineStart, 1, map, std::nullopt).ok());
+}
+
+TEST(BootParamsTest, AcpiRsdpAddressAtOffset0x70OnlyWhenGiven) {
+  static_assert(offsetof(boot_params, acpi_rsdp_addr) == 0x70);
+  Result<boot_params> without = BuildBootParams(std::nullopt, layout::kCmdlineStart, 1, {}, std::nullopt);
+  ASSERT_TRUE(without.ok());
+  EXPECT_EQ(without->acpi_rsdp_addr, 0u);
+  Result<boot_params> with =
+      BuildBootParams(std::nullopt, layout::kCmdlineStart, 1, {}, std::nullopt, layout::kAcpiStart);
+  ASSERT_TRUE(with.ok());
+  EXPECT_EQ(with->acpi_rsdp_addr, layout::kAcpiStart);
+}
+
+TEST(PvhTest, StartInfoCarriesTheRsdpOnlyWhenGiven) {
+  static_assert(offsetof(PvhStartInfo, rsdp_paddr) == 32);
+  Result<GuestMemory> memory = GuestMemory::Create(16 * layout::kMiB);
+  ASSERT_TRUE(memory.ok());
+  std::vector<E820Entry> map = BuildE820(memory->regions());
+  for (uint64_t rsdp : {uint64_t{0}, layout::kAcpiStart}) {
+    Result<uint64_t> address =
+        WritePvhStartInfo(*memory, layout::kCmdlineStart, map, std::nullopt, rsdp);
+    ASSERT_TRUE(address.ok());
+    PvhStartInfo info{};
+    ASSERT_TRUE(memory->Read(*address, {reinterpret_cast<uint8_t*>(&info), sizeof(info)}).ok());
+    EXPECT_EQ(info.rsdp_paddr, rsdp);
+  }
 }
 
 TEST(PvhTest, StartInfoPointsAtCmdlineMemmapAndModule) {

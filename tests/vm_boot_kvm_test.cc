@@ -223,5 +223,32 @@ TEST_F(EmberKvmTest, RefusesBadConfigFiles) {
   EXPECT_NE(bad_flag.err.find("unknown argument --frobnicate"), std::string::npos);
 }
 
+// ACPI, in every entry format: the guest finds the RSDP where it searches
+// (and where start_info or boot_params says it is), every checksum holds,
+// the MADT lists both vCPUs and no virtio device is described; then it
+// powers off through the FADT's sleep control register and ember exits 0.
+TEST_F(EmberKvmTest, GuestFindsAcpiTablesAndPowersOff) {
+  for (const std::string format : {"pvh", "elf64", "bzimage"}) {
+    SCOPED_TRACE(format);
+    BootRequest request;
+    request.kernel = GuestPath(format);
+    request.boot_args = "console=ttyS0 ember.tests=acpi,poweroff";
+    request.vcpus = 2;
+    ProcessResult result = Boot(dir_, request);
+    ASSERT_FALSE(result.timed_out) << result.out << result.err;
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    const std::string& out = result.out;
+    EXPECT_TRUE(
+        HasLine(out, "ember-guest: acpi rsdp=0xe0000 tables=2 cpus=2 virtio=0 checksums=ok"))
+        << out;
+    EXPECT_EQ(out.find("mismatch"), std::string::npos) << out;
+    EXPECT_TRUE(HasLine(out, "ember-guest: poweroff port=0x600 value=0x34")) << out;
+    EXPECT_EQ(out.find("poweroff failed"), std::string::npos) << out;
+    EXPECT_EQ(out.find("ember-guest: done"), std::string::npos) << "stopped before done\n" << out;
+    EXPECT_NE(result.err.find("VM stopped: guest powered off through ACPI"), std::string::npos)
+        << result.err;
+  }
+}
+
 }  // namespace
 }  // namespace ember

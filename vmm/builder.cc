@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 
+#include "arch/x86_64/acpi/acpi_tables.h"
 #include "arch/x86_64/boot_params.h"
 #include "arch/x86_64/cpuid.h"
 #include "arch/x86_64/e820.h"
@@ -14,6 +15,7 @@
 #include "arch/x86_64/page_tables.h"
 #include "arch/x86_64/pvh.h"
 #include "arch/x86_64/vcpu_setup.h"
+#include "devices/acpi_power.h"
 #include "devices/boot_timer.h"
 #include "devices/virtio/mmio_transport.h"
 #include "devices/virtio/vhost_user_fs.h"
@@ -70,6 +72,16 @@ Status AddDevices(Machine& machine, const VmConfig& config, const BuildOptions& 
       [vm] { vm->PulseIrq(layout::kI8042Irq); });
   EMBER_RETURN_IF_ERROR(
       machine.pio_bus.Insert(machine.i8042, layout::kI8042Port, I8042::kPortSpan, "i8042"));
+  if (config.machine.acpi) {
+    auto power = std::make_shared<AcpiPowerDevice>(
+        layout::kAcpiResetValue,
+        [exit_event] {
+          exit_event->Report(VmExitReason::kGuestPowerOff, "guest powered off through ACPI");
+        },
+        [exit_event] { exit_event->Report(VmExitReason::kGuestReset, "guest reset through ACPI"); });
+    EMBER_RETURN_IF_ERROR(machine.pio_bus.Insert(power, layout::kAcpiSleepControlPort,
+                                                 AcpiPowerDevice::kPortSpan, "ACPI power"));
+  }
   if (options.boot_timer) {
     auto timer = std::make_shared<BootTimer>(
         options.start_time, options.start_cpu_us, [](uint64_t wall_us, uint64_t cpu_us) {
@@ -164,7 +176,8 @@ Result<std::string> AddVirtioDevices(Machine& machine, const VmConfig& config) {
 }
 
 Result<x86::BootEntry> LoadGuest(Machine& machine, const BootSourceConfig& boot,
-                                 uint32_t vcpu_count, const std::string& device_args) {
+                                 const MachineConfig& machine_config,
+                                 const std::string& device_args) {
   GuestMemory& memory = machine.vm->memory();
   EMBER_ASSIGN_OR_RETURN(OpenedFile kernel_file,
                          OpenInput(boot.kernel_image_path, "boot-source.kernel_image_path"));
@@ -200,20 +213,29 @@ Result<x86::BootEntry> LoadGuest(Machine& machine, const BootSourceConfig& boot,
 
   std::vector<x86::E820Entry> e820 = x86::BuildE820(memory.regions());
   EMBER_ASSIGN_OR_RETURN(std::vector<uint8_t> mptable,
-                         x86::BuildMptable(vcpu_count, layout::kMptableStart));
+                         x86::BuildMptable(machine_config.vcpu_count, layout::kMptableStart));
   EMBER_RETURN_IF_ERROR(memory.Write(layout::kMptableStart, mptable));
+  // ACPI describes the board built so far: the vCPUs and the virtio-mmio
+  // slots in use (AttachVirtioDevice fills them from slot 0).
+  uint64_t rsdp_address = 0;  // 0: no ACPI
+  if (machine_config.acpi) {
+    const x86::AcpiMachine acpi{machine_config.vcpu_count,
+                                x86::VirtioMmioSlots(machine.virtio_devices.size())};
+    EMBER_ASSIGN_OR_RETURN(rsdp_address, x86::WriteAcpiTables(memory, acpi));
+  }
 
   x86::BootEntry entry{};
   entry.entry_point = kernel.entry;
   if (kernel.format == x86::KernelFormat::kElfPvh) {
     entry.mode = x86::EntryMode::kPvh32;
     EMBER_ASSIGN_OR_RETURN(entry.boot_info,
-                           x86::WritePvhStartInfo(memory, layout::kCmdlineStart, e820, initrd));
+                           x86::WritePvhStartInfo(memory, layout::kCmdlineStart, e820, initrd,
+                                                  rsdp_address));
   } else {
     entry.mode = x86::EntryMode::kLinux64;
     EMBER_ASSIGN_OR_RETURN(boot_params params,
                            x86::BuildBootParams(kernel.setup, layout::kCmdlineStart,
-                                                cmdline.size() + 1, e820, initrd));
+                                                cmdline.size() + 1, e820, initrd, rsdp_address));
     EMBER_RETURN_IF_ERROR(memory.WriteObject(layout::kZeroPageStart, params));
     entry.boot_info = layout::kZeroPageStart;
     EMBER_ASSIGN_OR_RETURN(entry.page_table_root, x86::WriteIdentityPageTables(memory));
@@ -283,8 +305,8 @@ Result<std::unique_ptr<Machine>> BuildMachine(const VmConfig& config, const Buil
   EMBER_ASSIGN_OR_RETURN(std::string device_args, AddVirtioDevices(*machine, config));
 
   // 4. Loader.
-  EMBER_ASSIGN_OR_RETURN(x86::BootEntry entry, LoadGuest(*machine, *config.boot_source,
-                                                         config.machine.vcpu_count, device_args));
+  EMBER_ASSIGN_OR_RETURN(x86::BootEntry entry,
+                         LoadGuest(*machine, *config.boot_source, config.machine, device_args));
 
   // 5. vCPUs (threads start later, together).
   EMBER_RETURN_IF_ERROR(CreateVcpus(*machine, config.machine, entry));

@@ -29,6 +29,10 @@ struct MachineConfig {
   uint32_t mem_size_mib = 128;
   bool smt = false;
   bool track_dirty_pages = false;
+  // ACPI tables (RSDP, XSDT, FADT, MADT, DSDT) and the ACPI power device:
+  // how stock kernels find the vCPUs and virtio-mmio devices and power off.
+  // Off: neither; guests then use the MP table and the command line.
+  bool acpi = true;
 };
 
 struct SerialConfig {

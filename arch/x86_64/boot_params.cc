@@ -15,7 +15,8 @@ constexpr uint32_t kDefaultKernelAlignment = 0x1000000;
 Result<boot_params> BuildBootParams(const std::optional<setup_header>& setup,
                                     uint64_t cmdline_address, uint64_t cmdline_size,
                                     const std::vector<E820Entry>& e820,
-                                    const std::optional<InitrdPlacement>& initrd) {
+                                    const std::optional<InitrdPlacement>& initrd,
+                                    uint64_t acpi_rsdp_address) {
   boot_params params{};
   if (setup) {
     params.hdr = *setup;
@@ -45,6 +46,7 @@ Result<boot_params> BuildBootParams(const std::optional<setup_header>& setup,
     params.e820_table[i].type = e820[i].type;
   }
   params.e820_entries = static_cast<uint8_t>(e820.size());
+  params.acpi_rsdp_addr = acpi_rsdp_address;
   return params;
 }
 

@@ -13,10 +13,13 @@
 namespace ember::x86 {
 
 // `setup` is the bzImage's setup header, or nullopt for an ELF vmlinux
-// (ember then fills the fields a loader must).
+// (ember then fills the fields a loader must). `acpi_rsdp_address` (0: no
+// ACPI) goes to acpi_rsdp_addr (boot protocol 2.14+; older kernels ignore
+// it and search for the RSDP).
 Result<boot_params> BuildBootParams(const std::optional<setup_header>& setup,
                                     uint64_t cmdline_address, uint64_t cmdline_size,
                                     const std::vector<E820Entry>& e820,
-                                    const std::optional<InitrdPlacement>& initrd);
+                                    const std::optional<InitrdPlacement>& initrd,
+                                    uint64_t acpi_rsdp_address = 0);
 
 }  // namespace ember::x86

@@ -49,6 +49,12 @@ constexpr uint64_t kEbdaStart = 0x9fc00;
 constexpr uint64_t kMptableStart = kEbdaStart;
 constexpr uint64_t kMptableMaxSize = 0xa0000 - kEbdaStart;
 
+// ACPI tables in the BIOS area, which the e820 map also leaves out of RAM:
+// the RSDP first, on a 16-byte boundary in 0xe0000-0xfffff where guests
+// search for it, then the tables it leads to.
+constexpr uint64_t kAcpiStart = 0xe0000;
+constexpr uint64_t kAcpiMaxSize = 0x100000 - kAcpiStart;
+
 // Where kernels are loaded (bzImage protected-mode part, ELF minimum).
 constexpr uint64_t kHighMemoryStart = 0x100000;
 
@@ -80,6 +86,12 @@ constexpr uint32_t kCom1Irq = 4;
 constexpr uint16_t kI8042Port = 0x60;
 constexpr uint32_t kI8042Irq = 1;
 constexpr uint32_t kIoapicPins = 24;
+// Hardware-reduced ACPI power registers (the FADT's SLEEP_CONTROL_REG,
+// SLEEP_STATUS_REG and RESET_REG), one byte each, and the byte that resets.
+constexpr uint16_t kAcpiSleepControlPort = 0x600;
+constexpr uint16_t kAcpiSleepStatusPort = 0x601;
+constexpr uint16_t kAcpiResetPort = 0x602;
+constexpr uint8_t kAcpiResetValue = 0x01;
 
 constexpr uint32_t kMaxVcpus = 32;
 

@@ -6,7 +6,8 @@ namespace ember::x86 {
 
 Result<uint64_t> WritePvhStartInfo(GuestMemory& memory, uint64_t cmdline_address,
                                    const std::vector<E820Entry>& e820,
-                                   const std::optional<InitrdPlacement>& initrd) {
+                                   const std::optional<InitrdPlacement>& initrd,
+                                   uint64_t rsdp_address) {
   if (e820.size() > layout::kPvhMemmapMaxEntries) {
     return Status::Error("PVH memory map has too many entries");
   }
@@ -14,6 +15,7 @@ Result<uint64_t> WritePvhStartInfo(GuestMemory& memory, uint64_t cmdline_address
   info.magic = kPvhStartInfoMagic;
   info.version = 1;
   info.cmdline_paddr = cmdline_address;
+  info.rsdp_paddr = rsdp_address;
   info.memmap_paddr = layout::kPvhMemmapStart;
   info.memmap_entries = static_cast<uint32_t>(e820.size());
   if (initrd) {

@@ -51,9 +51,11 @@ struct InitrdPlacement {
 };
 
 // Writes start_info, the module list and the memory map at their layout
-// addresses; returns the start_info address for EBX.
+// addresses; returns the start_info address for EBX. `rsdp_address` (0: no
+// ACPI) goes to rsdp_paddr.
 Result<uint64_t> WritePvhStartInfo(GuestMemory& memory, uint64_t cmdline_address,
                                    const std::vector<E820Entry>& e820,
-                                   const std::optional<InitrdPlacement>& initrd);
+                                   const std::optional<InitrdPlacement>& initrd,
+                                   uint64_t rsdp_address = 0);
 
 }  // namespace ember::x86

@@ -96,11 +96,13 @@ void line(const char *s) {
 #define SI_NR_MODULES		12
 #define SI_MODLIST_PADDR	16
 #define SI_CMDLINE_PADDR	24
+#define SI_RSDP_PADDR		32
 #define SI_MEMMAP_PADDR		40
 #define SI_MEMMAP_ENTRIES	48
 #define PVH_MEMMAP_ENTRY_SIZE	24	/* {u64 addr, u64 size, u32 type, u32 reserved} */
 
 /* struct boot_params ("zero page") */
+#define BP_ACPI_RSDP_ADDR	0x070
 #define BP_EXT_RAMDISK_IMAGE	0x0c0
 #define BP_EXT_RAMDISK_SIZE	0x0c4
 #define BP_EXT_CMD_LINE_PTR	0x0c8
@@ -121,6 +123,7 @@ struct boot_info {
   u32 e820_stride;
   uptr initrd;
   u64 initrd_size;
+  u64 rsdp;             /* where the VMM says the ACPI RSDP is (0: not said) */
 };
 
 static void from_start_info(uptr si, struct boot_info *bi) {
@@ -129,6 +132,7 @@ static void from_start_info(uptr si, struct boot_info *bi) {
     bi->e820_entries = bi->e820 ? rd32(si + SI_MEMMAP_ENTRIES) : 0;
   }
   bi->e820_stride = PVH_MEMMAP_ENTRY_SIZE;
+  bi->rsdp = rd64(si + SI_RSDP_PADDR);
   uptr modlist = (uptr)rd64(si + SI_MODLIST_PADDR);
   if (rd32(si + SI_NR_MODULES) && modlist) {
     bi->initrd = (uptr)rd64(modlist);
@@ -141,6 +145,7 @@ static void from_boot_params(uptr bp, struct boot_info *bi) {
   bi->e820_entries = rd8(bp + BP_E820_ENTRIES);
   if (bi->e820_entries > BP_E820_MAX) bi->e820_entries = BP_E820_MAX;
   bi->e820_stride = BP_E820_ENTRY_SIZE;
+  bi->rsdp = rd64(bp + BP_ACPI_RSDP_ADDR);
   bi->initrd = rd32(bp + BP_RAMDISK_IMAGE) | (u64)rd32(bp + BP_EXT_RAMDISK_IMAGE) << 32;
   bi->initrd_size = rd32(bp + BP_RAMDISK_SIZE) | (u64)rd32(bp + BP_EXT_RAMDISK_SIZE) << 32;
 }
@@ -154,18 +159,23 @@ enum {
   T_CPUID = 1 << 3,
   T_MPTABLE = 1 << 4,
   T_SMP = 1 << 5,
-  T_TIMER = 1 << 6,
-  T_TICKS = 1 << 7,
-  T_VIRTIO = 1 << 8,
-  T_FS = 1 << 9,
-  T_FSBENCH = 1 << 10,
-  T_CTRLALTDEL = 1 << 11,
+  T_ACPI = 1 << 6,
+  T_TIMER = 1 << 7,
+  T_TICKS = 1 << 8,
+  T_VIRTIO = 1 << 9,
+  T_FS = 1 << 10,
+  T_FSBENCH = 1 << 11,
+  T_NET = 1 << 12,
+  T_NETPEER = 1 << 13,
+  T_CTRLALTDEL = 1 << 14,
+  T_POWEROFF = 1 << 15,
 };
 
 /* In run order; bit i of the mask is kTestNames[i]. */
-static const char *const kTestNames[] = {"cmdline", "e820",   "initrd", "cpuid",
-                                         "mptable", "smp",    "timer",  "ticks",
-                                         "virtio",  "fs",     "fsbench", "ctrlaltdel"};
+static const char *const kTestNames[] = {"cmdline", "e820",    "initrd",  "cpuid",
+                                         "mptable", "smp",     "acpi",    "timer",
+                                         "ticks",   "virtio",  "fs",      "fsbench",
+                                         "net",     "netpeer", "ctrlaltdel", "poweroff"};
 #define NUM_TESTS (sizeof(kTestNames) / sizeof(kTestNames[0]))
 
 static int is_sep(char c) { return (u8)c <= ' '; }  /* NUL, space, tab, newline */
@@ -516,6 +526,7 @@ static void __attribute__((noinline)) run_tests(u32 tests, u32 kind, uptr info,
   if (tests & (T_MPTABLE | T_SMP)) parse_mptable(&mp);
   if (tests & T_MPTABLE) test_mptable(&mp);
   if (tests & T_SMP) test_smp(&mp);
+  if (tests & T_ACPI) test_acpi(bi.rsdp);
   if (tests & T_TIMER) {
     *(volatile u8 *)BOOT_TIMER = BOOT_TIMER_MAGIC;
     line("boot-timer written\n");
@@ -524,7 +535,10 @@ static void __attribute__((noinline)) run_tests(u32 tests, u32 kind, uptr info,
   if (tests & T_VIRTIO) test_virtio(cmdline);
   if (tests & T_FS) test_fs(cmdline);
   if (tests & T_FSBENCH) test_fsbench(cmdline);
+  if (tests & T_NET) test_net(cmdline);
+  if (tests & T_NETPEER) test_netpeer(cmdline);
   if (tests & T_CTRLALTDEL) test_ctrlaltdel();
+  if (tests & T_POWEROFF) test_poweroff();
 }
 
 void guest_main(u32 kind, uptr info) __attribute__((noreturn, used));

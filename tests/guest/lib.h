@@ -1,5 +1,5 @@
 /*
- * Shared by the guest's C files (guest.c, virtio_fs.c): integer types,
+ * Shared by the guest's C files (guest.c, acpi.c, virtio*.c): integer types,
  * port/MMIO helpers and the COM1 output functions (defined in guest.c).
  */
 #ifndef EMBER_GUEST_LIB_H
@@ -47,9 +47,15 @@ void put_dec(u64 v);
 void line(const char *s);  /* "ember-guest: " then s */
 u32 byte_sum(uptr p, u64 n);  /* 32-bit wrapping sum of n bytes */
 
-/* virtio_fs.c; cmdline is the whole kernel command line */
+/* virtio.c, virtio_fs.c, virtio_net.c; cmdline is the whole kernel command line */
 void test_virtio(const char *cmdline);
 void test_fs(const char *cmdline);
 void test_fsbench(const char *cmdline);
+void test_net(const char *cmdline);
+void test_netpeer(const char *cmdline);
+
+/* acpi.c; rsdp is where the boot information says the RSDP is (0: not said) */
+void test_acpi(u64 rsdp);
+void test_poweroff(void);
 
 #endif

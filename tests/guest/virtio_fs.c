@@ -1,7 +1,7 @@
 /*
- * ember test guest: a polling virtio-mmio (version 2) driver with split
- * virtqueues, and a FUSE client for virtio-fs on top of it.  Written from
- * the virtio 1.x specification and the FUSE protocol (linux/fuse.h).
+ * ember test guest: a FUSE client for virtio-fs on the polling virtio-mmio
+ * transport of virtio.c.  Written from the virtio 1.x specification and
+ * the FUSE protocol (linux/fuse.h).
  *
  * One request in flight at a time: every request uses descriptors 0..n-1
  * of the request queue, is notified, and the used ring is polled (IF=0, so
@@ -11,250 +11,12 @@
  * See README.md for the tests and their output lines.
  */
 
-#include "lib.h"
+#include "virtio.h"
 
-/* ---- virtio-mmio v2 --------------------------------------------------- */
+/* ---- one request at a time ---------------------------------------------- */
 
-#define VIRTIO_MMIO_MAGIC	0x74726976	/* "virt" */
-
-#define REG_MAGIC		0x000
-#define REG_VERSION		0x004
-#define REG_DEVICE_ID		0x008
-#define REG_DEVICE_FEATURES	0x010
-#define REG_DEVICE_FEATURES_SEL	0x014
-#define REG_DRIVER_FEATURES	0x020
-#define REG_DRIVER_FEATURES_SEL	0x024
-#define REG_QUEUE_SEL		0x030
-#define REG_QUEUE_NUM_MAX	0x034
-#define REG_QUEUE_NUM		0x038
-#define REG_QUEUE_READY		0x044
-#define REG_QUEUE_NOTIFY	0x050
-#define REG_STATUS		0x070
-#define REG_QUEUE_DESC_LOW	0x080
-#define REG_QUEUE_DESC_HIGH	0x084
-#define REG_QUEUE_DRIVER_LOW	0x090
-#define REG_QUEUE_DRIVER_HIGH	0x094
-#define REG_QUEUE_DEVICE_LOW	0x0a0
-#define REG_QUEUE_DEVICE_HIGH	0x0a4
-#define REG_CONFIG_GENERATION	0x0fc
-#define REG_CONFIG		0x100
-
-#define STATUS_ACKNOWLEDGE	1
-#define STATUS_DRIVER		2
-#define STATUS_DRIVER_OK	4
-#define STATUS_FEATURES_OK	8
-#define STATUS_FAILED		0x80
-
-#define F_VERSION_1_HI		1	/* VIRTIO_F_VERSION_1 is bit 32: bit 0 of word 1 */
-
-#define VIRTIO_ID_FS		26
-
-#define DESC_F_NEXT		1
-#define DESC_F_WRITE		2
-#define AVAIL_F_NO_INTERRUPT	1
-#define USED_F_NO_NOTIFY	1
-
-/* The guest's page tables map 0-4 GiB only. */
-#define MAPPED_END		0x100000000ULL
-
-static inline u32 mmio_read(uptr base, u32 reg) { return rd32(base + reg); }
-static inline void mmio_write(uptr base, u32 reg, u32 v) { wr32(base + reg, v); }
-
-/* ---- kernel command line: virtio_mmio.device=<size>@<base>:<irq>[:<id>] - */
-
-struct mmio_slot {
-  u64 base, size;
-  u32 irq;
-};
-
-#define MAX_SLOTS 32
-
-static int is_sep(char c) { return (u8)c <= ' '; }
-
-/*
- * A number as Linux reads these tokens: "0x" hex, a leading 0 octal, else
- * decimal; with `suffix`, K/M/G multiply (memparse).  Returns the end, or
- * 0 when there are no digits.
- */
-static const char *parse_num(const char *p, u64 *out, int suffix) {
-  u32 base = 10;
-  if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
-    base = 16;
-    p += 2;
-  } else if (p[0] == '0') {
-    base = 8;
-  }
-  u64 v = 0;
-  const char *start = p;
-  for (;; p++) {
-    u32 c = (u8)*p, d;
-    if (c >= '0' && c <= '9')
-      d = c - '0';
-    else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
-      d = (c | 0x20) - 'a' + 10;
-    else
-      break;
-    if (d >= base) break;
-    v = v * base + d;
-  }
-  if (p == start) return 0;
-  if (suffix) {
-    u32 c = (u8)*p | 0x20;
-    u32 shift = c == 'k' ? 10 : c == 'm' ? 20 : c == 'g' ? 30 : 0;
-    if (shift) {
-      v <<= shift;
-      p++;
-    }
-  }
-  *out = v;
-  return p;
-}
-
-/* Parses one token's value (after the '='); returns 0 if malformed. */
-static int parse_slot(const char *p, struct mmio_slot *s) {
-  u64 irq, id;
-  p = parse_num(p, &s->size, 1);
-  if (!p || *p++ != '@') return 0;
-  p = parse_num(p, &s->base, 0);
-  if (!p || *p++ != ':') return 0;
-  p = parse_num(p, &irq, 0);
-  if (!p) return 0;
-  if (*p == ':') p = parse_num(p + 1, &id, 0);  /* optional platform device id */
-  if (!p || !is_sep(*p)) return 0;
-  s->irq = (u32)irq;
-  return 1;
-}
-
-/* Collects every virtio_mmio.device= token, in command-line order. */
-static u32 parse_slots(const char *p, struct mmio_slot *slots) {
-  static const char kKey[] = "virtio_mmio.device=";
-  u32 n = 0;
-  for (;;) {
-    while (*p && is_sep(*p)) p++;
-    if (!*p) return n;
-    const char *tok = p;
-    const char *k = kKey;
-    while (*k && *p == *k) p++, k++;
-    if (!*k) {
-      if (n < MAX_SLOTS && parse_slot(p, &slots[n])) {
-        n++;
-      } else {
-        line("virtio-mmio bad-token ");
-        while (!is_sep(*tok)) put_char(*tok++);
-        put_char('\n');
-      }
-    }
-    while (!is_sep(*p)) p++;
-  }
-}
-
-/*
- * Device ID of a v2 transport, 0 for an empty slot; -1 (after a line
- * saying why) when the slot is unusable.
- */
-static s32 probe(const struct mmio_slot *s) {
-  if (s->base >= MAPPED_END || s->size < REG_CONFIG || s->size > MAPPED_END - s->base) {
-    line("virtio-mmio unmapped base=0x");
-    put_hex(s->base);
-    put_char('\n');
-    return -1;
-  }
-  uptr base = (uptr)s->base;
-  u32 magic = mmio_read(base, REG_MAGIC);
-  if (magic != VIRTIO_MMIO_MAGIC) {
-    line("virtio-mmio base=0x");
-    put_hex(base);
-    put_str(" bad-magic=0x");
-    put_hex(magic);
-    put_char('\n');
-    return -1;
-  }
-  u32 version = mmio_read(base, REG_VERSION);
-  if (version != 2) {
-    line("virtio-mmio base=0x");
-    put_hex(base);
-    put_str(" unsupported version=");
-    put_dec(version);
-    put_char('\n');
-    return -1;
-  }
-  return (s32)mmio_read(base, REG_DEVICE_ID);
-}
-
-/* Lists the transports: one line per token, then the count of devices. */
-void test_virtio(const char *cmdline) {
-  struct mmio_slot slots[MAX_SLOTS];
-  u32 n = parse_slots(cmdline, slots), devices = 0;
-  for (u32 i = 0; i < n; i++) {
-    s32 id = probe(&slots[i]);
-    if (id < 0) continue;
-    line("virtio base=0x");
-    put_hex(slots[i].base);
-    put_str(" size=0x");
-    put_hex(slots[i].size);
-    put_str(" irq=");
-    put_dec(slots[i].irq);
-    put_str(" id=");
-    put_dec((u32)id);
-    put_char('\n');
-    if (id) devices++;
-  }
-  line("virtio slots=");
-  put_dec(n);
-  put_str(" devices=");
-  put_dec(devices);
-  put_char('\n');
-}
-
-/* ---- split virtqueues --------------------------------------------------- */
-
-/*
- * At most QSZ_MAX entries per queue (a power of 2, as split queues need);
- * a request never uses more than MAX_DESCS descriptors.
- */
-#define QSZ_MAX		64
+/* A request never uses more than MAX_DESCS descriptors. */
 #define MAX_DESCS	16
-
-struct vring_desc {
-  u64 addr;
-  u32 len;
-  u16 flags;
-  u16 next;
-};
-
-struct vring_avail {
-  u16 flags;
-  u16 idx;
-  u16 ring[QSZ_MAX];
-  u16 used_event;  /* unused: VIRTIO_F_EVENT_IDX is not negotiated */
-};
-
-struct vring_used_elem {
-  u32 id;
-  u32 len;
-};
-
-struct vring_used {
-  u16 flags;
-  u16 idx;
-  struct vring_used_elem ring[QSZ_MAX];
-  u16 avail_event;
-};
-
-/* One page per queue; the device sees three addresses into it. */
-struct vring_mem {
-  struct vring_desc desc[QSZ_MAX];  /* 16-byte aligned */
-  struct vring_avail avail;          /* 2-byte aligned */
-  struct vring_used used __attribute__((aligned(4)));
-} __attribute__((aligned(4096)));
-
-_Static_assert(sizeof(struct vring_mem) == 4096, "one page per queue");
-
-struct queue {
-  struct vring_mem *mem;
-  u16 size;
-  u16 avail_idx;   /* requests made available (free-running) */
-};
 
 struct seg {
   uptr addr;
@@ -278,12 +40,8 @@ enum { VQ_OK = 0, VQ_TIMEOUT = -1, VQ_BAD = -2 };
  */
 static int vq_kick_wait(uptr base, u32 index, struct queue *q, u32 *written) {
   struct vring_mem *m = q->mem;
-  barrier();  /* descriptors before the index */
   u16 idx = ++q->avail_idx;
-  *(volatile u16 *)&m->avail.idx = idx;
-  barrier();  /* the index before the notify (x86 keeps stores in order) */
-  if (!(*(volatile u16 *)&m->used.flags & USED_F_NO_NOTIFY))
-    mmio_write(base, REG_QUEUE_NOTIFY, index);
+  vq_publish(base, index, q);
 
   /* Polls a cached line; the TSC is read only every 1024 polls. */
   const volatile u16 *used_idx = &m->used.idx;
@@ -339,42 +97,9 @@ static int setup_failed(uptr base, const char *what) {
   fs_error("setup");
   put_str(what);
   put_char('\n');
-  mmio_write(base, REG_STATUS, mmio_read(base, REG_STATUS) | STATUS_FAILED);
+  virtio_fail(base);
   fs.state = FS_FAILED;
   return 0;
-}
-
-static int setup_queue(uptr base, u32 index) {
-  mmio_write(base, REG_QUEUE_SEL, index);
-  if (mmio_read(base, REG_QUEUE_READY)) return setup_failed(base, "queue-already-ready");
-  u32 max = mmio_read(base, REG_QUEUE_NUM_MAX);
-  u32 size = QSZ_MAX;
-  while (size > max) size >>= 1;
-  if (size < MAX_DESCS) return setup_failed(base, "queue-too-small");
-  struct queue *q = &fs.q[index];
-  struct vring_mem *m = &rings[index];
-  q->mem = m;
-  q->size = (u16)size;
-  q->avail_idx = 0;
-  for (u32 i = 0; i < QSZ_MAX; i++) {
-    m->desc[i].next = (u16)(i + 1);  /* chains always run 0, 1, 2, ... */
-    m->avail.ring[i] = 0;            /* and always start at descriptor 0 */
-  }
-  m->avail.flags = AVAIL_F_NO_INTERRUPT;  /* polled */
-  m->avail.idx = 0;
-  m->used.flags = 0;
-  m->used.idx = 0;
-  barrier();
-  uptr desc = (uptr)m->desc, avail = (uptr)&m->avail, used = (uptr)&m->used;
-  mmio_write(base, REG_QUEUE_NUM, size);
-  mmio_write(base, REG_QUEUE_DESC_LOW, (u32)desc);
-  mmio_write(base, REG_QUEUE_DESC_HIGH, (u32)((u64)desc >> 32));
-  mmio_write(base, REG_QUEUE_DRIVER_LOW, (u32)avail);
-  mmio_write(base, REG_QUEUE_DRIVER_HIGH, (u32)((u64)avail >> 32));
-  mmio_write(base, REG_QUEUE_DEVICE_LOW, (u32)used);
-  mmio_write(base, REG_QUEUE_DEVICE_HIGH, (u32)((u64)used >> 32));
-  mmio_write(base, REG_QUEUE_READY, 1);
-  return 1;
 }
 
 /* Tag (8-bit reads up to the first NUL) and num_request_queues. */
@@ -393,34 +118,16 @@ static void read_fs_config(uptr base) {
 /* Initialises the device (virtio 1.x, 3.1.1); 1 on success. */
 static int setup_device(uptr base) {
   fs.base = base;
-  mmio_write(base, REG_STATUS, 0);  /* reset */
-  u32 spins = 0;
-  while (mmio_read(base, REG_STATUS)) {
-    if (++spins > 1000) return setup_failed(base, "reset");
-  }
-  u32 status = STATUS_ACKNOWLEDGE;
-  mmio_write(base, REG_STATUS, status);
-  status |= STATUS_DRIVER;
-  mmio_write(base, REG_STATUS, status);
-
-  mmio_write(base, REG_DEVICE_FEATURES_SEL, 1);
-  u32 hi = mmio_read(base, REG_DEVICE_FEATURES);
-  mmio_write(base, REG_DEVICE_FEATURES_SEL, 0);
-  (void)mmio_read(base, REG_DEVICE_FEATURES);  /* nothing wanted from bits 0-31 */
-  if (!(hi & F_VERSION_1_HI)) return setup_failed(base, "no-version-1");
-  mmio_write(base, REG_DRIVER_FEATURES_SEL, 0);
-  mmio_write(base, REG_DRIVER_FEATURES, 0);
-  mmio_write(base, REG_DRIVER_FEATURES_SEL, 1);
-  mmio_write(base, REG_DRIVER_FEATURES, F_VERSION_1_HI);
-  status |= STATUS_FEATURES_OK;
-  mmio_write(base, REG_STATUS, status);
-  if (!(mmio_read(base, REG_STATUS) & STATUS_FEATURES_OK)) return setup_failed(base, "features");
-
+  u32 lo;
+  const char *err = virtio_negotiate(base, 0, &lo);  /* only VIRTIO_F_VERSION_1 */
+  if (err) return setup_failed(base, err);
   read_fs_config(base);
   /* Queue 0 is hiprio (set up, never used), queue 1 the first request queue. */
-  if (!setup_queue(base, HIPRIO_QUEUE) || !setup_queue(base, REQUEST_QUEUE)) return 0;
-  status |= STATUS_DRIVER_OK;
-  mmio_write(base, REG_STATUS, status);
+  for (u32 i = HIPRIO_QUEUE; i <= REQUEST_QUEUE; i++) {
+    err = virtio_setup_queue(base, i, &fs.q[i], &rings[i], MAX_DESCS);
+    if (err) return setup_failed(base, err);
+  }
+  virtio_driver_ok(base);
   return 1;
 }
 
@@ -810,15 +517,13 @@ static int fs_start(const char *cmdline, int verbose, const char *test) {
     put_str(" device-failed\n");
     return 0;
   }
-  struct mmio_slot slots[MAX_SLOTS];
-  u32 n = parse_slots(cmdline, slots), i = 0;
-  while (i < n && probe(&slots[i]) != VIRTIO_ID_FS) i++;
-  if (i == n) {
+  uptr base = virtio_find(cmdline, VIRTIO_ID_FS);
+  if (!base) {
     line(test);
     put_str(" no-device\n");
     return 0;
   }
-  if (!setup_device((uptr)slots[i].base)) return 0;
+  if (!setup_device(base)) return 0;
   fs.state = FS_READY;
   in_hdr.uid = 0;  /* root; the parts of the header fuse_call leaves alone */
   in_hdr.gid = 0;

@@ -1,0 +1,461 @@
+/*
+ * ember test guest: a minimal polling virtio-net driver on the virtio-mmio
+ * transport of virtio.c, and the net and netpeer tests.  Written from the
+ * virtio 1.x specification (5.1, network device).
+ *
+ * Features: VIRTIO_F_VERSION_1, VIRTIO_NET_F_MAC and VIRTIO_NET_F_STATUS
+ * only, so every frame is preceded by the 12-byte struct virtio_net_hdr
+ * (zero on transmit: no offloads) and one descriptor holds a whole frame.
+ * Queue 0 (receive) keeps one 2 KiB device-writable buffer per entry
+ * posted; queue 1 (transmit) sends each frame as a one-descriptor chain
+ * with header and frame in one 2 KiB buffer, reclaimed by polling the used
+ * ring.  No interrupts (IF=0): both avail rings ask for none.
+ *
+ * Test frames: destination, own MAC, ethertype 0x88b5 (local
+ * experimental), a 32-bit big-endian sequence number, then a pattern:
+ * bytes of a table of pseudo-random 64-bit words (built once), starting
+ * at word seq % 256.  The length, 60 to 1514 bytes, follows from seq too,
+ * so a receiver checks a frame with nothing but its seq.  Under an
+ * emulating hypervisor every instruction costs about half a microsecond
+ * and a string instruction about as much per element, so payloads are
+ * copied with `rep movsq` and compared with `repe cmpsq`, 8 bytes per
+ * element (3-4 times cheaper than a loop of moves).
+ */
+
+#include "virtio.h"
+
+#define NET_F_MAC		(1u << 5)
+#define NET_F_STATUS		(1u << 16)
+
+/* struct virtio_net_config */
+#define NET_CONFIG_MAC		0
+#define NET_CONFIG_STATUS	6
+#define NET_S_LINK_UP		1
+
+#define RX_QUEUE		0
+#define TX_QUEUE		1
+#define MIN_QUEUE		32	/* at least this many receive buffers posted */
+
+#define NET_HDR_LEN		12	/* struct virtio_net_hdr with VERSION_1 */
+#define BUF_SIZE		2048
+#define ETH_ALEN		6
+#define ETH_HLEN		14
+#define ETH_MIN			60	/* without the FCS */
+#define ETH_MAX			1514
+#define ETHERTYPE_TEST		0x88b5
+#define SEQ_OFF			ETH_HLEN
+#define PATTERN_OFF		(ETH_HLEN + 4)
+
+#define PAT_OFFSETS		256	/* payload start: word seq % PAT_OFFSETS */
+#define PAT_WORDS		(PAT_OFFSETS + (ETH_MAX - PATTERN_OFF + 7) / 8)
+
+/*
+ * Time is a fixed TSC count: ember's guest sees no TSC frequency and has
+ * no PIT to calibrate against.  This is the PVM host's 2.6 GHz.
+ */
+#define TSC_PER_MS		2600000ULL
+
+#define NET_FRAMES		64
+#define NET_TIMEOUT		(5000 * TSC_PER_MS)
+#define PROBE_SEQ		0x80000000u	/* and up: probes, never test frames */
+#define PROBE_PERIOD		(10 * TSC_PER_MS)
+#define PROBE_DRAIN		(20 * TSC_PER_MS)
+#define PEER_GOAL		32
+#define PEER_PERIOD		(1 * TSC_PER_MS)
+#define PEER_LINGER		(300 * TSC_PER_MS)
+#define PEER_TIMEOUT		(10000 * TSC_PER_MS)
+
+typedef u64 __attribute__((may_alias, aligned(1))) u64_unaligned;
+typedef u32 __attribute__((may_alias, aligned(1))) u32_unaligned;
+typedef u16 __attribute__((may_alias, aligned(1))) u16_unaligned;
+
+static const u8 kTestPeer[ETH_ALEN] = {0x02, 0, 0, 0, 0, 0x01};
+static const u8 kBroadcast[ETH_ALEN] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+
+/* Uninitialised on purpose (.bss): the device reads and writes them. */
+static struct vring_mem net_rings[2];
+static u8 rx_buf[QSZ_MAX][BUF_SIZE] __attribute__((aligned(4096)));
+static u8 tx_buf[QSZ_MAX][BUF_SIZE] __attribute__((aligned(4096)));
+static u64 pat[PAT_WORDS];
+
+enum { NET_NONE, NET_READY, NET_FAILED };
+
+static struct {
+  u32 state;
+  uptr base;
+  struct queue rx, tx;
+  u8 mac[ETH_ALEN];
+  u16 status;
+  u32 tx_nfree;
+  u16 tx_free[QSZ_MAX];  /* descriptor (= buffer) indices not in flight */
+} net = {0};
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static int mac_eq(const u8 *a, const u8 *b) {
+  return *(const u32_unaligned *)a == *(const u32_unaligned *)b &&
+         *(const u16_unaligned *)(a + 4) == *(const u16_unaligned *)(b + 4);
+}
+
+static void mac_copy(u8 *dst, const u8 *src) {
+  *(u32_unaligned *)dst = *(const u32_unaligned *)src;
+  *(u16_unaligned *)(dst + 4) = *(const u16_unaligned *)(src + 4);
+}
+
+/* n bytes from src to dst: n / 8 words, then the rest byte by byte. */
+static void copy_bytes(void *dst, const void *src, u64 n) {
+  u64 words = n / 8, rest = n % 8;
+  __asm__ volatile("cld; rep movsq" : "+D"(dst), "+S"(src), "+c"(words) : : "memory");
+  __asm__ volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(rest) : : "memory");
+}
+
+/* 1 if the n bytes at a and b are equal. */
+static int same_bytes(const void *a, const void *b, u64 n) {
+  u64 words = n / 8, rest = n % 8;
+  int eq = 1;
+  if (words)
+    __asm__ volatile("cld; repe cmpsq"
+                     : "=@ccz"(eq), "+D"(a), "+S"(b), "+c"(words) : : "memory");
+  if (eq && rest)
+    __asm__ volatile("cld; repe cmpsb"
+                     : "=@ccz"(eq), "+D"(a), "+S"(b), "+c"(rest) : : "memory");
+  return eq;
+}
+
+/* The pattern table: an LCG's states with their high bits folded in. */
+static void fill_pattern_table(void) {
+  u64 x = 0x2545f4914f6cdd1dULL;
+  for (u32 k = 0; k < PAT_WORDS; k++) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    pat[k] = x ^ (x >> 29);
+  }
+}
+
+static const u8 *pattern(u32 seq) { return (const u8 *)&pat[seq % PAT_OFFSETS]; }
+
+static void put_mac(const u8 *m) {
+  static const char kHex[] = "0123456789abcdef";
+  for (u32 i = 0; i < ETH_ALEN; i++) {
+    if (i) put_char(':');
+    put_char(kHex[m[i] >> 4]);
+    put_char(kHex[m[i] & 15]);
+  }
+}
+
+/* 60..1514: a permutation (37 is odd) of 64 evenly spaced lengths. */
+static u32 frame_len(u32 seq) {
+  return ETH_MIN + ((seq * 37) & 63) * (ETH_MAX - ETH_MIN) / 63;
+}
+
+/* Writes the frame for `seq` to `f`; returns its length. */
+static u32 build_frame(u8 *f, const u8 *dst, u32 seq) {
+  u32 len = frame_len(seq);
+  mac_copy(f, dst);
+  mac_copy(f + ETH_ALEN, net.mac);
+  f[12] = ETHERTYPE_TEST >> 8;
+  f[13] = ETHERTYPE_TEST & 0xff;
+  f[SEQ_OFF] = (u8)(seq >> 24);
+  f[SEQ_OFF + 1] = (u8)(seq >> 16);
+  f[SEQ_OFF + 2] = (u8)(seq >> 8);
+  f[SEQ_OFF + 3] = (u8)seq;
+  copy_bytes(f + PATTERN_OFF, pattern(seq), len - PATTERN_OFF);
+  return len;
+}
+
+/*
+ * Checks a received frame: destination `dst`, ethertype, length and
+ * pattern for its seq.  Returns 1 and *seq if it is intact.
+ */
+static int check_frame(const u8 *f, u32 len, const u8 *dst, u32 *seq) {
+  if (len < PATTERN_OFF || !mac_eq(f, dst)) return 0;
+  if (f[12] != ETHERTYPE_TEST >> 8 || f[13] != (ETHERTYPE_TEST & 0xff)) return 0;
+  u32 s = (u32)f[SEQ_OFF] << 24 | (u32)f[SEQ_OFF + 1] << 16 | (u32)f[SEQ_OFF + 2] << 8 |
+          f[SEQ_OFF + 3];
+  if (len != frame_len(s) || !same_bytes(f + PATTERN_OFF, pattern(s), len - PATTERN_OFF))
+    return 0;
+  *seq = s;
+  return 1;
+}
+
+/* ---- the device ------------------------------------------------------------ */
+
+static int net_failed(const char *test, const char *what) {
+  line(test);
+  put_str(" error ");
+  put_str(what);
+  put_char('\n');
+  if (net.base) virtio_fail(net.base);
+  net.state = NET_FAILED;
+  return 0;
+}
+
+/* MAC (8-bit reads) and, if negotiated, status, under ConfigGeneration. */
+static void read_net_config(uptr base, u32 features) {
+  uptr cfg = base + REG_CONFIG;
+  net.status = NET_S_LINK_UP;  /* without VIRTIO_NET_F_STATUS the link is up */
+  for (u32 tries = 0; tries < 4; tries++) {
+    u32 gen = mmio_read(base, REG_CONFIG_GENERATION);
+    for (u32 i = 0; i < ETH_ALEN; i++) net.mac[i] = rd8(cfg + NET_CONFIG_MAC + i);
+    if (features & NET_F_STATUS) net.status = rd16(cfg + NET_CONFIG_STATUS);
+    if (mmio_read(base, REG_CONFIG_GENERATION) == gen) return;
+  }
+}
+
+/*
+ * Finds the first net device and brings it up, once per boot (netpeer
+ * reuses what net set up).  Prints "<test> mac=... status=..." and returns
+ * 1 when the device is usable; prints why not otherwise.
+ */
+static int net_start(const char *cmdline, const char *test) {
+  if (net.state == NET_FAILED) {
+    line(test);
+    put_str(" device-failed\n");
+    return 0;
+  }
+  if (net.state == NET_NONE) {
+    uptr base = virtio_find(cmdline, VIRTIO_ID_NET);
+    if (!base) {
+      line(test);
+      put_str(" no-device\n");
+      return 0;
+    }
+    net.base = base;
+    u32 features = 0;
+    const char *err = virtio_negotiate(base, NET_F_MAC | NET_F_STATUS, &features);
+    if (err) return net_failed(test, err);
+    if (!(features & NET_F_MAC)) return net_failed(test, "no-mac");
+    read_net_config(base, features);
+    fill_pattern_table();
+    err = virtio_setup_queue(base, RX_QUEUE, &net.rx, &net_rings[RX_QUEUE], MIN_QUEUE);
+    if (!err) err = virtio_setup_queue(base, TX_QUEUE, &net.tx, &net_rings[TX_QUEUE], 1);
+    if (err) return net_failed(test, err);
+
+    /* Every receive entry gets its buffer, for good: descriptor i is
+       buffer i, and a used buffer goes back by its index. */
+    struct vring_mem *rm = net.rx.mem;
+    for (u32 i = 0; i < net.rx.size; i++) {
+      rm->desc[i] = (struct vring_desc){(uptr)rx_buf[i], BUF_SIZE, DESC_F_WRITE, 0};
+      rm->avail.ring[i] = (u16)i;
+    }
+    net.rx.avail_idx = net.rx.size;
+    struct vring_mem *tm = net.tx.mem;
+    for (u32 i = 0; i < net.tx.size; i++) {
+      tm->desc[i] = (struct vring_desc){(uptr)tx_buf[i], 0, 0, 0};
+      net.tx_free[i] = (u16)i;
+    }
+    net.tx_nfree = net.tx.size;
+    virtio_driver_ok(base);
+    vq_publish(base, RX_QUEUE, &net.rx);  /* after DRIVER_OK: may notify */
+    net.state = NET_READY;
+  }
+  line(test);
+  put_str(" mac=");
+  put_mac(net.mac);
+  put_str(" status=");
+  put_dec(net.status);
+  put_char('\n');
+  return 1;
+}
+
+/* Takes back the transmit buffers the device is done with. */
+static void tx_reclaim(void) {
+  struct queue *q = &net.tx;
+  u16 used = vq_used_idx(q);
+  if (q->used_seen == used) return;
+  barrier();  /* the entries after the index */
+  for (; q->used_seen != used; q->used_seen++) {
+    u32 id = q->mem->used.ring[q->used_seen & (q->size - 1)].id;
+    if (id < q->size && net.tx_nfree < q->size) net.tx_free[net.tx_nfree++] = (u16)id;
+  }
+}
+
+/* Sends the frame for `seq` to `dst`; 0 if no transmit buffer is free. */
+static int tx_send(const u8 *dst, u32 seq) {
+  if (!net.tx_nfree) tx_reclaim();
+  if (!net.tx_nfree) return 0;
+  struct queue *q = &net.tx;
+  u32 id = net.tx_free[--net.tx_nfree];
+  u8 *b = tx_buf[id];
+  *(u64_unaligned *)b = 0;  /* struct virtio_net_hdr: no offloads */
+  *(u32_unaligned *)(b + 8) = 0;
+  u32 len = build_frame(b + NET_HDR_LEN, dst, seq);
+  q->mem->desc[id].len = NET_HDR_LEN + len;
+  q->mem->avail.ring[q->avail_idx & (q->size - 1)] = (u16)id;
+  q->avail_idx++;
+  vq_publish(net.base, TX_QUEUE, q);
+  return 1;
+}
+
+/*
+ * The next received buffer, if any: its index and the bytes the device
+ * wrote (header included).  Give it back with rx_repost.
+ */
+static int rx_next(u32 *id, u32 *len) {
+  struct queue *q = &net.rx;
+  if (vq_used_idx(q) == q->used_seen) return 0;
+  barrier();  /* the entry after the index */
+  const struct vring_used_elem *e = &q->mem->used.ring[q->used_seen & (q->size - 1)];
+  *id = e->id;
+  *len = e->len;
+  q->used_seen++;
+  return 1;
+}
+
+/* Queues buffer `id` again; rx_publish makes a batch of them available. */
+static void rx_repost(u32 id) {
+  struct queue *q = &net.rx;
+  if (id >= q->size) return;  /* not ours: never reposted */
+  q->mem->avail.ring[q->avail_idx & (q->size - 1)] = (u16)id;
+  q->avail_idx++;
+}
+
+static void rx_publish(void) { vq_publish(net.base, RX_QUEUE, &net.rx); }
+
+/* The frame in buffer `id` and its length; 0 if the buffer is not ours. */
+static const u8 *rx_frame(u32 id, u32 written, u32 *len) {
+  if (id >= net.rx.size || written < NET_HDR_LEN || written > BUF_SIZE) return 0;
+  *len = written - NET_HDR_LEN;
+  return rx_buf[id] + NET_HDR_LEN;
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+/* 1 if frame f (len bytes) is an intact echo of one of our frames. */
+static int is_echo(const u8 *f, u32 len, u32 *seq) {
+  return mac_eq(f + ETH_ALEN, kTestPeer) && check_frame(f, len, net.mac, seq);
+}
+
+/*
+ * Sends a probe frame every PROBE_PERIOD until an echo of one comes back,
+ * then discards what else arrives for PROBE_DRAIN.  A link that is up
+ * does not mean the backend forwards yet: testpmd, for one, drops what it
+ * finds queued when its forwarding starts.  Returns 0 after NET_TIMEOUT.
+ */
+static int net_wait_for_echo(void) {
+  u32 probes = 0;
+  u64 start = rdtsc(), last = start, echo_at = 0;
+  for (;;) {
+    u64 now = rdtsc();
+    if (echo_at ? now - echo_at > PROBE_DRAIN : now - start > NET_TIMEOUT) break;
+    if (!echo_at && (!probes || now - last > PROBE_PERIOD) &&
+        tx_send(kTestPeer, PROBE_SEQ + probes)) {
+      probes++;
+      last = now;
+    }
+    u32 id, written, batch = 0;
+    while (rx_next(&id, &written)) {
+      u32 len, seq;
+      const u8 *f = rx_frame(id, written, &len);
+      if (!echo_at && f && is_echo(f, len, &seq) && seq >= PROBE_SEQ) echo_at = now;
+      rx_repost(id);
+      batch++;
+    }
+    if (batch) rx_publish();
+  }
+  return echo_at != 0;
+}
+
+/*
+ * Sends NET_FRAMES frames to 02:00:00:00:00:01 and expects each back with
+ * the addresses swapped (testpmd's macswap mode), after a probe came back
+ * (late probe echoes are not counted).  At most one receive queue's worth
+ * of frames is out at a time (with 64 entries: all of them).
+ */
+void test_net(const char *cmdline) {
+  if (!net_start(cmdline, "net")) return;
+  if (!net_wait_for_echo()) {
+    line("net error no-echo\n");
+    line("net failed\n");
+    return;
+  }
+  u64 seen = 0;  /* bit seq: an intact copy came back */
+  u32 sent = 0, received = 0, good = 0, reported = 0;
+  u64 start = rdtsc();
+  while (received < NET_FRAMES) {
+    if (sent < NET_FRAMES && sent - received < net.rx.size && tx_send(kTestPeer, sent)) sent++;
+    u32 id, written, batch = 0;
+    while (rx_next(&id, &written)) {
+      u32 len, seq;
+      const u8 *f = rx_frame(id, written, &len);
+      int echo = f && is_echo(f, len, &seq);
+      rx_repost(id);
+      batch++;
+      if (echo && seq >= PROBE_SEQ) continue;  /* a late probe */
+      received++;
+      if (echo && seq < NET_FRAMES && !(seen >> seq & 1)) {
+        seen |= 1ULL << seq;
+        good++;
+      } else if (!reported++) {
+        line("net bad-frame id=");
+        put_dec(id);
+        put_str(" len=");
+        put_dec(written);
+        put_char('\n');
+      }
+    }
+    if (batch) rx_publish();
+    if (rdtsc() - start > NET_TIMEOUT) break;
+  }
+  tx_reclaim();
+  line("net sent=");
+  put_dec(sent);
+  put_str(" received=");
+  put_dec(received);
+  put_str(" good=");
+  put_dec(good);
+  put_char('\n');
+  line(good == NET_FRAMES ? "net ok\n" : "net failed\n");
+}
+
+/*
+ * Two guests joined back to back (testpmd's io mode): each broadcasts a
+ * frame every PEER_PERIOD and counts the intact frames from the first
+ * other MAC it hears.  After PEER_GOAL of them it goes on sending for
+ * PEER_LINGER, so that the peer can finish too.
+ */
+void test_netpeer(const char *cmdline) {
+  if (!net_start(cmdline, "netpeer")) return;
+  u8 peer[ETH_ALEN];
+  u32 sent = 0, received = 0, have_peer = 0, ok = 0;
+  u64 start = rdtsc(), next = start, goal_at = 0;
+  for (;;) {
+    u64 now = rdtsc();
+    if (goal_at && now - goal_at > PEER_LINGER) {
+      ok = 1;
+      break;
+    }
+    if (now - start > PEER_TIMEOUT) break;
+    if ((long long)(now - next) >= 0 && tx_send(kBroadcast, sent)) {
+      sent++;
+      next = now + PEER_PERIOD;
+    }
+    u32 id, written, batch = 0;
+    while (rx_next(&id, &written)) {
+      u32 len, seq;
+      const u8 *f = rx_frame(id, written, &len);
+      batch++;
+      if (f && !mac_eq(f + ETH_ALEN, net.mac) && check_frame(f, len, kBroadcast, &seq)) {
+        if (!have_peer) {
+          mac_copy(peer, f + ETH_ALEN);
+          have_peer = 1;
+        }
+        if (mac_eq(f + ETH_ALEN, peer)) received++;
+      }
+      rx_repost(id);
+    }
+    if (batch) rx_publish();
+    if (!goal_at && received >= PEER_GOAL) goal_at = now;
+  }
+  tx_reclaim();
+  line("netpeer sent=");
+  put_dec(sent);
+  put_str(" received=");
+  put_dec(received);
+  put_str(" peer=");
+  if (have_peer)
+    put_mac(peer);
+  else
+    put_str("none");
+  put_char('\n');
+  line(ok ? "netpeer ok\n" : "netpeer failed\n");
+}

@@ -1,0 +1,158 @@
+// virtio-net end to end: the test guest's driver sends and receives frames
+// through ember's vhost-user-net device and a real DPDK testpmd. Needs
+// /dev/kvm; skips, saying so, only without it.
+#include <signal.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <thread>
+
+#include "tests/backends.h"
+#include "tests/ember_process.h"
+
+namespace ember::testing {
+namespace {
+
+using nlohmann::json;
+
+class VhostUserNetTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/kvm is absent: the guest needs it";
+    // testpmd's runtime directory must be new for every test.
+    static int test_number = 0;
+    prefix_ = "embertest" + std::to_string(getpid()) + "_" + std::to_string(++test_number);
+  }
+  void TearDown() override {
+    if (testpmd_) testpmd_->Kill(SIGINT);
+    RemoveDpdkRuntime(prefix_);
+  }
+  void StartTestpmd(const std::vector<std::string>& sockets, const std::string& mode,
+                    bool client = false) {
+    testpmd_ = std::make_unique<BackendProcess>(TestpmdCommand(prefix_, sockets, mode, client),
+                                                client ? "" : sockets.back(), dir_.File("testpmd.log"),
+                                                30000);
+    ASSERT_TRUE(testpmd_->ready()) << testpmd_->Log();
+  }
+  // Stops testpmd (SIGINT makes it print port statistics) and returns the
+  // packets it received on its ports.
+  uint64_t StopTestpmdAndCountRx() {
+    testpmd_->Kill(SIGINT);
+    std::string log = testpmd_->Log();
+    uint64_t total = 0;
+    std::regex rx("RX-packets: +([0-9]+)");
+    // The last block ("Accumulated forward statistics for all ports") sums them.
+    for (auto it = std::sregex_iterator(log.begin(), log.end(), rx); it != std::sregex_iterator(); ++it) {
+      total = std::stoull((*it)[1]);
+    }
+    return total;
+  }
+  json Config(const std::string& tests, uint32_t vcpus, const json& iface) {
+    return {{"boot-source", {{"kernel_image_path", std::string(EMBER_GUEST_DIR) + "/guest-pvh.elf"},
+                             {"boot_args", "console=ttyS0 ember.tests=" + tests}}},
+            {"machine-config", {{"vcpu_count", vcpus}, {"mem_size_mib", 128}}},
+            {"network-interfaces", {iface}}};
+  }
+
+  TempDir dir_;
+  std::string prefix_;
+  std::unique_ptr<BackendProcess> testpmd_;
+};
+
+class NetVcpusTest : public VhostUserNetTest, public ::testing::WithParamInterface<uint32_t> {};
+
+TEST_P(NetVcpusTest, FramesComeBackFromTestpmdWithMacsSwapped) {
+  StartTestpmd({dir_.File("net.sock")}, "macswap");
+  json iface{{"iface_id", "eth0"}, {"guest_mac", "52:54:00:00:00:02"}, {"socket", dir_.File("net.sock")}};
+  WriteFile(dir_.File("vm.json"), Config("virtio,net", GetParam(), iface).dump());
+  ProcessResult result = RunProcess({EMBER_BINARY, "--no-api", "--config-file", dir_.File("vm.json")}, 60000);
+  ASSERT_FALSE(result.timed_out) << result.out << result.err;
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("ember-guest: virtio base=0xc0001000 size=0x1000 irq=5 id=1\n"), std::string::npos)
+      << result.out;
+  EXPECT_NE(result.out.find("ember-guest: net mac=52:54:00:00:00:02 status=1\n"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("ember-guest: net sent=64 received=64 good=64\n"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("ember-guest: net ok\n"), std::string::npos) << result.out;
+  EXPECT_GE(StopTestpmdAndCountRx(), 64u) << testpmd_->Log();
+}
+
+INSTANTIATE_TEST_SUITE_P(Vcpus, NetVcpusTest, ::testing::Values(1u, 2u),
+                         [](const auto& info) { return std::to_string(info.param) + "vcpu"; });
+
+TEST_F(VhostUserNetTest, TwoVmsExchangeFramesThroughTestpmd) {
+  StartTestpmd({dir_.File("a.sock"), dir_.File("b.sock")}, "io");
+  TempDir dir_a, dir_b;
+  WriteFile(dir_a.File("vm.json"),
+            Config("netpeer", 1, {{"iface_id", "eth0"}, {"guest_mac", "52:54:00:00:00:0a"},
+                                  {"socket", dir_.File("a.sock")}}).dump());
+  WriteFile(dir_b.File("vm.json"),
+            Config("netpeer", 1, {{"iface_id", "eth0"}, {"guest_mac", "52:54:00:00:00:0b"},
+                                  {"socket", dir_.File("b.sock")}}).dump());
+  EmberProcess a(dir_a, {"--config-file", dir_a.File("vm.json")});
+  EmberProcess b(dir_b, {"--config-file", dir_b.File("vm.json")});
+  ASSERT_TRUE(a.started()) << a.Stderr();
+  ASSERT_TRUE(b.started()) << b.Stderr();
+  EXPECT_EQ(a.WaitForExit(60000), 0) << a.Stderr();
+  EXPECT_EQ(b.WaitForExit(60000), 0) << b.Stderr();
+  EXPECT_NE(a.Stdout().find("peer=52:54:00:00:00:0b\n"), std::string::npos) << a.Stdout();
+  EXPECT_NE(b.Stdout().find("peer=52:54:00:00:00:0a\n"), std::string::npos) << b.Stdout();
+  EXPECT_NE(a.Stdout().find("ember-guest: netpeer ok\n"), std::string::npos) << a.Stdout();
+  EXPECT_NE(b.Stdout().find("ember-guest: netpeer ok\n"), std::string::npos) << b.Stdout();
+}
+
+TEST_F(VhostUserNetTest, ServerModeWaitsForTestpmdToConnect) {
+  json iface{{"iface_id", "eth0"}, {"guest_mac", "52:54:00:00:00:02"}, {"socket", dir_.File("net.sock")},
+             {"socket_mode", "server"}, {"connect_timeout_ms", 20000}};
+  WriteFile(dir_.File("vm.json"), Config("net", 1, iface).dump());
+  EmberProcess ember(dir_, {"--config-file", dir_.File("vm.json")});
+  // ember is waiting for its backend; testpmd connects as a client.
+  StartTestpmd({dir_.File("net.sock")}, "macswap", /*client=*/true);
+  ASSERT_TRUE(ember.started()) << ember.Stderr();
+  EXPECT_EQ(ember.WaitForExit(60000), 0) << ember.Stderr();
+  EXPECT_NE(ember.Stdout().find("ember-guest: net ok\n"), std::string::npos) << ember.Stdout();
+}
+
+TEST_F(VhostUserNetTest, ServerModeGivesUpWhenNoBackendComes) {
+  json iface{{"iface_id", "eth0"}, {"socket", dir_.File("net.sock")}, {"socket_mode", "server"},
+             {"connect_timeout_ms", 300}};
+  WriteFile(dir_.File("vm.json"), Config("net", 1, iface).dump());
+  ProcessResult result = RunProcess({EMBER_BINARY, "--no-api", "--config-file", dir_.File("vm.json")}, 20000);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.err.find("net device eth0: no vhost-user backend connected to " + dir_.File("net.sock") +
+                            " within 300 ms"),
+            std::string::npos)
+      << result.err;
+  EXPECT_EQ(result.out, "");
+}
+
+TEST_F(VhostUserNetTest, ApiRefusesWhatCannotWork) {
+  EmberProcess ember(dir_, {});
+  ASSERT_TRUE(ember.started());
+  auto fault = [](const HttpResponse& r) { return json::parse(r.body).value("fault_message", ""); };
+  auto put = [&](const json& body) { return ember.Request("PUT", "/network-interfaces/eth0", body.dump()); };
+  EXPECT_NE(fault(put({{"iface_id", "eth0"}, {"host_dev_name", "tap0"}})).find("TAP devices are not supported yet"),
+            std::string::npos);
+  EXPECT_NE(fault(put({{"iface_id", "eth0"}, {"socket", dir_.File("none")}})).find("net device eth0: socket"),
+            std::string::npos);
+  EXPECT_NE(fault(put({{"iface_id", "eth0"}, {"socket", "/s"}, {"guest_mac", "nonsense"}})).find("guest_mac"),
+            std::string::npos);
+  StartTestpmd({dir_.File("net.sock")}, "macswap");
+  ASSERT_EQ(put({{"iface_id", "eth0"}, {"guest_mac", "52:54:00:00:00:02"}, {"socket", dir_.File("net.sock")}})
+                .status,
+            204);
+  HttpResponse twin = ember.Request("PUT", "/network-interfaces/eth1",
+                                    json{{"iface_id", "eth1"}, {"guest_mac", "52:54:00:00:00:02"},
+                                         {"socket", dir_.File("net.sock")}}
+                                        .dump());
+  EXPECT_NE(fault(twin).find("the MAC 52:54:00:00:00:02 is used by both eth0 and eth1"), std::string::npos)
+      << fault(twin);
+  json shown = json::parse(ember.Request("GET", "/vm/config").body);
+  EXPECT_EQ(shown["network-interfaces"][0]["guest_mac"], "52:54:00:00:00:02");
+  EXPECT_EQ(shown["network-interfaces"][0]["socket_mode"], "client");
+}
+
+}  // namespace
+}  // namespace ember::testing
