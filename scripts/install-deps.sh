@@ -12,8 +12,9 @@ packages=(
   libgtest-dev libgmock-dev acpica-tools
   # the Linux guest (scripts/linux-guest.sh): apt-get download + initramfs
   cpio gzip xz-utils zstd kmod
-  # peers: QEMU's microvm for the side-by-side benchmark
-  qemu-system-x86 qemu-system-common
+  # peers and backends: QEMU's microvm for the benchmarks, virtiofsd (in
+  # qemu-system-common) and DPDK's testpmd for the vhost-user devices
+  qemu-system-x86 qemu-system-common dpdk-dev
   # the OpenAPI tests (validator and generated client, from the npm registry)
   nodejs curl
 )
