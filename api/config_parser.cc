@@ -51,6 +51,7 @@ Result<MachineConfigUpdate> ParseMachineConfigUpdate(const nlohmann::json& body,
     update.mem_size_mib = static_cast<uint32_t>(*mib);
   }
   update.smt = reader.Bool("smt");
+  update.acpi = reader.Bool("acpi");
   auto track_dirty_pages = reader.Bool("track_dirty_pages");
   auto cpu_template = reader.Raw("cpu_template");
   auto huge_pages = reader.String("huge_pages");
@@ -76,6 +77,7 @@ Result<MachineConfig> ApplyMachineConfigUpdate(const MachineConfig& base,
   if (update.vcpu_count) config.vcpu_count = *update.vcpu_count;
   if (update.mem_size_mib) config.mem_size_mib = *update.mem_size_mib;
   if (update.smt) config.smt = *update.smt;
+  if (update.acpi) config.acpi = *update.acpi;
   if (config.smt && config.vcpu_count > 1 && config.vcpu_count % 2 != 0) {
     std::string field = update.path.empty() ? "vcpu_count" : update.path + ".vcpu_count";
     return Status::Error(field + ": must be 1 or even when smt is enabled, got " +

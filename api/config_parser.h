@@ -34,6 +34,7 @@ struct MachineConfigUpdate {
   std::optional<uint32_t> vcpu_count;
   std::optional<uint32_t> mem_size_mib;
   std::optional<bool> smt;
+  std::optional<bool> acpi;
 };
 Result<MachineConfigUpdate> ParseMachineConfigUpdate(const nlohmann::json& body,
                                                      const std::string& path, UpdateKind kind);

@@ -16,6 +16,7 @@ nlohmann::json RenderMachineConfig(const MachineConfig& config) {
           {"mem_size_mib", config.mem_size_mib},
           {"smt", config.smt},
           {"track_dirty_pages", config.track_dirty_pages},
+          {"acpi", config.acpi},
           {"huge_pages", "None"}};
 }
 

@@ -190,6 +190,11 @@ TEST(ConfigParserTest, PatchKeepsFieldsThatAreAbsent) {
   ASSERT_TRUE(patched.ok());
   EXPECT_EQ(patched->vcpu_count, 4u);
   EXPECT_EQ(patched->mem_size_mib, 1024u);
+  EXPECT_TRUE(patched->acpi) << "ACPI is on unless turned off";
+  Result<MachineConfig> no_acpi = ParseMachineConfig(nlohmann::json::parse(R"({"acpi": false})"),
+                                                     "machine-config", UpdateKind::kPatch, base);
+  ASSERT_TRUE(no_acpi.ok());
+  EXPECT_FALSE(no_acpi->acpi);
 }
 
 TEST(ConfigParserTest, RefusesWhatEmberDoesNotProvide) {

@@ -250,5 +250,17 @@ TEST_F(EmberKvmTest, GuestFindsAcpiTablesAndPowersOff) {
   }
 }
 
+TEST_F(EmberKvmTest, AcpiCanBeTurnedOffInMachineConfig) {
+  testing::WriteFile(dir_.File("vm.json"), R"({"boot-source": {"kernel_image_path": ")" +
+                                               GuestPath("pvh") +
+                                               R"(", "boot_args": "ember.tests=acpi,mptable"},
+                        "machine-config": {"vcpu_count": 2, "mem_size_mib": 128, "acpi": false}})");
+  ProcessResult result = testing::RunProcess(
+      {EMBER_BINARY, "--no-api", "--config-file", dir_.File("vm.json")}, kTimeoutMs);
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_TRUE(HasLine(result.out, "ember-guest: acpi rsdp missing")) << result.out;
+  EXPECT_TRUE(HasLine(result.out, "ember-guest: mptable cpus=2 ioapic=0xfec00000")) << result.out;
+}
+
 }  // namespace
 }  // namespace ember
