@@ -290,14 +290,40 @@ echo "EMBER-LINUX: memtotal_kib=$(awk '$1 == "MemTotal:" {print $2}' /proc/memin
 ndev=0
 for d in /sys/bus/virtio/devices/*; do [ -e "$d" ] && ndev=$((ndev + 1)); done
 echo "EMBER-LINUX: virtio_devices=$ndev"
+echo "EMBER-LINUX: net=$(ls /sys/class/net | grep -v '^lo$' | tr '\n' ' ')"
 
 shell=0
+fs_tag=""
+poweroff=0
 for arg in $(cat /proc/cmdline); do
-  case $arg in ember.shell|ember.shell=*) shell=1 ;; esac
+  case $arg in
+    ember.shell|ember.shell=*) shell=1 ;;
+    ember.fs=*) fs_tag=${arg#ember.fs=} ;;
+    ember.poweroff) poweroff=1 ;;
+  esac
 done
+# ember.fs=TAG: mount the virtio-fs share, checksum in.bin, copy it to
+# out.bin, count the entries of many/.
+if [ -n "$fs_tag" ]; then
+  mkdir -p /mnt
+  if mount -t virtiofs "$fs_tag" /mnt; then
+    echo "EMBER-LINUX: fs mounted $fs_tag"
+    echo "EMBER-LINUX: fs in.bin md5=$(md5sum /mnt/in.bin | cut -d' ' -f1)"
+    cp /mnt/in.bin /mnt/out.bin && sync
+    echo "EMBER-LINUX: fs wrote out.bin size=$(stat -c %s /mnt/out.bin)"
+    echo "EMBER-LINUX: fs many=$(ls /mnt/many | wc -l)"
+    umount /mnt
+  else
+    echo "EMBER-LINUX: fs mount $fs_tag failed"
+  fi
+fi
 if [ "$shell" = 1 ]; then
   echo "EMBER-LINUX: starting shell (exit it to reboot)"
   setsid cttyhack sh -l
+fi
+if [ "$poweroff" = 1 ]; then
+  echo "EMBER-LINUX: powering off"
+  poweroff -f
 fi
 echo "EMBER-LINUX: rebooting"
 reboot -f

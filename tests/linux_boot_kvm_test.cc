@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
+#include <filesystem>
 #include <map>
 #include <regex>
 #include <string>
@@ -44,32 +46,13 @@ void WriteConfig(const std::string& path, uint32_t vcpus) {
                 std::to_string(vcpus) + R"(, "mem_size_mib": )" + std::to_string(kMemMib) + "}}");
 }
 
-// Boots with each vCPU count; on hardware KVM directly, else nested.
-std::map<uint32_t, BootOutcome> BootLinux(const std::vector<uint32_t>& vcpu_counts) {
-  std::map<uint32_t, BootOutcome> outcomes;
-  testing::TempDir scratch;
-  for (uint32_t vcpus : vcpu_counts)
-    WriteConfig(scratch.File("vm-" + std::to_string(vcpus) + ".json"), vcpus);
-  if (HardwareKvm()) {
-    for (uint32_t vcpus : vcpu_counts) {
-      testing::ProcessResult result =
-          testing::RunProcess({EMBER_BINARY, "--no-api", "--config-file",
-                               scratch.File("vm-" + std::to_string(vcpus) + ".json")},
-                              kDirectTimeoutMs);
-      outcomes[vcpus] = {result.exit_code, result.out, result.err};
-    }
-    return outcomes;
-  }
-  // One outer boot for all cases: each ember run leaves its console, log
-  // and exit status in the shared scratch directory.
-  std::string script = "set -u\n";
-  for (uint32_t vcpus : vcpu_counts) {
-    std::string n = std::to_string(vcpus);
-    script += std::string(EMBER_BINARY) + " --no-api --config-file \"$NESTED_KVM_SCRATCH/vm-" + n +
-              ".json\" > \"$NESTED_KVM_SCRATCH/out-" + n + "\" 2> \"$NESTED_KVM_SCRATCH/err-" + n +
-              "\"; echo $? > \"$NESTED_KVM_SCRATCH/rc-" + n + "\"\n";
-  }
-  testing::WriteFile(scratch.File("run.sh"), script);
+// Runs `script` (sh) where a hardware-style /dev/kvm exists: directly on
+// hardware KVM, else inside the nested harness. $S names `scratch`, which
+// both sides see at the same path.
+testing::ProcessResult RunWithKvm(const testing::TempDir& scratch, const std::string& script) {
+  testing::WriteFile(scratch.File("run.sh"), "S=" + scratch.path() + "\n" + script);
+  if (HardwareKvm())
+    return testing::RunProcess({"/bin/sh", scratch.File("run.sh")}, kDirectTimeoutMs);
   testing::ProcessResult nested =
       testing::RunProcess({std::string(EMBER_SOURCE_DIR) + "/scripts/nested-kvm.sh", "--scratch",
                            scratch.path(), "--", "sh", scratch.File("run.sh")},
@@ -77,6 +60,25 @@ std::map<uint32_t, BootOutcome> BootLinux(const std::vector<uint32_t>& vcpu_coun
   // The harness prints how long each stage took; keep it in the test log.
   std::printf("nested harness (exit %d): %s%s\n", nested.exit_code, nested.err.c_str(),
               nested.out.c_str());
+  return nested;
+}
+
+// Boots with each vCPU count, all in one run of RunWithKvm.
+std::map<uint32_t, BootOutcome> BootLinux(const std::vector<uint32_t>& vcpu_counts) {
+  std::map<uint32_t, BootOutcome> outcomes;
+  testing::TempDir scratch;
+  for (uint32_t vcpus : vcpu_counts) {
+    WriteConfig(scratch.File("vm-" + std::to_string(vcpus) + ".json"), vcpus);
+  }
+  // One outer boot for all cases: each ember run leaves its console, log
+  // and exit status in the shared scratch directory.
+  std::string script;
+  for (uint32_t vcpus : vcpu_counts) {
+    std::string n = std::to_string(vcpus);
+    script += std::string(EMBER_BINARY) + " --no-api --config-file $S/vm-" + n + ".json > $S/out-" +
+              n + " 2> $S/err-" + n + "; echo $? > $S/rc-" + n + "\n";
+  }
+  RunWithKvm(scratch, script);
   for (uint32_t vcpus : vcpu_counts) {
     std::string n = std::to_string(vcpus);
     std::string rc = testing::ReadFile(scratch.File("rc-" + n));
@@ -108,6 +110,59 @@ TEST(LinuxBootKvmTest, DebianKernelReachesInitWithOneAndTwoVcpus) {
     EXPECT_NE(outcome.console.find("EMBER-LINUX: rebooting"), std::string::npos) << outcome.console;
     EXPECT_NE(outcome.log.find("VM stopped: guest reset"), std::string::npos) << outcome.log;
   }
+}
+
+// virtio-fs with the Linux driver: the Debian kernel finds the device
+// through ACPI, mounts the tag, checksums a 64 MiB file from the host,
+// writes a copy back, lists a directory, and powers off through ACPI.
+TEST(LinuxBootKvmTest, DebianKernelUsesVirtiofsAndPowersOff) {
+  testing::TempDir scratch;
+  std::filesystem::create_directories(scratch.File("share/many"));
+  std::string big(64 << 20, '\0');
+  uint64_t x = 88172645463325252ull;  // xorshift: incompressible, reproducible
+  for (size_t i = 0; i < big.size(); i += 8) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    std::memcpy(&big[i], &x, 8);
+  }
+  testing::WriteFile(scratch.File("share/in.bin"), big);
+  for (int i = 0; i < 50; ++i)
+    testing::WriteFile(scratch.File("share/many/f" + std::to_string(i)), std::string("x"));
+  const std::string linux_dir = testing::LinuxGuestDir();
+  testing::WriteFile(
+      scratch.File("vm.json"),
+      R"({"boot-source": {"kernel_image_path": ")" + linux_dir + R"(/vmlinuz", "initrd_path": ")" +
+          linux_dir +
+          R"(/initramfs.cpio.gz", "boot_args": "console=ttyS0 reboot=k panic=-1 pci=off ember.fs=hostshare ember.poweroff"},
+                          "machine-config": {"vcpu_count": 2, "mem_size_mib": 512},
+                          "fs": [{"fs_id": "share", "tag": "hostshare", "socket": "/tmp/ember-linux-vfs.sock"}]})");
+  // virtiofsd runs beside ember (inside the harness when nested).
+  RunWithKvm(
+      scratch,
+      "/usr/lib/qemu/virtiofsd --socket-path=/tmp/ember-linux-vfs.sock -o source=$S/share "
+      "-o cache=auto -o sandbox=chroot > $S/virtiofsd.log 2>&1 &\n"
+      "for i in $(seq 100); do [ -S /tmp/ember-linux-vfs.sock ] && break; sleep 0.05; done\n" +
+          std::string(EMBER_BINARY) +
+          " --no-api --config-file $S/vm.json > $S/out 2> $S/err; echo $? > $S/rc\n"
+          "md5sum $S/share/in.bin | cut -d' ' -f1 > $S/md5\n");
+  const std::string console = testing::ReadFile(scratch.File("out"));
+  const std::string log = testing::ReadFile(scratch.File("err"));
+  const std::string md5 = testing::ReadFile(scratch.File("md5"));
+  EXPECT_EQ(testing::ReadFile(scratch.File("rc")), "0\n") << log;
+  EXPECT_NE(console.find("EMBER-LINUX: nproc=2"), std::string::npos) << console;
+  EXPECT_NE(console.find("EMBER-LINUX: virtio_devices=1"), std::string::npos) << console;
+  EXPECT_NE(console.find("EMBER-LINUX: fs mounted hostshare"), std::string::npos) << console;
+  ASSERT_EQ(md5.size(), 33u) << "md5sum of in.bin on the host side";
+  EXPECT_NE(console.find("EMBER-LINUX: fs in.bin md5=" + md5.substr(0, 32)), std::string::npos)
+      << console;
+  EXPECT_NE(console.find("EMBER-LINUX: fs wrote out.bin size=67108864"), std::string::npos)
+      << console;
+  EXPECT_NE(console.find("EMBER-LINUX: fs many=50"), std::string::npos) << console;
+  EXPECT_TRUE(testing::ReadFile(scratch.File("share/out.bin")) == big)
+      << "out.bin differs from in.bin";
+  EXPECT_NE(console.find("EMBER-LINUX: powering off"), std::string::npos) << console;
+  EXPECT_NE(log.find("VM stopped: guest powered off through ACPI"), std::string::npos) << log;
 }
 
 }  // namespace
