@@ -1,10 +1,9 @@
 // virtio-net end to end: the test guest's driver sends and receives frames
 // through ember's vhost-user-net device and a real DPDK testpmd. Needs
 // /dev/kvm; skips, saying so, only without it.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -21,7 +20,8 @@ using nlohmann::json;
 class VhostUserNetTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/kvm is absent: the guest needs it";
+    if (access("/dev/kvm", R_OK | W_OK) != 0)
+      GTEST_SKIP() << "/dev/kvm is absent: the guest needs it";
     // testpmd's runtime directory must be new for every test.
     static int test_number = 0;
     prefix_ = "embertest" + std::to_string(getpid()) + "_" + std::to_string(++test_number);
@@ -33,8 +33,8 @@ class VhostUserNetTest : public ::testing::Test {
   void StartTestpmd(const std::vector<std::string>& sockets, const std::string& mode,
                     bool client = false) {
     testpmd_ = std::make_unique<BackendProcess>(TestpmdCommand(prefix_, sockets, mode, client),
-                                                client ? "" : sockets.back(), dir_.File("testpmd.log"),
-                                                30000);
+                                                client ? "" : sockets.back(),
+                                                dir_.File("testpmd.log"), 30000);
     ASSERT_TRUE(testpmd_->ready()) << testpmd_->Log();
   }
   // Stops testpmd (SIGINT makes it print port statistics) and returns the
@@ -45,14 +45,16 @@ class VhostUserNetTest : public ::testing::Test {
     uint64_t total = 0;
     std::regex rx("RX-packets: +([0-9]+)");
     // The last block ("Accumulated forward statistics for all ports") sums them.
-    for (auto it = std::sregex_iterator(log.begin(), log.end(), rx); it != std::sregex_iterator(); ++it) {
+    for (auto it = std::sregex_iterator(log.begin(), log.end(), rx); it != std::sregex_iterator();
+         ++it) {
       total = std::stoull((*it)[1]);
     }
     return total;
   }
   json Config(const std::string& tests, uint32_t vcpus, const json& iface) {
-    return {{"boot-source", {{"kernel_image_path", std::string(EMBER_GUEST_DIR) + "/guest-pvh.elf"},
-                             {"boot_args", "console=ttyS0 ember.tests=" + tests}}},
+    return {{"boot-source",
+             {{"kernel_image_path", std::string(EMBER_GUEST_DIR) + "/guest-pvh.elf"},
+              {"boot_args", "console=ttyS0 ember.tests=" + tests}}},
             {"machine-config", {{"vcpu_count", vcpus}, {"mem_size_mib", 128}}},
             {"network-interfaces", {iface}}};
   }
@@ -66,15 +68,20 @@ class NetVcpusTest : public VhostUserNetTest, public ::testing::WithParamInterfa
 
 TEST_P(NetVcpusTest, FramesComeBackFromTestpmdWithMacsSwapped) {
   StartTestpmd({dir_.File("net.sock")}, "macswap");
-  json iface{{"iface_id", "eth0"}, {"guest_mac", "52:54:00:00:00:02"}, {"socket", dir_.File("net.sock")}};
+  json iface{
+      {"iface_id", "eth0"}, {"guest_mac", "52:54:00:00:00:02"}, {"socket", dir_.File("net.sock")}};
   WriteFile(dir_.File("vm.json"), Config("virtio,net", GetParam(), iface).dump());
-  ProcessResult result = RunProcess({EMBER_BINARY, "--no-api", "--config-file", dir_.File("vm.json")}, 60000);
+  ProcessResult result =
+      RunProcess({EMBER_BINARY, "--no-api", "--config-file", dir_.File("vm.json")}, 60000);
   ASSERT_FALSE(result.timed_out) << result.out << result.err;
   EXPECT_EQ(result.exit_code, 0) << result.err;
-  EXPECT_NE(result.out.find("ember-guest: virtio base=0xc0001000 size=0x1000 irq=5 id=1\n"), std::string::npos)
+  EXPECT_NE(result.out.find("ember-guest: virtio base=0xc0001000 size=0x1000 irq=5 id=1\n"),
+            std::string::npos)
       << result.out;
-  EXPECT_NE(result.out.find("ember-guest: net mac=52:54:00:00:00:02 status=1\n"), std::string::npos) << result.out;
-  EXPECT_NE(result.out.find("ember-guest: net sent=64 received=64 good=64\n"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("ember-guest: net mac=52:54:00:00:00:02 status=1\n"), std::string::npos)
+      << result.out;
+  EXPECT_NE(result.out.find("ember-guest: net sent=64 received=64 good=64\n"), std::string::npos)
+      << result.out;
   EXPECT_NE(result.out.find("ember-guest: net ok\n"), std::string::npos) << result.out;
   EXPECT_GE(StopTestpmdAndCountRx(), 64u) << testpmd_->Log();
 }
@@ -85,12 +92,16 @@ INSTANTIATE_TEST_SUITE_P(Vcpus, NetVcpusTest, ::testing::Values(1u, 2u),
 TEST_F(VhostUserNetTest, TwoVmsExchangeFramesThroughTestpmd) {
   StartTestpmd({dir_.File("a.sock"), dir_.File("b.sock")}, "io");
   TempDir dir_a, dir_b;
-  WriteFile(dir_a.File("vm.json"),
-            Config("netpeer", 1, {{"iface_id", "eth0"}, {"guest_mac", "52:54:00:00:00:0a"},
-                                  {"socket", dir_.File("a.sock")}}).dump());
-  WriteFile(dir_b.File("vm.json"),
-            Config("netpeer", 1, {{"iface_id", "eth0"}, {"guest_mac", "52:54:00:00:00:0b"},
-                                  {"socket", dir_.File("b.sock")}}).dump());
+  WriteFile(dir_a.File("vm.json"), Config("netpeer", 1,
+                                          {{"iface_id", "eth0"},
+                                           {"guest_mac", "52:54:00:00:00:0a"},
+                                           {"socket", dir_.File("a.sock")}})
+                                       .dump());
+  WriteFile(dir_b.File("vm.json"), Config("netpeer", 1,
+                                          {{"iface_id", "eth0"},
+                                           {"guest_mac", "52:54:00:00:00:0b"},
+                                           {"socket", dir_.File("b.sock")}})
+                                       .dump());
   EmberProcess a(dir_a, {"--config-file", dir_a.File("vm.json")});
   EmberProcess b(dir_b, {"--config-file", dir_b.File("vm.json")});
   ASSERT_TRUE(a.started()) << a.Stderr();
@@ -104,8 +115,11 @@ TEST_F(VhostUserNetTest, TwoVmsExchangeFramesThroughTestpmd) {
 }
 
 TEST_F(VhostUserNetTest, ServerModeWaitsForTestpmdToConnect) {
-  json iface{{"iface_id", "eth0"}, {"guest_mac", "52:54:00:00:00:02"}, {"socket", dir_.File("net.sock")},
-             {"socket_mode", "server"}, {"connect_timeout_ms", 20000}};
+  json iface{{"iface_id", "eth0"},
+             {"guest_mac", "52:54:00:00:00:02"},
+             {"socket", dir_.File("net.sock")},
+             {"socket_mode", "server"},
+             {"connect_timeout_ms", 20000}};
   WriteFile(dir_.File("vm.json"), Config("net", 1, iface).dump());
   EmberProcess ember(dir_, {"--config-file", dir_.File("vm.json")});
   // ember is waiting for its backend; testpmd connects as a client.
@@ -116,13 +130,16 @@ TEST_F(VhostUserNetTest, ServerModeWaitsForTestpmdToConnect) {
 }
 
 TEST_F(VhostUserNetTest, ServerModeGivesUpWhenNoBackendComes) {
-  json iface{{"iface_id", "eth0"}, {"socket", dir_.File("net.sock")}, {"socket_mode", "server"},
+  json iface{{"iface_id", "eth0"},
+             {"socket", dir_.File("net.sock")},
+             {"socket_mode", "server"},
              {"connect_timeout_ms", 300}};
   WriteFile(dir_.File("vm.json"), Config("net", 1, iface).dump());
-  ProcessResult result = RunProcess({EMBER_BINARY, "--no-api", "--config-file", dir_.File("vm.json")}, 20000);
+  ProcessResult result =
+      RunProcess({EMBER_BINARY, "--no-api", "--config-file", dir_.File("vm.json")}, 20000);
   EXPECT_EQ(result.exit_code, 1);
-  EXPECT_NE(result.err.find("net device eth0: no vhost-user backend connected to " + dir_.File("net.sock") +
-                            " within 300 ms"),
+  EXPECT_NE(result.err.find("net device eth0: no vhost-user backend connected to " +
+                            dir_.File("net.sock") + " within 300 ms"),
             std::string::npos)
       << result.err;
   EXPECT_EQ(result.out, "");
@@ -132,22 +149,31 @@ TEST_F(VhostUserNetTest, ApiRefusesWhatCannotWork) {
   EmberProcess ember(dir_, {});
   ASSERT_TRUE(ember.started());
   auto fault = [](const HttpResponse& r) { return json::parse(r.body).value("fault_message", ""); };
-  auto put = [&](const json& body) { return ember.Request("PUT", "/network-interfaces/eth0", body.dump()); };
-  EXPECT_NE(fault(put({{"iface_id", "eth0"}, {"host_dev_name", "tap0"}})).find("TAP devices are not supported yet"),
+  auto put = [&](const json& body) {
+    return ember.Request("PUT", "/network-interfaces/eth0", body.dump());
+  };
+  EXPECT_NE(fault(put({{"iface_id", "eth0"}, {"host_dev_name", "tap0"}}))
+                .find("TAP devices are not supported yet"),
             std::string::npos);
-  EXPECT_NE(fault(put({{"iface_id", "eth0"}, {"socket", dir_.File("none")}})).find("net device eth0: socket"),
+  EXPECT_NE(fault(put({{"iface_id", "eth0"}, {"socket", dir_.File("none")}}))
+                .find("net device eth0: socket"),
             std::string::npos);
-  EXPECT_NE(fault(put({{"iface_id", "eth0"}, {"socket", "/s"}, {"guest_mac", "nonsense"}})).find("guest_mac"),
+  EXPECT_NE(fault(put({{"iface_id", "eth0"}, {"socket", "/s"}, {"guest_mac", "nonsense"}}))
+                .find("guest_mac"),
             std::string::npos);
   StartTestpmd({dir_.File("net.sock")}, "macswap");
-  ASSERT_EQ(put({{"iface_id", "eth0"}, {"guest_mac", "52:54:00:00:00:02"}, {"socket", dir_.File("net.sock")}})
+  ASSERT_EQ(put({{"iface_id", "eth0"},
+                 {"guest_mac", "52:54:00:00:00:02"},
+                 {"socket", dir_.File("net.sock")}})
                 .status,
             204);
   HttpResponse twin = ember.Request("PUT", "/network-interfaces/eth1",
-                                    json{{"iface_id", "eth1"}, {"guest_mac", "52:54:00:00:00:02"},
+                                    json{{"iface_id", "eth1"},
+                                         {"guest_mac", "52:54:00:00:00:02"},
                                          {"socket", dir_.File("net.sock")}}
                                         .dump());
-  EXPECT_NE(fault(twin).find("the MAC 52:54:00:00:00:02 is used by both eth0 and eth1"), std::string::npos)
+  EXPECT_NE(fault(twin).find("the MAC 52:54:00:00:00:02 is used by both eth0 and eth1"),
+            std::string::npos)
       << fault(twin);
   json shown = json::parse(ember.Request("GET", "/vm/config").body);
   EXPECT_EQ(shown["network-interfaces"][0]["guest_mac"], "52:54:00:00:00:02");
