@@ -1,11 +1,11 @@
 // The AML generator, byte for byte against the encodings of ACPI 6.x
 // chapter 20 (AML) and 6.4 (resource descriptors), worked out by hand.
-#include "arch/x86_64/acpi/aml.h"
-
 #include <gtest/gtest.h>
 
 #include <cstdint>
 #include <vector>
+
+#include "arch/x86_64/acpi/aml.h"
 
 namespace ember::x86::aml {
 namespace {
@@ -75,7 +75,8 @@ TEST(AmlIntegerTest, ShortestEncodingAtEachWidthBoundary) {
             (Bytes{0x0e, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00}));
   EXPECT_EQ(Encoded(Integer(0x0123456789abcdef)),
             (Bytes{0x0e, 0xef, 0xcd, 0xab, 0x89, 0x67, 0x45, 0x23, 0x01}));
-  EXPECT_EQ(Encoded(Integer(UINT64_MAX)), (Bytes{0x0e, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}));
+  EXPECT_EQ(Encoded(Integer(UINT64_MAX)),
+            (Bytes{0x0e, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}));
 }
 
 TEST(AmlNameTest, SegmentsArePaddedAndPrefixed) {
@@ -138,7 +139,8 @@ TEST(AmlObjectTest, NameScopeDeviceMethodReturn) {
 
 TEST(AmlResourceTest, DescriptorsAndTemplate) {
   // Small I/O descriptor: tag 0x47, decode16, min, max, alignment, length.
-  EXPECT_EQ(Encoded(Io(0x3f8, 0x3f8, 1, 8)), (Bytes{0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03, 0x01, 0x08}));
+  EXPECT_EQ(Encoded(Io(0x3f8, 0x3f8, 1, 8)),
+            (Bytes{0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03, 0x01, 0x08}));
   EXPECT_FALSE(Io(0x400, 0x3f8, 1, 8).ok());
   // Large 0x86, length 9, read-write, base, length.
   const Bytes memory = {0x86, 0x09, 0x00, 0x01, 0x00, 0x10, 0x00, 0xc0, 0x00, 0x10, 0x00, 0x00};
@@ -157,9 +159,9 @@ TEST(AmlResourceTest, DescriptorsAndTemplate) {
 }
 
 TEST(AmlErrorTest, TheFirstErrorReachesTheTop) {
-  Term device = Device("V000", {Name("_HID", String("LNRO0005")),
-                                Name("_CRS", ResourceTemplate({Io(2, 1, 1, 1)})),
-                                Name("_STR", String("\x80"))});
+  Term device = Device(
+      "V000", {Name("_HID", String("LNRO0005")), Name("_CRS", ResourceTemplate({Io(2, 1, 1, 1)})),
+               Name("_STR", String("\x80"))});
   EXPECT_FALSE(device.ok());
   EXPECT_NE(ErrorOf(Scope("\\_SB", {device})).find("minimum above maximum"), std::string::npos);
   EXPECT_FALSE(Concat({Integer(1), NameSeg("x")}).ok());

@@ -188,21 +188,29 @@ TEST_P(AcpiTablesTest, MadtListsEveryVcpuAndTheIoapic) {
   EXPECT_EQ(nmis, 1u);
 }
 
-TEST_P(AcpiTablesTest, DsdtNamesCpusCom1VirtioDevicesAndS5) {
+TEST_P(AcpiTablesTest, DsdtNamesCpusCom1I8042VirtioDevicesAndS5) {
   const std::vector<uint8_t>& dsdt = Find(tables_, "DSDT").bytes;
   const std::string aml = Text(dsdt, 36, dsdt.size() - 36);
-  EXPECT_EQ(Count(aml, std::string("\x0d" "ACPI0007\0", 10)), GetParam().vcpus);
-  EXPECT_EQ(Count(aml, std::string("\x0d" "LNRO0005\0", 10)), GetParam().virtio);
+  EXPECT_EQ(Count(aml, std::string("\x0d"
+                                   "ACPI0007\0",
+                                   10)),
+            GetParam().vcpus);
+  EXPECT_EQ(Count(aml, std::string("\x0d"
+                                   "LNRO0005\0",
+                                   10)),
+            GetParam().virtio);
   // COM1 and the i8042: _HID EisaId("PNP0501") and EisaId("PNP0303") as
   // DWordConsts; their ports and lines.
   EXPECT_EQ(Count(aml, "\x0c\x41\xd0\x05\x01"), 1u);
   EXPECT_EQ(Count(aml, "\x0c\x41\xd0\x03\x03"), 1u);
   EXPECT_EQ(Count(aml, std::string("\x47\x01\xf8\x03\xf8\x03\x01\x08"
-                                   "\x89\x06\x00\x03\x01\x04\x00\x00\x00", 17)),
+                                   "\x89\x06\x00\x03\x01\x04\x00\x00\x00",
+                                   17)),
             1u);
   EXPECT_EQ(Count(aml, std::string("\x47\x01\x60\x00\x60\x00\x01\x01"
                                    "\x47\x01\x64\x00\x64\x00\x01\x01"
-                                   "\x89\x06\x00\x03\x01\x01\x00\x00\x00", 25)),
+                                   "\x89\x06\x00\x03\x01\x01\x00\x00\x00",
+                                   25)),
             1u);
   // Name(\_S5_, Package(4) {5, 0, 0, 0}).
   EXPECT_EQ(Count(aml, std::string("\x08\\_S5_\x12\x07\x04\x0a\x05\x00\x00\x00", 14)), 1u);
@@ -333,20 +341,19 @@ TEST_P(AcpiTablesTest, IaslParsesEveryTableAndRebuildsTheSameBytes) {
 
     IaslRun recompiled = RunIasl(iasl, dir, {"-oa"}, name + ".dsl", name + "_iasl.aml");
     EXPECT_EQ(recompiled.exit_code, 0) << recompiled.messages;
-    EXPECT_NE(recompiled.messages.find(compiled_cleanly), std::string::npos)
-        << recompiled.messages;
+    EXPECT_NE(recompiled.messages.find(compiled_cleanly), std::string::npos) << recompiled.messages;
     EXPECT_EQ(WithoutCompilerFields(Bytes(recompiled.output)), WithoutCompilerFields(table.bytes));
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    VcpusAndDevices, AcpiTablesTest,
-    ::testing::Values(Board{1, 0}, Board{1, 1}, Board{1, 8}, Board{2, 0}, Board{2, 1},
-                      Board{2, 8}, Board{32, 0}, Board{32, 1}, Board{32, 8}),
-    [](const auto& info) {
-      return std::to_string(info.param.vcpus) + "vcpu_" + std::to_string(info.param.virtio) +
-             "virtio";
-    });
+INSTANTIATE_TEST_SUITE_P(VcpusAndDevices, AcpiTablesTest,
+                         ::testing::Values(Board{1, 0}, Board{1, 1}, Board{1, 8}, Board{2, 0},
+                                           Board{2, 1}, Board{2, 8}, Board{32, 0}, Board{32, 1},
+                                           Board{32, 8}),
+                         [](const auto& info) {
+                           return std::to_string(info.param.vcpus) + "vcpu_" +
+                                  std::to_string(info.param.virtio) + "virtio";
+                         });
 
 TEST(AcpiTablesLimitsTest, RefusesMachinesItCannotDescribe) {
   AcpiMachine machine;

@@ -81,7 +81,8 @@ TEST(BootParamsTest, RejectsMoreE820EntriesThanFit) {
 
 TEST(BootParamsTest, AcpiRsdpAddressAtOffset0x70OnlyWhenGiven) {
   static_assert(offsetof(boot_params, acpi_rsdp_addr) == 0x70);
-  Result<boot_params> without = BuildBootParams(std::nullopt, layout::kCmdlineStart, 1, {}, std::nullopt);
+  Result<boot_params> without =
+      BuildBootParams(std::nullopt, layout::kCmdlineStart, 1, {}, std::nullopt);
   ASSERT_TRUE(without.ok());
   EXPECT_EQ(without->acpi_rsdp_addr, 0u);
   Result<boot_params> with =

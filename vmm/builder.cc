@@ -78,7 +78,9 @@ Status AddDevices(Machine& machine, const VmConfig& config, const BuildOptions& 
         [exit_event] {
           exit_event->Report(VmExitReason::kGuestPowerOff, "guest powered off through ACPI");
         },
-        [exit_event] { exit_event->Report(VmExitReason::kGuestReset, "guest reset through ACPI"); });
+        [exit_event] {
+          exit_event->Report(VmExitReason::kGuestReset, "guest reset through ACPI");
+        });
     EMBER_RETURN_IF_ERROR(machine.pio_bus.Insert(power, layout::kAcpiSleepControlPort,
                                                  AcpiPowerDevice::kPortSpan, "ACPI power"));
   }
@@ -228,9 +230,8 @@ Result<x86::BootEntry> LoadGuest(Machine& machine, const BootSourceConfig& boot,
   entry.entry_point = kernel.entry;
   if (kernel.format == x86::KernelFormat::kElfPvh) {
     entry.mode = x86::EntryMode::kPvh32;
-    EMBER_ASSIGN_OR_RETURN(entry.boot_info,
-                           x86::WritePvhStartInfo(memory, layout::kCmdlineStart, e820, initrd,
-                                                  rsdp_address));
+    EMBER_ASSIGN_OR_RETURN(entry.boot_info, x86::WritePvhStartInfo(memory, layout::kCmdlineStart,
+                                                                   e820, initrd, rsdp_address));
   } else {
     entry.mode = x86::EntryMode::kLinux64;
     EMBER_ASSIGN_OR_RETURN(boot_params params,

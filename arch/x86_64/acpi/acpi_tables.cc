@@ -12,7 +12,7 @@ namespace {
 // ---- table layouts (ACPI 6.x, 5.2) ----------------------------------------
 
 #pragma pack(push, 1)
-struct Rsdp {  // 5.2.5.3
+struct Rsdp {         // 5.2.5.3
   char signature[8];  // "RSD PTR "
   uint8_t checksum;   // of the first 20 bytes (the ACPI 1.0 part)
   char oem_id[6];
@@ -156,7 +156,7 @@ constexpr uint8_t kFadtMinorVersion = 5;  // ACPI 6.5's layout (the same since 6
 constexpr uint8_t kMadtRevision = 5;
 constexpr uint8_t kDsdtRevision = 2;  // 2 and up: 64-bit AML integers
 
-// FADT flags (5.2.9, table 5.10).
+// FADT flags (5.2.9).
 constexpr uint32_t kFadtPowerButtonIsDevice = 1 << 4;  // no fixed-feature power button
 constexpr uint32_t kFadtSleepButtonIsDevice = 1 << 5;  // nor sleep button
 constexpr uint32_t kFadtResetRegSupported = 1 << 10;
@@ -232,58 +232,75 @@ std::string DeviceName(char letter, size_t index) {
 
 // ---- the tables -------------------------------------------------------------
 
+// A processor device; its _UID is the MADT local APIC's ACPI Processor UID.
+aml::Term CpuDevice(uint32_t cpu) {
+  aml::TermList body = {
+      aml::Name("_HID", aml::String("ACPI0007")),
+      aml::Name("_UID", aml::Integer(cpu)),
+  };
+  return aml::Device(DeviceName('C', cpu), std::move(body));
+}
+
+aml::Term Com1Device() {
+  aml::TermList body = {
+      aml::Name("_HID", aml::EisaId("PNP0501")),
+      aml::Name("_UID", aml::Integer(0)),
+      aml::Name("_CRS", aml::ResourceTemplate({
+                            aml::Io(layout::kCom1Port, layout::kCom1Port, 1, 8),
+                            aml::Interrupt(layout::kCom1Irq),
+                        })),
+  };
+  return aml::Device("COM1", std::move(body));
+}
+
+// The i8042, keyboard only (ember's has no aux port): data, then command
+// port. A hardware-reduced platform has no legacy PIC, so Linux maps no
+// ISA line on its own: without this device its i8042 driver gets no
+// keyboard interrupt (Ctrl-Alt-Del). The driver finds it through PnP,
+// which the kernel parameter i8042.nopnp turns off.
+aml::Term KeyboardDevice() {
+  constexpr uint16_t kCommandPort = layout::kI8042Port + 4;
+  aml::TermList body = {
+      aml::Name("_HID", aml::EisaId("PNP0303")),
+      aml::Name("_CRS", aml::ResourceTemplate({
+                            aml::Io(layout::kI8042Port, layout::kI8042Port, 1, 1),
+                            aml::Io(kCommandPort, kCommandPort, 1, 1),
+                            aml::Interrupt(layout::kI8042Irq),
+                        })),
+  };
+  return aml::Device("PS2K", std::move(body));
+}
+
+// A virtio-mmio transport; Linux's virtio_mmio driver matches "LNRO0005".
+aml::Term VirtioDevice(size_t index, const AcpiVirtioMmioDevice& device) {
+  const auto base = static_cast<uint32_t>(device.base);
+  const auto size = static_cast<uint32_t>(device.size);
+  aml::TermList body = {
+      aml::Name("_HID", aml::String("LNRO0005")),
+      aml::Name("_UID", aml::Integer(index)),
+      aml::Name("_CRS", aml::ResourceTemplate({
+                            aml::Memory32Fixed(base, size),
+                            aml::Interrupt(device.irq),
+                        })),
+  };
+  return aml::Device(DeviceName('V', index), std::move(body));
+}
+
 Result<std::vector<uint8_t>> BuildDsdt(const AcpiMachine& machine) {
   aml::TermList devices;
-  for (uint32_t cpu = 0; cpu < machine.vcpu_count; ++cpu) {
-    // _UID matches the MADT local APIC's ACPI Processor UID.
-    devices.push_back(aml::Device(DeviceName('C', cpu), {
-                                                            aml::Name("_HID", aml::String("ACPI0007")),
-                                                            aml::Name("_UID", aml::Integer(cpu)),
-                                                        }));
-  }
-  devices.push_back(aml::Device(
-      "COM1", {
-                  aml::Name("_HID", aml::EisaId("PNP0501")),
-                  aml::Name("_UID", aml::Integer(0)),
-                  aml::Name("_CRS", aml::ResourceTemplate({
-                                        aml::Io(layout::kCom1Port, layout::kCom1Port, 1, 8),
-                                        aml::Interrupt(layout::kCom1Irq),
-                                    })),
-              }));
-  // The i8042 (keyboard only: ember's has no aux port): data then command
-  // port. On a hardware-reduced platform Linux maps no ISA line by itself,
-  // so without this device its i8042 driver gets no keyboard interrupt
-  // (Ctrl-Alt-Del); the driver finds it through PnP (no i8042.nopnp).
-  devices.push_back(aml::Device(
-      "PS2K", {
-                  aml::Name("_HID", aml::EisaId("PNP0303")),
-                  aml::Name("_CRS", aml::ResourceTemplate({
-                                        aml::Io(layout::kI8042Port, layout::kI8042Port, 1, 1),
-                                        aml::Io(layout::kI8042Port + 4, layout::kI8042Port + 4, 1, 1),
-                                        aml::Interrupt(layout::kI8042Irq),
-                                    })),
-              }));
+  for (uint32_t cpu = 0; cpu < machine.vcpu_count; ++cpu) devices.push_back(CpuDevice(cpu));
+  devices.push_back(Com1Device());
+  devices.push_back(KeyboardDevice());
   for (size_t i = 0; i < machine.virtio_devices.size(); ++i) {
-    const AcpiVirtioMmioDevice& device = machine.virtio_devices[i];
-    // Linux's virtio_mmio driver matches "LNRO0005".
-    devices.push_back(aml::Device(
-        DeviceName('V', i),
-        {
-            aml::Name("_HID", aml::String("LNRO0005")),
-            aml::Name("_UID", aml::Integer(i)),
-            aml::Name("_CRS", aml::ResourceTemplate({
-                                  aml::Memory32Fixed(static_cast<uint32_t>(device.base),
-                                                     static_cast<uint32_t>(device.size)),
-                                  aml::Interrupt(device.irq),
-                              })),
-        }));
+    devices.push_back(VirtioDevice(i, machine.virtio_devices[i]));
   }
+  // S5 (soft off): SLP_TYPa, SLP_TYPb and two reserved values; on a
+  // hardware-reduced platform SLP_TYPa goes to SLEEP_CONTROL_REG.
+  aml::Term s5 =
+      aml::Package({aml::Integer(kS5SleepType), aml::Integer(0), aml::Integer(0), aml::Integer(0)});
   aml::Term body = aml::Concat({
       aml::Scope("\\_SB", std::move(devices)),
-      // S5 (soft off): SLP_TYPa, SLP_TYPb and two reserved values; on a
-      // hardware-reduced platform SLP_TYPa goes to SLEEP_CONTROL_REG.
-      aml::Name("\\_S5", aml::Package({aml::Integer(kS5SleepType), aml::Integer(0),
-                                       aml::Integer(0), aml::Integer(0)})),
+      aml::Name("\\_S5", std::move(s5)),
   });
   EMBER_ASSIGN_OR_RETURN(std::vector<uint8_t> aml_bytes, body.Encode());
   std::vector<uint8_t> table(sizeof(SdtHeader));
@@ -302,11 +319,12 @@ std::vector<uint8_t> BuildMadt(const AcpiMachine& machine) {
     Append(table, MadtLocalApic{kMadtLocalApic, sizeof(MadtLocalApic), id, id, kLocalApicEnabled});
   }
   // The IOAPIC's ID follows the vCPUs', as in the MP table; GSI n is pin n.
-  Append(table, MadtIoApic{kMadtIoApic, sizeof(MadtIoApic), static_cast<uint8_t>(machine.vcpu_count),
-                           0, static_cast<uint32_t>(layout::kIoapicStart), 0});
+  Append(table,
+         MadtIoApic{kMadtIoApic, sizeof(MadtIoApic), static_cast<uint8_t>(machine.vcpu_count), 0,
+                    static_cast<uint32_t>(layout::kIoapicStart), 0});
   // LINT1 of every local APIC is the NMI input (flags 0: bus-conforming).
-  Append(table, MadtLocalApicNmi{kMadtLocalApicNmi, sizeof(MadtLocalApicNmi), kAllProcessors, 0,
-                                 kLint1});
+  Append(table,
+         MadtLocalApicNmi{kMadtLocalApicNmi, sizeof(MadtLocalApicNmi), kAllProcessors, 0, kLint1});
   return Table("APIC", kMadtRevision, std::move(table));
 }
 

@@ -25,7 +25,7 @@ constexpr uint8_t kParentPrefixChar = '^';
 constexpr uint8_t kReturnOp = 0xa4;
 
 // Resource descriptor tags (6.4.2 small, 6.4.3 large).
-constexpr uint8_t kSmallIoTag = (0x08 << 3) | 7;  // I/O port, 7 bytes follow
+constexpr uint8_t kSmallIoTag = (0x08 << 3) | 7;   // I/O port, 7 bytes follow
 constexpr uint8_t kSmallEndTag = (0x0f << 3) | 1;  // End Tag, 1 byte (checksum) follows
 constexpr uint8_t kLargeMemory32Fixed = 0x86;
 constexpr uint8_t kLargeExtendedInterrupt = 0x89;
@@ -135,7 +135,8 @@ Term NameString(std::string_view path) {
     Append(segments, segment.bytes());
     ++count;
     pos = end + 1;
-    if (end + 1 == path.size()) return Term::Error("name \"" + std::string(path) + "\" ends in '.'");
+    if (end + 1 == path.size())
+      return Term::Error("name \"" + std::string(path) + "\" ends in '.'");
   }
   if (count == 0) {
     out.push_back(0x00);  // NullName
@@ -196,10 +197,9 @@ Term EisaId(std::string_view id) {
     return static_cast<uint32_t>(id[i] <= '9' ? id[i] - '0' : id[i] - 'A' + 10);
   };
   const uint32_t vendor = (letter(0) << 10) | (letter(1) << 5) | letter(2);
-  const uint8_t bytes[4] = {
-      static_cast<uint8_t>(vendor >> 8), static_cast<uint8_t>(vendor),
-      static_cast<uint8_t>((digit(3) << 4) | digit(4)),
-      static_cast<uint8_t>((digit(5) << 4) | digit(6))};
+  const uint8_t bytes[4] = {static_cast<uint8_t>(vendor >> 8), static_cast<uint8_t>(vendor),
+                            static_cast<uint8_t>((digit(3) << 4) | digit(4)),
+                            static_cast<uint8_t>((digit(5) << 4) | digit(6))};
   return Term::Raw({kDWordPrefix, bytes[0], bytes[1], bytes[2], bytes[3]});
 }
 
@@ -236,7 +236,8 @@ Term Device(std::string_view name, TermList body) {
 }
 
 Term Method(std::string_view name, uint8_t arg_count, TermList body) {
-  if (arg_count > 7) return Term::Error("method " + std::string(name) + " with more than 7 arguments");
+  if (arg_count > 7)
+    return Term::Error("method " + std::string(name) + " with more than 7 arguments");
   // MethodFlags: bits 0-2 ArgCount, bit 3 SerializeFlag (0), bits 4-7 SyncLevel (0).
   return Named({kMethodOp}, name, body, {arg_count});
 }
