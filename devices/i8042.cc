@@ -43,6 +43,8 @@ void I8042::Read(uint64_t offset, std::span<uint8_t> data) {
   } else if (offset == kDataOffset && !output_.empty()) {
     value = output_.front();
     output_.pop_front();
+    // Linux reads one byte per interrupt: signal the next one.
+    if (!output_.empty() && (command_byte_ & kCommandByteKeyboardInterrupt)) raise_interrupt_();
   }
   data[0] = value;
   for (size_t i = 1; i < data.size(); ++i) data[i] = 0;

@@ -14,9 +14,10 @@
 namespace ember {
 
 // Firecracker's default command line, with the console on the serial port
-// so that a user sees the guest without extra arguments.
+// so that a user sees the guest without extra arguments, and without
+// i8042.nopnp: with ACPI the keyboard's interrupt comes from the DSDT.
 inline constexpr const char* kDefaultBootArgs =
-    "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd";
+    "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd";
 
 struct BootSourceConfig {
   std::string kernel_image_path;
