@@ -3,8 +3,11 @@
 // /dev/kvm; skips, saying so, only without it.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <thread>
@@ -178,6 +181,44 @@ TEST_F(VhostUserNetTest, ApiRefusesWhatCannotWork) {
   json shown = json::parse(ember.Request("GET", "/vm/config").body);
   EXPECT_EQ(shown["network-interfaces"][0]["guest_mac"], "52:54:00:00:00:02");
   EXPECT_EQ(shown["network-interfaces"][0]["socket_mode"], "client");
+}
+
+// A backend whose features lack VIRTIO_F_VERSION_1 (here: none at all) is
+// refused at InstanceStart with the device named, and nothing runs.
+TEST_F(VhostUserNetTest, BackendWithoutNeededFeaturesIsAClearError) {
+  const std::string path = dir_.File("legacy.sock");
+  int listener = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(listen(listener, 1), 0);
+  std::thread backend([listener] {
+    int client = accept(listener, nullptr, nullptr);
+    uint32_t header[3];
+    // GET_FEATURES: answer 0; then swallow whatever follows until ember hangs up.
+    if (recv(client, header, sizeof(header), MSG_WAITALL) == sizeof(header)) {
+      uint32_t reply[3] = {header[0], 0x1 | 0x4, 8};
+      uint64_t features = 0;
+      (void)!write(client, reply, sizeof(reply));
+      (void)!write(client, &features, sizeof(features));
+    }
+    char sink[256];
+    while (read(client, sink, sizeof(sink)) > 0) {
+    }
+    close(client);
+  });
+  json iface{{"iface_id", "eth0"}, {"socket", path}};
+  WriteFile(dir_.File("vm.json"), Config("net", 1, iface).dump());
+  ProcessResult result =
+      RunProcess({EMBER_BINARY, "--no-api", "--config-file", dir_.File("vm.json")}, 20000);
+  backend.join();
+  close(listener);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.err.find("net device eth0: the backend does not offer VIRTIO_F_VERSION_1"),
+            std::string::npos)
+      << result.err;
+  EXPECT_EQ(result.out, "");
 }
 
 }  // namespace
