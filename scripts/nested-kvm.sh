@@ -28,7 +28,8 @@
 # Inside, COMMAND runs as root in the host's root (read-only), in the
 # caller's working directory, with the caller's exported environment (less
 # PWD, OLDPWD, SHLVL and _), stdin from /dev/null, and fresh proc, sysfs,
-# devtmpfs (with /dev/kvm), devpts, and tmpfs on /run, /tmp and /dev/shm.
+# devtmpfs (with /dev/kvm), devpts, and tmpfs on /run and /dev/shm (the
+# host's /tmp is visible read-only; write temporary files under /run).
 # Its stdout and stderr both go to one virtio-serial port (not a tty, so no
 # \r is added) that this script copies, unchanged, to its stdout: they are
 # merged. The outer kernel's messages go to its serial console, which is
@@ -42,7 +43,7 @@
 #   93  mount failed (the message names the virtiofs tag or the mount point)
 #   94  command timed out (--timeout)
 #   95  the outer VM stopped while the command ran (no exit status seen)
-#   96  the working directory does not exist inside (e.g. it is under /tmp)
+#   96  the working directory does not exist inside
 #   129/130/143  interrupted by SIGHUP/SIGINT/SIGTERM
 # A COMMAND that itself exits with 90-99 cannot be told from these by the
 # status alone; the one-line "nested-kvm: error: ..." on stderr tells.
@@ -238,7 +239,8 @@ mkdir -p /host/dev/pts /host/dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666 devpts /host/dev/pts || fail mount /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /host/dev/shm || fail mount /dev/shm
 mount -t tmpfs -o mode=0755 tmpfs /host/run || fail mount /run
-mount -t tmpfs -o mode=1777 tmpfs /host/tmp || fail mount /tmp
+# The host's /tmp stays visible (read-only like the rest): builds and test
+# files often live there. Writable temporary space is /run.
 mkdir -p "/host$scratch" 2>/dev/null
 mount -t virtiofs scratch "/host$scratch" || fail mount "virtiofs tag scratch"
 mkdir -p /host/run/nested-kvm && cp /nested/run.sh /host/run/nested-kvm/run.sh ||

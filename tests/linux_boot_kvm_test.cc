@@ -136,13 +136,13 @@ TEST(LinuxBootKvmTest, DebianKernelUsesVirtiofsAndPowersOff) {
           linux_dir +
           R"(/initramfs.cpio.gz", "boot_args": "console=ttyS0 reboot=k panic=-1 pci=off ember.fs=hostshare ember.poweroff"},
                           "machine-config": {"vcpu_count": 2, "mem_size_mib": 512},
-                          "fs": [{"fs_id": "share", "tag": "hostshare", "socket": "/tmp/ember-linux-vfs.sock"}]})");
+                          "fs": [{"fs_id": "share", "tag": "hostshare", "socket": "/run/ember-linux-vfs.sock"}]})");
   // virtiofsd runs beside ember (inside the harness when nested).
   RunWithKvm(
       scratch,
-      "/usr/lib/qemu/virtiofsd --socket-path=/tmp/ember-linux-vfs.sock -o source=$S/share "
+      "/usr/lib/qemu/virtiofsd --socket-path=/run/ember-linux-vfs.sock -o source=$S/share "
       "-o cache=auto -o sandbox=chroot > $S/virtiofsd.log 2>&1 &\n"
-      "for i in $(seq 100); do [ -S /tmp/ember-linux-vfs.sock ] && break; sleep 0.05; done\n" +
+      "for i in $(seq 100); do [ -S /run/ember-linux-vfs.sock ] && break; sleep 0.05; done\n" +
           std::string(EMBER_BINARY) +
           " --no-api --config-file $S/vm.json > $S/out 2> $S/err; echo $? > $S/rc\n"
           "md5sum $S/share/in.bin | cut -d' ' -f1 > $S/md5\n");

@@ -167,15 +167,18 @@ enum {
   T_FSBENCH = 1 << 11,
   T_NET = 1 << 12,
   T_NETPEER = 1 << 13,
-  T_CTRLALTDEL = 1 << 14,
-  T_POWEROFF = 1 << 15,
+  T_NETLOOP = 1 << 14,
+  T_FSLOOP = 1 << 15,
+  T_CTRLALTDEL = 1 << 16,
+  T_POWEROFF = 1 << 17,
 };
 
 /* In run order; bit i of the mask is kTestNames[i]. */
 static const char *const kTestNames[] = {"cmdline", "e820",    "initrd",  "cpuid",
                                          "mptable", "smp",     "acpi",    "timer",
                                          "ticks",   "virtio",  "fs",      "fsbench",
-                                         "net",     "netpeer", "ctrlaltdel", "poweroff"};
+                                         "net",     "netpeer", "netloop", "fsloop",
+                                         "ctrlaltdel", "poweroff"};
 #define NUM_TESTS (sizeof(kTestNames) / sizeof(kTestNames[0]))
 
 static int is_sep(char c) { return (u8)c <= ' '; }  /* NUL, space, tab, newline */
@@ -483,18 +486,20 @@ static void test_ticks(void) {
  * Polls the i8042 (IF=0, so no IRQ 1) until the make codes of Ctrl, Alt and
  * Del (set 1, what a translating controller delivers) have arrived in that
  * order; other bytes in between are ignored.  No timeout: the host bounds it.
+ * cad_poll is one poll (netloop and fsloop call it between frames and files).
  */
-static void test_ctrlaltdel(void) {
+int cad_poll(u32 *seen) {
   static const u8 kMakeCodes[] = {0x1d, 0x38, 0x53};
+  if (*seen < sizeof(kMakeCodes) && (inb(I8042_CMD_PORT) & I8042_STATUS_OBF) &&
+      inb(I8042_DATA_PORT) == kMakeCodes[*seen])
+    ++*seen;
+  return *seen == sizeof(kMakeCodes);
+}
+
+static void test_ctrlaltdel(void) {
   line("waiting for ctrl-alt-del\n");
   u32 seen = 0;
-  while (seen < sizeof(kMakeCodes)) {
-    if (!(inb(I8042_CMD_PORT) & I8042_STATUS_OBF)) {
-      __asm__ volatile("pause");
-      continue;
-    }
-    if (inb(I8042_DATA_PORT) == kMakeCodes[seen]) seen++;
-  }
+  while (!cad_poll(&seen)) __asm__ volatile("pause");
   line("ctrl-alt-del received\n");
 }
 
@@ -537,6 +542,8 @@ static void __attribute__((noinline)) run_tests(u32 tests, u32 kind, uptr info,
   if (tests & T_FSBENCH) test_fsbench(cmdline);
   if (tests & T_NET) test_net(cmdline);
   if (tests & T_NETPEER) test_netpeer(cmdline);
+  if (tests & T_NETLOOP) test_netloop(cmdline);
+  if (tests & T_FSLOOP) test_fsloop(cmdline);
   if (tests & T_CTRLALTDEL) test_ctrlaltdel();
   if (tests & T_POWEROFF) test_poweroff();
 }

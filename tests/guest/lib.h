@@ -28,6 +28,12 @@ static inline u64 rdtsc(void) {
   return ((u64)hi << 32) | lo;
 }
 
+/*
+ * Time is a fixed TSC count: ember's guest sees no TSC frequency and has
+ * no PIT to calibrate against.  This is the PVM host's 2.6 GHz.
+ */
+#define TSC_PER_MS 2600000ULL
+
 /* Orders memory accesses for the compiler; x86 keeps the CPU's order. */
 static inline void barrier(void) { __asm__ volatile("" : : : "memory"); }
 
@@ -46,6 +52,12 @@ void put_hex8(u32 v);  /* exactly 8 digits */
 void put_dec(u64 v);
 void line(const char *s);  /* "ember-guest: " then s */
 u32 byte_sum(uptr p, u64 n);  /* 32-bit wrapping sum of n bytes */
+/*
+ * The ctrlaltdel test's i8042 matcher, one poll: reads the status port and,
+ * if a byte waits, the data port.  *seen (start at 0) counts the make codes
+ * of Ctrl, Alt, Del matched so far; returns 1 once all three have arrived.
+ */
+int cad_poll(u32 *seen);
 
 /* virtio.c, virtio_fs.c, virtio_net.c; cmdline is the whole kernel command line */
 void test_virtio(const char *cmdline);
@@ -53,6 +65,8 @@ void test_fs(const char *cmdline);
 void test_fsbench(const char *cmdline);
 void test_net(const char *cmdline);
 void test_netpeer(const char *cmdline);
+void test_netloop(const char *cmdline);
+void test_fsloop(const char *cmdline);
 
 /* acpi.c; rsdp is where the boot information says the RSDP is (0: not said) */
 void test_acpi(u64 rsdp);

@@ -3,11 +3,13 @@
  * transport of virtio.c.  Written from the virtio 1.x specification and
  * the FUSE protocol (linux/fuse.h).
  *
- * One request in flight at a time: every request uses descriptors 0..n-1
- * of the request queue, is notified, and the used ring is polled (IF=0, so
- * no interrupts; the driver also asks for none).  Under an emulating
- * hypervisor every instruction counts, so the loops are short and the big
- * buffers are never touched byte by byte (except the sum of what is read).
+ * One request in flight at a time: every request uses descriptors
+ * head..head+n-1 of the request queue (head 0, unless fsloop gave up on a
+ * request, see retire_head), is notified, and the used ring is polled
+ * (IF=0, so no interrupts; the driver also asks for none).  Under an
+ * emulating hypervisor every instruction counts, so the loops are short
+ * and the big buffers are never touched byte by byte (except the sum of
+ * what is read).
  * See README.md for the tests and their output lines.
  */
 
@@ -28,38 +30,52 @@ static struct vring_mem rings[2];
 
 /* ~13 s at 2.6 GHz: far beyond any real reply, but the guest never hangs. */
 #define REPLY_TIMEOUT_TSC (1ULL << 35)
+/* fsloop's: a request the backend lost must not stall the loop for long. */
+#define LOOP_TIMEOUT_TSC (3000 * TSC_PER_MS)
+
+/* Request slots: a chain of at most MAX_DESCS descriptors each. */
+#define MAX_SLOTS	4
+#define NO_HEAD		0xffff	/* every slot's chain is still in the device's hands */
 
 enum { VQ_OK = 0, VQ_TIMEOUT = -1, VQ_BAD = -2 };
 
+static int take_stale(u32 id);
+
 /*
- * Makes the chain at descriptor 0 (already written, see fuse_call)
- * available, notifies and polls the used ring.  With one request in flight
- * the chain head is always 0, so the avail ring entries are set once at
- * setup and only the index moves; the request is done when the used index
- * catches up with it.  *written = bytes the device wrote.
+ * Makes the chain at descriptor `head` (already written, see fuse_call)
+ * available, notifies and polls the used ring until the used entry for
+ * `head` arrives.  Entries for retired heads (requests fsloop gave up on,
+ * see retire_head) are consumed on the way.  *written = bytes the device
+ * wrote.
  */
-static int vq_kick_wait(uptr base, u32 index, struct queue *q, u32 *written) {
+static int vq_kick_wait(uptr base, u32 index, struct queue *q, u16 head, u64 timeout,
+                        u32 *written) {
   struct vring_mem *m = q->mem;
-  u16 idx = ++q->avail_idx;
+  m->avail.ring[q->avail_idx & (q->size - 1)] = head;
+  q->avail_idx++;
   vq_publish(base, index, q);
 
   /* Polls a cached line; the TSC is read only every 1024 polls. */
   const volatile u16 *used_idx = &m->used.idx;
   u64 start = 0;
   u32 spins = 0;
-  while (*used_idx != idx) {
-    if (++spins & 1023) continue;
-    u64 now = rdtsc();
-    if (!start)
-      start = now;
-    else if (now - start > REPLY_TIMEOUT_TSC)
-      return VQ_TIMEOUT;
+  for (;;) {
+    while (*used_idx == q->used_seen) {
+      if (++spins & 1023) continue;
+      u64 now = rdtsc();
+      if (!start)
+        start = now;
+      else if (now - start > timeout)
+        return VQ_TIMEOUT;
+    }
+    barrier();  /* the used entry after its index */
+    const struct vring_used_elem *e = &m->used.ring[q->used_seen++ & (q->size - 1)];
+    if (e->id == head) {
+      *written = e->len;
+      return VQ_OK;
+    }
+    if (!take_stale(e->id)) return VQ_BAD;
   }
-  barrier();  /* the used entry after its index */
-  const struct vring_used_elem *e = &m->used.ring[(u16)(idx - 1) & (q->size - 1)];
-  if (e->id != 0) return VQ_BAD;
-  *written = e->len;
-  return VQ_OK;
 }
 
 /* ---- the fs device ------------------------------------------------------- */
@@ -84,6 +100,11 @@ static struct {
   u32 max_write;     /* negotiated, capped at CHUNK */
   u32 got;           /* reply bytes after the out header, of the last call */
   u32 errors;        /* of the current test */
+  u64 timeout;       /* per request, TSC cycles */
+  u32 recover;       /* fsloop: a lost request retires its slot (else the device fails) */
+  u16 head;          /* first descriptor of the current slot, or NO_HEAD */
+  u16 nslots;        /* request queue size / MAX_DESCS, at most MAX_SLOTS */
+  u32 stale;         /* bit i: slot i's chain is retired and still in the avail ring */
 } fs = {0};
 
 static void fs_error(const char *op) {
@@ -127,6 +148,12 @@ static int setup_device(uptr base) {
     err = virtio_setup_queue(base, i, &fs.q[i], &rings[i], MAX_DESCS);
     if (err) return setup_failed(base, err);
   }
+  fs.timeout = REPLY_TIMEOUT_TSC;
+  fs.recover = 0;
+  fs.head = 0;
+  fs.stale = 0;
+  fs.nslots = fs.q[REQUEST_QUEUE].size / MAX_DESCS;
+  if (fs.nslots > MAX_SLOTS) fs.nslots = MAX_SLOTS;
   virtio_driver_ok(base);
   return 1;
 }
@@ -321,8 +348,67 @@ static inline struct vring_desc *put_desc(struct vring_desc *d, uptr addr, u32 l
 }
 
 /*
- * Sends the request whose chain is at descriptor 0 under a new unique and
- * checks the reply header.  Returns 0 (fs.got = reply bytes after the out
+ * Request slots for fsloop.  A request it gave up on (a timeout) may still
+ * be taken from the avail ring later: a reconnected backend starts again
+ * from the last used entry.  So its chain becomes a harmless GETATTR of
+ * the root with buffers of its own (`junk`), its slot is not used again
+ * until the used entry for it comes, and the next request takes a free
+ * slot.  With every slot retired, fuse_call first waits for one.
+ */
+static struct {
+  struct fuse_in_header in;
+  struct fuse_getattr_in arg;
+  struct fuse_out_header out;
+  struct fuse_attr_out attr;
+} junk;
+
+static void retire_head(void) {
+  u16 h = fs.head;
+  junk.in = (struct fuse_in_header){sizeof(junk.in) + sizeof(junk.arg), FUSE_GETATTR,
+                                    1ULL << 63, FUSE_ROOT_ID, 0, 0, 1, 0, 0};
+  junk.arg = (struct fuse_getattr_in){0, 0, 0};
+  struct vring_desc *d = rings[REQUEST_QUEUE].desc + h;
+  d = put_desc(d, (uptr)&junk.in, sizeof(junk.in), DESC_F_NEXT);
+  d = put_desc(d, (uptr)&junk.arg, sizeof(junk.arg), DESC_F_NEXT);
+  d = put_desc(d, (uptr)&junk.out, sizeof(junk.out), DESC_F_NEXT | DESC_F_WRITE);
+  put_desc(d, (uptr)&junk.attr, sizeof(junk.attr), DESC_F_WRITE);
+  fs.stale |= 1u << (h / MAX_DESCS);
+  fs.head = NO_HEAD;
+  for (u32 i = 0; i < fs.nslots; i++) {
+    if (!(fs.stale >> i & 1)) {
+      fs.head = (u16)(i * MAX_DESCS);
+      break;
+    }
+  }
+}
+
+/* A used entry for a retired slot frees it; 0 if `id` is no such head. */
+static int take_stale(u32 id) {
+  u32 slot = id / MAX_DESCS;
+  if (id % MAX_DESCS || slot >= fs.nslots || !(fs.stale >> slot & 1)) return 0;
+  fs.stale &= ~(1u << slot);
+  if (fs.head == NO_HEAD) fs.head = (u16)id;
+  return 1;
+}
+
+/* With every slot retired: consumes used entries until one is free again. */
+static int wait_for_slot(void) {
+  struct queue *q = &fs.q[REQUEST_QUEUE];
+  u64 start = rdtsc();
+  while (fs.head == NO_HEAD) {
+    if (vq_used_idx(q) == q->used_seen) {
+      if (rdtsc() - start > fs.timeout) return 0;
+      continue;
+    }
+    barrier();  /* the used entry after its index */
+    take_stale(q->mem->used.ring[q->used_seen++ & (q->size - 1)].id);
+  }
+  return 1;
+}
+
+/*
+ * Sends the request whose chain is at descriptor fs.head under a new
+ * unique and checks the reply header.  Returns 0 (fs.got = reply bytes after the out
  * header), a positive errno or E_*.
  */
 static int fuse_send(void) {
@@ -330,10 +416,15 @@ static int fuse_send(void) {
   u64 unique = ++fs.unique;
   in_hdr.unique = unique;
   u32 written = 0;
-  int rc = vq_kick_wait(fs.base, REQUEST_QUEUE, &fs.q[REQUEST_QUEUE], &written);
-  if (rc == VQ_TIMEOUT) {
-    fs.state = FS_FAILED;  /* the reply may still come: never reuse the queue */
-    return E_TIMEOUT;
+  int rc = vq_kick_wait(fs.base, REQUEST_QUEUE, &fs.q[REQUEST_QUEUE], fs.head, fs.timeout,
+                        &written);
+  if (rc == VQ_TIMEOUT || (rc == VQ_BAD && fs.recover)) {
+    /* The reply may still come: never reuse the chain (fsloop) or the queue. */
+    if (fs.recover)
+      retire_head();
+    else
+      fs.state = FS_FAILED;
+    return rc == VQ_TIMEOUT ? E_TIMEOUT : E_BAD_REPLY;
   }
   /* A stale out_hdr cannot pass: its unique is an earlier one. */
   if (rc != VQ_OK || written < sizeof(out_hdr)) return E_BAD_REPLY;
@@ -346,13 +437,15 @@ static int fuse_send(void) {
 
 /*
  * Sends one request and waits for its reply.  The chain is written
- * straight into the request queue's descriptor table: in_hdr, in_arg, the
- * name, write data (device-readable), then out_hdr, out_arg, read data
- * (device-writable).
+ * straight into the request queue's descriptor table from fs.head: in_hdr,
+ * in_arg, the name, write data (device-readable), then out_hdr, out_arg,
+ * read data (device-writable).
  */
 static int fuse_call(const struct fuse_req *r) {
   if (r->nwdata > MAX_DESCS - 6) return E_BAD_REPLY;  /* cannot happen: PAT_SEG, CHUNK */
-  struct vring_desc *d = rings[REQUEST_QUEUE].desc;
+  if (fs.state != FS_READY) return E_DEAD;
+  if (fs.head == NO_HEAD && !wait_for_slot()) return E_TIMEOUT;
+  struct vring_desc *d = rings[REQUEST_QUEUE].desc + fs.head;
   u32 len = sizeof(in_hdr);
   d = put_desc(d, (uptr)&in_hdr, sizeof(in_hdr), DESC_F_NEXT);
   if (r->arg_len) {
@@ -380,6 +473,18 @@ static int fuse_call(const struct fuse_req *r) {
   return fuse_send();
 }
 
+/* A failed call's result: the errno in decimal, or what went wrong. */
+static void put_rc(int rc) {
+  if (rc == E_TIMEOUT)
+    put_str("timeout");
+  else if (rc == E_BAD_REPLY)
+    put_str("bad-reply");
+  else if (rc == E_DEAD)
+    put_str("device-failed");
+  else
+    put_dec((u32)rc);
+}
+
 /* Prints the outcome of a failed call; `name` (LOOKUP) may be 0. */
 static void report(const char *op, const char *name, int rc) {
   fs.errors++;
@@ -394,12 +499,7 @@ static void report(const char *op, const char *name, int rc) {
     put_str(name);
     put_char(' ');
   }
-  if (rc == E_BAD_REPLY)
-    put_str("bad-reply");
-  else if (rc == E_DEAD)
-    put_str("device-failed");
-  else
-    put_dec((u32)rc);
+  put_rc(rc);
   put_char('\n');
 }
 
@@ -506,12 +606,11 @@ static int fuse_write(u64 nodeid, u64 fh, u64 offset, const struct seg *data, u3
 }
 
 /*
- * Finds the first fs device and brings up a FUSE session, once per boot
- * (later tests reuse it).  `verbose`: print the tag and INIT lines.
- * Returns 1 when the session is usable; prints why not otherwise.
+ * Finds the first fs device and sets it up (no FUSE session yet).
+ * `verbose`: print the tag line.  Returns 1 when the device is usable;
+ * prints why not otherwise.
  */
-static int fs_start(const char *cmdline, int verbose, const char *test) {
-  if (fs.state == FS_READY) return 1;
+static int fs_device(const char *cmdline, int verbose, const char *test) {
   if (fs.state == FS_FAILED) {
     line(test);
     put_str(" device-failed\n");
@@ -538,6 +637,17 @@ static int fs_start(const char *cmdline, int verbose, const char *test) {
     put_dec(fs.num_request_queues);
     put_char('\n');
   }
+  return 1;
+}
+
+/*
+ * Finds the first fs device and brings up a FUSE session, once per boot
+ * (later tests reuse it).  `verbose`: print the tag and INIT lines.
+ * Returns 1 when the session is usable; prints why not otherwise.
+ */
+static int fs_start(const char *cmdline, int verbose, const char *test) {
+  if (fs.state == FS_READY) return 1;
+  if (!fs_device(cmdline, verbose, test)) return 0;
   int rc = fuse_init();
   if (rc) {
     report("init", 0, rc);
@@ -864,4 +974,120 @@ void test_fsbench(const char *cmdline) {
   put_str(" cycles=");
   put_dec(cycles);
   put_char('\n');
+}
+
+/* ---- fsloop ---------------------------------------------------------------- */
+
+#define LOOP_FILE_PERIOD	(20 * TSC_PER_MS)
+#define LOOP_CAD_POLL		(TSC_PER_MS / 2)	/* i8042 poll interval */
+
+/* Appends v in decimal at p; returns the end. */
+static char *fmt_dec(char *p, u64 v) {
+  char buf[20];
+  int n = 0;
+  do {
+    buf[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  while (n) *p++ = buf[--n];
+  return p;
+}
+
+static char *fmt_str(char *p, const char *s) {
+  while (*s) *p++ = *s++;
+  return p;
+}
+
+/*
+ * Writes "file <i>\n" to loop-<i>.txt: LOOKUP, CREATE (O_EXCL) if missing
+ * or else OPEN with O_TRUNC, WRITE, FSYNC, RELEASE.  Returns 0, or the
+ * failed call's result with *op naming it.
+ */
+static int loop_write_file(u64 i, const char **op) {
+  static char name[32], text[32];
+  *fmt_str(fmt_dec(fmt_str(name, "loop-"), i), ".txt") = 0;
+  char *end = fmt_dec(fmt_str(text, "file "), i);
+  *end++ = '\n';
+  u32 len = (u32)(end - text);
+  u64 nodeid, fh;
+  *op = "lookup";
+  int rc = fuse_lookup(name, &nodeid);
+  if (rc == 0) {
+    *op = "open";
+    rc = fuse_open(FUSE_OPEN, nodeid, O_WRONLY | O_TRUNC, &fh);
+  } else if (rc == ENOENT) {
+    *op = "create";
+    rc = fuse_create(name, O_WRONLY | O_CREAT | O_EXCL, S_IFREG | 0644, &nodeid, &fh);
+  }
+  if (rc) return rc;
+  struct seg seg = {(uptr)text, len};
+  u32 done = 0;
+  *op = "write";
+  rc = fuse_write(nodeid, fh, 0, &seg, 1, len, &done);
+  if (rc == 0 && done != len) rc = E_BAD_REPLY;
+  if (rc) return rc;
+  *op = "fsync";
+  rc = fuse_fsync(nodeid, fh);
+  if (rc) return rc;
+  *op = "release";
+  return fuse_release(FUSE_RELEASE, nodeid, fh, O_WRONLY);
+}
+
+/* Waits until `until`, polling the i8042; 1 as soon as Ctrl-Alt-Del came. */
+static int loop_wait(u64 until, u32 *cad) {
+  for (;;) {
+    if (cad_poll(cad)) return 1;
+    u64 now = rdtsc();
+    if ((long long)(now - until) >= 0) return 0;
+    u64 stop = now + LOOP_CAD_POLL;
+    if ((long long)(stop - until) > 0) stop = until;
+    while ((long long)(rdtsc() - stop) < 0) __asm__ volatile("pause");
+  }
+}
+
+/*
+ * For backend reconnect tests: writes and syncs loop-0.txt, loop-1.txt,
+ * ... one every LOOP_FILE_PERIOD until the i8042 delivers Ctrl-Alt-Del.
+ * A failed request (an error reply, e.g. EIO from a restarted virtiofsd
+ * that has seen no INIT, or no reply within LOOP_TIMEOUT_TSC) starts a
+ * new FUSE session (INIT) and the same file again from its LOOKUP.
+ */
+void test_fsloop(const char *cmdline) {
+  int session = fs.state == FS_READY;  /* an earlier test's INIT */
+  if (!session && !fs_device(cmdline, 0, "fsloop")) return;
+  fs.recover = 1;
+  fs.timeout = LOOP_TIMEOUT_TSC;
+  u64 files = 0, reinits = 0;
+  u32 cad = 0;
+  u64 next = rdtsc();
+  while (!loop_wait(next, &cad)) {
+    next = rdtsc() + LOOP_FILE_PERIOD;
+    const char *op = "init";
+    int rc = session ? 0 : fuse_init();
+    if (rc == 0) {
+      session = 1;
+      rc = loop_write_file(files, &op);
+    }
+    if (rc == 0) {
+      line("fsloop synced loop-");
+      put_dec(files);
+      put_str(".txt\n");
+      files++;
+      continue;
+    }
+    line("fsloop reinit after ");
+    put_str(op);
+    put_char(' ');
+    put_rc(rc);
+    put_char('\n');
+    reinits++;
+    session = 0;
+    if (fs.state != FS_READY) break;  /* cannot happen: fs.recover */
+  }
+  line("fsloop files=");
+  put_dec(files);
+  put_str(" reinits=");
+  put_dec(reinits);
+  put_char('\n');
+  line(files && fs.state == FS_READY ? "fsloop ok\n" : "fsloop failed\n");
 }
