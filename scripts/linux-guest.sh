@@ -291,6 +291,9 @@ ndev=0
 for d in /sys/bus/virtio/devices/*; do [ -e "$d" ] && ndev=$((ndev + 1)); done
 echo "EMBER-LINUX: virtio_devices=$ndev"
 echo "EMBER-LINUX: net=$(ls /sys/class/net | grep -v '^lo$' | tr '\n' ' ')"
+for dev in /sys/class/net/eth*; do
+  [ -e "$dev" ] && echo "EMBER-LINUX: ${dev##*/} mac=$(cat "$dev/address")"
+done
 
 shell=0
 fs_tag=""
@@ -342,8 +345,10 @@ find "$root" -exec touch -h -d "@$epoch" {} +
   "$busybox" cpio -o -H newc -R 0:0 2>/dev/null) | gzip -n -9 >"$tmp/initramfs.cpio.gz" ||
   die "creating the initramfs failed"
 [[ -s $tmp/initramfs.cpio.gz ]] || die "empty initramfs"
-gzip -dc "$tmp/initramfs.cpio.gz" | "$busybox" cpio -t 2>/dev/null | grep -qx init ||
-  die "the initramfs has no /init"
+# List first, then search: grep -q would stop reading early and, with
+# pipefail, fail the pipeline through cpio's SIGPIPE.
+listing=$(gzip -dc "$tmp/initramfs.cpio.gz" | "$busybox" cpio -t 2>/dev/null)
+grep -qx init <<<"$listing" || die "the initramfs has no /init"
 
 # ---- install into the output dir (atomically per file) ------------------------
 cp "$vmlinuz" "$out/.vmlinuz.new" && mv -f "$out/.vmlinuz.new" "$out/vmlinuz"

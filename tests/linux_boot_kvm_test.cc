@@ -112,10 +112,12 @@ TEST(LinuxBootKvmTest, DebianKernelReachesInitWithOneAndTwoVcpus) {
   }
 }
 
-// virtio-fs with the Linux driver: the Debian kernel finds the device
-// through ACPI, mounts the tag, checksums a 64 MiB file from the host,
-// writes a copy back, lists a directory, and powers off through ACPI.
-TEST(LinuxBootKvmTest, DebianKernelUsesVirtiofsAndPowersOff) {
+// virtio-fs and virtio-net with the Linux drivers: the Debian kernel finds
+// both devices through ACPI; it mounts the tag, checksums a 64 MiB file from
+// the host, writes a copy back, lists a directory; it brings up eth0 with
+// ember's MAC (the net backend here only negotiates: testpmd would
+// busy-poll the harness's only vCPU); and it powers off through ACPI.
+TEST(LinuxBootKvmTest, DebianKernelFindsFsAndNetThroughAcpiAndPowersOff) {
   testing::TempDir scratch;
   std::filesystem::create_directories(scratch.File("share/many"));
   std::string big(64 << 20, '\0');
@@ -136,22 +138,28 @@ TEST(LinuxBootKvmTest, DebianKernelUsesVirtiofsAndPowersOff) {
           linux_dir +
           R"(/initramfs.cpio.gz", "boot_args": "console=ttyS0 reboot=k panic=-1 pci=off ember.fs=hostshare ember.poweroff"},
                           "machine-config": {"vcpu_count": 2, "mem_size_mib": 512},
-                          "fs": [{"fs_id": "share", "tag": "hostshare", "socket": "/run/ember-linux-vfs.sock"}]})");
-  // virtiofsd runs beside ember (inside the harness when nested).
-  RunWithKvm(
-      scratch,
-      "/usr/lib/qemu/virtiofsd --socket-path=/run/ember-linux-vfs.sock -o source=$S/share "
-      "-o cache=auto -o sandbox=chroot > $S/virtiofsd.log 2>&1 &\n"
-      "for i in $(seq 100); do [ -S /run/ember-linux-vfs.sock ] && break; sleep 0.05; done\n" +
-          std::string(EMBER_BINARY) +
-          " --no-api --config-file $S/vm.json > $S/out 2> $S/err; echo $? > $S/rc\n"
-          "md5sum $S/share/in.bin | cut -d' ' -f1 > $S/md5\n");
+                          "fs": [{"fs_id": "share", "tag": "hostshare", "socket": "/run/ember-linux-vfs.sock"}],
+                          "network-interfaces": [{"iface_id": "eth0", "guest_mac": "52:54:00:12:34:56",
+                                                  "socket": "/run/ember-linux-net.sock"}]})");
+  // The backends run beside ember (inside the harness when nested).
+  RunWithKvm(scratch,
+             "/usr/lib/qemu/virtiofsd --socket-path=/run/ember-linux-vfs.sock -o source=$S/share "
+             "-o cache=auto -o sandbox=chroot > $S/virtiofsd.log 2>&1 &\n" EMBER_FAKE_NET_BACKEND
+             " /run/ember-linux-net.sock > $S/net.log 2>&1 &\n"
+             "for i in $(seq 100); do [ -S /run/ember-linux-vfs.sock ] && [ -S "
+             "/run/ember-linux-net.sock ] "
+             "&& break; sleep 0.05; done\n" +
+                 std::string(EMBER_BINARY) +
+                 " --no-api --config-file $S/vm.json > $S/out 2> $S/err; echo $? > $S/rc\n"
+                 "md5sum $S/share/in.bin | cut -d' ' -f1 > $S/md5\n");
   const std::string console = testing::ReadFile(scratch.File("out"));
   const std::string log = testing::ReadFile(scratch.File("err"));
   const std::string md5 = testing::ReadFile(scratch.File("md5"));
   EXPECT_EQ(testing::ReadFile(scratch.File("rc")), "0\n") << log;
   EXPECT_NE(console.find("EMBER-LINUX: nproc=2"), std::string::npos) << console;
-  EXPECT_NE(console.find("EMBER-LINUX: virtio_devices=1"), std::string::npos) << console;
+  EXPECT_NE(console.find("EMBER-LINUX: virtio_devices=2"), std::string::npos) << console;
+  EXPECT_NE(console.find("EMBER-LINUX: net=eth0"), std::string::npos) << console;
+  EXPECT_NE(console.find("EMBER-LINUX: eth0 mac=52:54:00:12:34:56"), std::string::npos) << console;
   EXPECT_NE(console.find("EMBER-LINUX: fs mounted hostshare"), std::string::npos) << console;
   ASSERT_EQ(md5.size(), 33u) << "md5sum of in.bin on the host side";
   EXPECT_NE(console.find("EMBER-LINUX: fs in.bin md5=" + md5.substr(0, 32)), std::string::npos)
