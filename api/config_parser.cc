@@ -158,6 +158,15 @@ EndpointFields ReadEndpointFields(JsonObjectReader& reader) {
   return fields;
 }
 
+// Split virtqueues have power-of-two sizes.
+Result<uint32_t> CheckQueueSize(uint64_t size, const JsonObjectReader& reader) {
+  if ((size & (size - 1)) != 0) {
+    return Status::Error(reader.FieldPath("queue_size") + ": must be a power of two, got " +
+                         std::to_string(size));
+  }
+  return static_cast<uint32_t>(size);
+}
+
 Result<VhostUserEndpoint> CheckEndpoint(const EndpointFields& fields,
                                         const JsonObjectReader& reader) {
   VhostUserEndpoint endpoint;
@@ -213,11 +222,7 @@ Result<FsConfig> ParseFs(const nlohmann::json& body, const std::string& path,
   config.tag = *tag;
   if (queues) config.num_queues = static_cast<uint32_t>(*queues);
   if (queue_size) {
-    if ((*queue_size & (*queue_size - 1)) != 0) {
-      return Status::Error(reader.FieldPath("queue_size") + ": must be a power of two, got " +
-                           std::to_string(*queue_size));
-    }
-    config.queue_size = static_cast<uint32_t>(*queue_size);
+    EMBER_ASSIGN_OR_RETURN(config.queue_size, CheckQueueSize(*queue_size, reader));
   }
   return config;
 }
@@ -310,11 +315,7 @@ Result<NetConfig> ParseNetworkInterface(const nlohmann::json& body, const std::s
   }
   if (mtu) config.mtu = static_cast<uint16_t>(*mtu);
   if (queue_size) {
-    if ((*queue_size & (*queue_size - 1)) != 0) {
-      return Status::Error(reader.FieldPath("queue_size") + ": must be a power of two, got " +
-                           std::to_string(*queue_size));
-    }
-    config.queue_size = static_cast<uint32_t>(*queue_size);
+    EMBER_ASSIGN_OR_RETURN(config.queue_size, CheckQueueSize(*queue_size, reader));
   }
   return config;
 }

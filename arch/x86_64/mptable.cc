@@ -5,6 +5,7 @@
 #include <string>
 
 #include "arch/x86_64/layout.h"
+#include "arch/x86_64/table_bytes.h"
 
 namespace ember::x86 {
 namespace {
@@ -89,18 +90,6 @@ constexpr uint8_t kIsaBus = 0;
 constexpr uint8_t kAllApics = 0xff;
 constexpr uint16_t kInterruptConforming = 0;
 
-uint8_t Checksum(const uint8_t* bytes, size_t length) {
-  uint8_t sum = 0;
-  for (size_t i = 0; i < length; ++i) sum = static_cast<uint8_t>(sum + bytes[i]);
-  return static_cast<uint8_t>(-sum);
-}
-
-template <typename T>
-void Append(std::vector<uint8_t>& out, const T& value) {
-  auto* bytes = reinterpret_cast<const uint8_t*>(&value);
-  out.insert(out.end(), bytes, bytes + sizeof(T));
-}
-
 }  // namespace
 
 Result<std::vector<uint8_t>> BuildMptable(uint32_t vcpu_count, uint64_t table_address) {
@@ -117,27 +106,27 @@ Result<std::vector<uint8_t>> BuildMptable(uint32_t vcpu_count, uint64_t table_ad
     processor.flags = kCpuEnabled | (cpu == 0 ? kCpuBootstrap : 0);
     processor.signature = kCpuSignature;
     processor.feature_flags = kCpuFeatures;
-    Append(table, processor);
+    AppendBytes(table, processor);
     ++entries;
   }
   BusEntry bus{kBus, kIsaBus, {'I', 'S', 'A', ' ', ' ', ' '}};
-  Append(table, bus);
+  AppendBytes(table, bus);
   ++entries;
   const uint8_t ioapic_id = static_cast<uint8_t>(vcpu_count);
-  Append(table, IoapicEntry{kIoapic, ioapic_id, kIoapicVersion, kCpuEnabled,
-                            static_cast<uint32_t>(layout::kIoapicStart)});
+  AppendBytes(table, IoapicEntry{kIoapic, ioapic_id, kIoapicVersion, kCpuEnabled,
+                                 static_cast<uint32_t>(layout::kIoapicStart)});
   ++entries;
   // Line n arrives on IOAPIC pin n (KVM's default routing), for every pin:
   // virtio devices use lines above 15 too.
   for (uint8_t irq = 0; irq < layout::kIoapicPins; ++irq) {
-    Append(table,
-           InterruptEntry{kIoInterrupt, kInt, kInterruptConforming, kIsaBus, irq, ioapic_id, irq});
+    AppendBytes(table, InterruptEntry{kIoInterrupt, kInt, kInterruptConforming, kIsaBus, irq,
+                                      ioapic_id, irq});
     ++entries;
   }
-  Append(table,
-         InterruptEntry{kLocalInterrupt, kExtInt, kInterruptConforming, kIsaBus, 0, kAllApics, 0});
-  Append(table,
-         InterruptEntry{kLocalInterrupt, kNmi, kInterruptConforming, kIsaBus, 0, kAllApics, 1});
+  AppendBytes(table, InterruptEntry{kLocalInterrupt, kExtInt, kInterruptConforming, kIsaBus, 0,
+                                    kAllApics, 0});
+  AppendBytes(
+      table, InterruptEntry{kLocalInterrupt, kNmi, kInterruptConforming, kIsaBus, 0, kAllApics, 1});
   entries += 2;
   if (table.size() > layout::kMptableMaxSize) {
     return Status::Error("MP table of " + std::to_string(table.size()) + " bytes exceeds its area");
@@ -153,7 +142,7 @@ Result<std::vector<uint8_t>> BuildMptable(uint32_t vcpu_count, uint64_t table_ad
   header.lapic_address = static_cast<uint32_t>(layout::kLapicStart);
   std::memcpy(table.data() + sizeof(FloatingPointer), &header, sizeof(header));
   uint8_t* config = table.data() + sizeof(FloatingPointer);
-  config[offsetof(ConfigHeader, checksum)] = Checksum(config, header.length);
+  config[offsetof(ConfigHeader, checksum)] = TableChecksum(config, header.length);
 
   FloatingPointer pointer{};
   std::memcpy(pointer.signature, "_MP_", 4);
@@ -161,7 +150,7 @@ Result<std::vector<uint8_t>> BuildMptable(uint32_t vcpu_count, uint64_t table_ad
   pointer.length = 1;
   pointer.revision = 4;
   std::memcpy(table.data(), &pointer, sizeof(pointer));
-  table[offsetof(FloatingPointer, checksum)] = Checksum(table.data(), sizeof(FloatingPointer));
+  table[offsetof(FloatingPointer, checksum)] = TableChecksum(table.data(), sizeof(FloatingPointer));
   return table;
 }
 

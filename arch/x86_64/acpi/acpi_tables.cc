@@ -5,6 +5,7 @@
 
 #include "arch/x86_64/acpi/aml.h"
 #include "arch/x86_64/layout.h"
+#include "arch/x86_64/table_bytes.h"
 
 namespace ember::x86 {
 namespace {
@@ -184,18 +185,6 @@ constexpr uint8_t kS5SleepType = 5;
 
 // ---- helpers ------------------------------------------------------------------
 
-uint8_t Checksum(const uint8_t* bytes, size_t length) {
-  uint8_t sum = 0;
-  for (size_t i = 0; i < length; ++i) sum = static_cast<uint8_t>(sum + bytes[i]);
-  return static_cast<uint8_t>(-sum);
-}
-
-template <typename T>
-void Append(std::vector<uint8_t>& out, const T& value) {
-  auto* bytes = reinterpret_cast<const uint8_t*>(&value);
-  out.insert(out.end(), bytes, bytes + sizeof(T));
-}
-
 uint64_t AlignUp(uint64_t value, uint64_t alignment) {
   return (value + alignment - 1) / alignment * alignment;
 }
@@ -215,7 +204,7 @@ std::vector<uint8_t> Table(const char (&signature)[5], uint8_t revision,
   std::memcpy(header.creator_id, kCreatorId, sizeof(kCreatorId));
   header.creator_revision = kCreatorRevision;
   std::memcpy(table.data(), &header, sizeof(header));
-  table[offsetof(SdtHeader, checksum)] = Checksum(table.data(), table.size());
+  table[offsetof(SdtHeader, checksum)] = TableChecksum(table.data(), table.size());
   return table;
 }
 
@@ -316,15 +305,16 @@ std::vector<uint8_t> BuildMadt(const AcpiMachine& machine) {
   std::memcpy(table.data(), &madt, sizeof(madt));
   for (uint32_t cpu = 0; cpu < machine.vcpu_count; ++cpu) {
     const auto id = static_cast<uint8_t>(cpu);
-    Append(table, MadtLocalApic{kMadtLocalApic, sizeof(MadtLocalApic), id, id, kLocalApicEnabled});
+    AppendBytes(table,
+                MadtLocalApic{kMadtLocalApic, sizeof(MadtLocalApic), id, id, kLocalApicEnabled});
   }
   // The IOAPIC's ID follows the vCPUs', as in the MP table; GSI n is pin n.
-  Append(table,
-         MadtIoApic{kMadtIoApic, sizeof(MadtIoApic), static_cast<uint8_t>(machine.vcpu_count), 0,
-                    static_cast<uint32_t>(layout::kIoapicStart), 0});
+  AppendBytes(table,
+              MadtIoApic{kMadtIoApic, sizeof(MadtIoApic), static_cast<uint8_t>(machine.vcpu_count),
+                         0, static_cast<uint32_t>(layout::kIoapicStart), 0});
   // LINT1 of every local APIC is the NMI input (flags 0: bus-conforming).
-  Append(table,
-         MadtLocalApicNmi{kMadtLocalApicNmi, sizeof(MadtLocalApicNmi), kAllProcessors, 0, kLint1});
+  AppendBytes(table, MadtLocalApicNmi{kMadtLocalApicNmi, sizeof(MadtLocalApicNmi), kAllProcessors,
+                                      0, kLint1});
   return Table("APIC", kMadtRevision, std::move(table));
 }
 
@@ -342,13 +332,13 @@ std::vector<uint8_t> BuildFadt(uint64_t dsdt_address) {
   fadt.sleep_status_reg = IoPort(layout::kAcpiSleepStatusPort);
   std::memcpy(fadt.hypervisor_vendor_identity, "EMBER   ", 8);
   std::vector<uint8_t> table;
-  Append(table, fadt);
+  AppendBytes(table, fadt);
   return Table("FACP", kFadtRevision, std::move(table));
 }
 
 std::vector<uint8_t> BuildXsdt(const std::vector<uint64_t>& entries) {
   std::vector<uint8_t> table(sizeof(SdtHeader));
-  for (uint64_t entry : entries) Append(table, entry);
+  for (uint64_t entry : entries) AppendBytes(table, entry);
   return Table("XSDT", kXsdtRevision, std::move(table));
 }
 
@@ -360,10 +350,10 @@ std::vector<uint8_t> BuildRsdp(uint64_t xsdt_address) {
   rsdp.length = sizeof(Rsdp);
   rsdp.xsdt_address = xsdt_address;  // no RSDT: ACPI 2.0+ guests use the XSDT
   auto* bytes = reinterpret_cast<uint8_t*>(&rsdp);
-  rsdp.checksum = Checksum(bytes, 20);
-  rsdp.extended_checksum = Checksum(bytes, sizeof(Rsdp));
+  rsdp.checksum = TableChecksum(bytes, 20);
+  rsdp.extended_checksum = TableChecksum(bytes, sizeof(Rsdp));
   std::vector<uint8_t> out;
-  Append(out, rsdp);
+  AppendBytes(out, rsdp);
   return out;
 }
 
