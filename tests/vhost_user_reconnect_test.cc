@@ -2,10 +2,9 @@
 // socket modes) and virtiofsd are killed and started again several times;
 // the guest keeps running and its traffic flows again after each restart,
 // without restarting the guest. Needs /dev/kvm; skips, saying so, without it.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <filesystem>
@@ -26,7 +25,8 @@ using Clock = std::chrono::steady_clock;
 long LastNumber(const std::string& text, const std::string& pattern) {
   long last = -1;
   std::regex re(pattern);
-  for (auto it = std::sregex_iterator(text.begin(), text.end(), re); it != std::sregex_iterator(); ++it) {
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), re); it != std::sregex_iterator();
+       ++it) {
     last = std::stol((*it)[1]);
   }
   return last;
@@ -52,19 +52,22 @@ bool WaitUntil(Predicate done, int seconds = 30) {
 class ReconnectTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/kvm is absent: the guest needs it";
+    if (access("/dev/kvm", R_OK | W_OK) != 0)
+      GTEST_SKIP() << "/dev/kvm is absent: the guest needs it";
   }
   void TearDown() override {
     backend_.reset();
     for (const std::string& prefix : prefixes_) RemoveDpdkRuntime(prefix);
   }
   json Config(const std::string& tests) {
-    return {{"boot-source", {{"kernel_image_path", std::string(EMBER_GUEST_DIR) + "/guest-pvh.elf"},
-                             {"boot_args", "console=ttyS0 ember.tests=" + tests}}},
+    return {{"boot-source",
+             {{"kernel_image_path", std::string(EMBER_GUEST_DIR) + "/guest-pvh.elf"},
+              {"boot_args", "console=ttyS0 ember.tests=" + tests}}},
             {"machine-config", {{"vcpu_count", 1}, {"mem_size_mib", 128}}}};
   }
   void StartTestpmd(bool client) {
-    prefixes_.push_back("emberrc" + std::to_string(getpid()) + "_" + std::to_string(prefixes_.size()));
+    prefixes_.push_back("emberrc" + std::to_string(getpid()) + "_" +
+                        std::to_string(prefixes_.size()));
     backend_ = std::make_unique<BackendProcess>(
         TestpmdCommand(prefixes_.back(), {dir_.File("net.sock")}, "macswap", client),
         client ? "" : dir_.File("net.sock"), dir_.File("testpmd.log"), 30000);
@@ -79,7 +82,9 @@ class ReconnectTest : public ::testing::Test {
         << ember.Stderr();
   }
   void RunNetRestarts(bool server_mode) {
-    json iface{{"iface_id", "eth0"}, {"guest_mac", "52:54:00:00:00:02"}, {"socket", dir_.File("net.sock")},
+    json iface{{"iface_id", "eth0"},
+               {"guest_mac", "52:54:00:00:00:02"},
+               {"socket", dir_.File("net.sock")},
                {"reconnect_interval_ms", 50}};
     if (server_mode) {
       iface["socket_mode"] = "server";
@@ -95,8 +100,9 @@ class ReconnectTest : public ::testing::Test {
     ExpectTrafficGrows(ember, 200);
     for (size_t round = 1; round <= 3; ++round) {
       backend_->Kill(SIGKILL);
-      ASSERT_TRUE(WaitUntil([&] { return Occurrences(ember.Stderr(), "backend disconnected") >= round; }))
-          << ember.Stderr();
+      ASSERT_TRUE(WaitUntil([&] {
+        return Occurrences(ember.Stderr(), "backend disconnected") >= round;
+      })) << ember.Stderr();
       StartTestpmd(server_mode);
       ASSERT_TRUE(WaitUntil([&] { return Occurrences(ember.Stderr(), "reconnected to") >= round; }))
           << ember.Stderr();
@@ -105,7 +111,8 @@ class ReconnectTest : public ::testing::Test {
     EXPECT_EQ(json::parse(ember.Request("GET", "/").body)["state"], "Running");
     EXPECT_EQ(ember.Request("PUT", "/actions", R"({"action_type": "SendCtrlAltDel"})").status, 204);
     EXPECT_EQ(ember.WaitForExit(30000), 0) << ember.Stderr();
-    EXPECT_NE(ember.Stdout().find("ember-guest: netloop ok\n"), std::string::npos) << ember.Stdout();
+    EXPECT_NE(ember.Stdout().find("ember-guest: netloop ok\n"), std::string::npos)
+        << ember.Stdout();
   }
 
   TempDir dir_;
@@ -113,15 +120,21 @@ class ReconnectTest : public ::testing::Test {
   std::unique_ptr<BackendProcess> backend_;
 };
 
-TEST_F(ReconnectTest, NetTrafficResumesAfterTestpmdRestartsWithEmberAsClient) { RunNetRestarts(false); }
+TEST_F(ReconnectTest, NetTrafficResumesAfterTestpmdRestartsWithEmberAsClient) {
+  RunNetRestarts(false);
+}
 
-TEST_F(ReconnectTest, NetTrafficResumesAfterTestpmdRestartsWithEmberAsServer) { RunNetRestarts(true); }
+TEST_F(ReconnectTest, NetTrafficResumesAfterTestpmdRestartsWithEmberAsServer) {
+  RunNetRestarts(true);
+}
 
 TEST_F(ReconnectTest, FsFilesSurviveVirtiofsdRestarts) {
   const std::string share = dir_.File("share");
   std::filesystem::create_directories(share);
   json config = Config("fsloop");
-  config["fs"] = {{{"fs_id", "share"}, {"tag", "share"}, {"socket", dir_.File("vfs.sock")},
+  config["fs"] = {{{"fs_id", "share"},
+                   {"tag", "share"},
+                   {"socket", dir_.File("vfs.sock")},
                    {"reconnect_interval_ms", 50}}};
   WriteFile(dir_.File("vm.json"), config.dump());
   auto start_virtiofsd = [&] {
@@ -136,7 +149,8 @@ TEST_F(ReconnectTest, FsFilesSurviveVirtiofsdRestarts) {
   ASSERT_TRUE(WaitUntil([&] { return synced() >= 5; })) << ember.Stdout();
   for (size_t round = 1; round <= 3; ++round) {
     backend_->Kill(SIGKILL);
-    ASSERT_TRUE(WaitUntil([&] { return Occurrences(ember.Stderr(), "backend disconnected") >= round; }));
+    ASSERT_TRUE(
+        WaitUntil([&] { return Occurrences(ember.Stderr(), "backend disconnected") >= round; }));
     long before = synced();
     start_virtiofsd();
     ASSERT_TRUE(WaitUntil([&] { return Occurrences(ember.Stderr(), "reconnected to") >= round; }))
@@ -147,7 +161,8 @@ TEST_F(ReconnectTest, FsFilesSurviveVirtiofsdRestarts) {
   EXPECT_EQ(ember.WaitForExit(30000), 0) << ember.Stderr();
   const std::string out = ember.Stdout();
   EXPECT_NE(out.find("ember-guest: fsloop ok\n"), std::string::npos) << out;
-  EXPECT_GE(LastNumber(out, "fsloop files=[0-9]+ reinits=([0-9]+)"), 3) << "a new FUSE session per restart";
+  EXPECT_GE(LastNumber(out, "fsloop files=[0-9]+ reinits=([0-9]+)"), 3)
+      << "a new FUSE session per restart";
   // Every file the guest reported synced is on the host with its content.
   long last = synced();
   ASSERT_GE(last, 20);
