@@ -145,6 +145,18 @@ Result<VhostUserConnection> OpenBackend(const VhostUserEndpoint& endpoint, const
   return VhostUserConnection(std::move(fd), owner);
 }
 
+// Reaches one device's backend, negotiates, and puts it in `slot`.
+template <typename Device, typename Config>
+Result<std::string> AddVhostUserDevice(Machine& machine, const Config& config,
+                                       const std::string& owner, size_t slot) {
+  UniqueFd listener;
+  EMBER_ASSIGN_OR_RETURN(VhostUserConnection connection,
+                         OpenBackend(config.backend, owner, listener));
+  EMBER_ASSIGN_OR_RETURN(std::shared_ptr<Device> device,
+                         Device::Connect(config, std::move(connection)));
+  return AttachVirtioDevice(machine, device, slot, config.backend, std::move(listener));
+}
+
 // Connects every vhost-user device (fs, then net) and gives each a slot.
 Result<std::string> AddVirtioDevices(Machine& machine, const VmConfig& config) {
   const size_t count = config.fs.size() + config.net.size();
@@ -155,23 +167,14 @@ Result<std::string> AddVirtioDevices(Machine& machine, const VmConfig& config) {
   std::string cmdline;
   size_t slot = 0;
   for (const FsConfig& fs : config.fs) {
-    UniqueFd listener;
-    EMBER_ASSIGN_OR_RETURN(VhostUserConnection connection,
-                           OpenBackend(fs.backend, "fs device " + fs.fs_id, listener));
-    EMBER_ASSIGN_OR_RETURN(std::shared_ptr<VhostUserFsDevice> device,
-                           VhostUserFsDevice::Connect(fs, std::move(connection)));
-    EMBER_ASSIGN_OR_RETURN(std::string token, AttachVirtioDevice(machine, device, slot++,
-                                                                 fs.backend, std::move(listener)));
+    EMBER_ASSIGN_OR_RETURN(std::string token, AddVhostUserDevice<VhostUserFsDevice>(
+                                                  machine, fs, "fs device " + fs.fs_id, slot++));
     cmdline += token;
   }
   for (const NetConfig& net : config.net) {
-    UniqueFd listener;
-    EMBER_ASSIGN_OR_RETURN(VhostUserConnection connection,
-                           OpenBackend(net.backend, "net device " + net.iface_id, listener));
-    EMBER_ASSIGN_OR_RETURN(std::shared_ptr<VhostUserNetDevice> device,
-                           VhostUserNetDevice::Connect(net, std::move(connection)));
-    EMBER_ASSIGN_OR_RETURN(std::string token, AttachVirtioDevice(machine, device, slot++,
-                                                                 net.backend, std::move(listener)));
+    EMBER_ASSIGN_OR_RETURN(
+        std::string token,
+        AddVhostUserDevice<VhostUserNetDevice>(machine, net, "net device " + net.iface_id, slot++));
     cmdline += token;
   }
   return cmdline;
