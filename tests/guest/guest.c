@@ -168,17 +168,18 @@ enum {
   T_NET = 1 << 12,
   T_NETPEER = 1 << 13,
   T_NETLOOP = 1 << 14,
-  T_FSLOOP = 1 << 15,
-  T_CTRLALTDEL = 1 << 16,
-  T_POWEROFF = 1 << 17,
+  T_NETBENCH = 1 << 15,
+  T_FSLOOP = 1 << 16,
+  T_CTRLALTDEL = 1 << 17,
+  T_POWEROFF = 1 << 18,
 };
 
 /* In run order; bit i of the mask is kTestNames[i]. */
 static const char *const kTestNames[] = {"cmdline", "e820",    "initrd",  "cpuid",
                                          "mptable", "smp",     "acpi",    "timer",
                                          "ticks",   "virtio",  "fs",      "fsbench",
-                                         "net",     "netpeer", "netloop", "fsloop",
-                                         "ctrlaltdel", "poweroff"};
+                                         "net",     "netpeer", "netloop", "netbench",
+                                         "fsloop",  "ctrlaltdel", "poweroff"};
 #define NUM_TESTS (sizeof(kTestNames) / sizeof(kTestNames[0]))
 
 static int is_sep(char c) { return (u8)c <= ' '; }  /* NUL, space, tab, newline */
@@ -543,6 +544,7 @@ static void __attribute__((noinline)) run_tests(u32 tests, u32 kind, uptr info,
   if (tests & T_NET) test_net(cmdline);
   if (tests & T_NETPEER) test_netpeer(cmdline);
   if (tests & T_NETLOOP) test_netloop(cmdline);
+  if (tests & T_NETBENCH) test_netbench(cmdline);
   if (tests & T_FSLOOP) test_fsloop(cmdline);
   if (tests & T_CTRLALTDEL) test_ctrlaltdel();
   if (tests & T_POWEROFF) test_poweroff();

@@ -66,6 +66,7 @@ void test_fsbench(const char *cmdline);
 void test_net(const char *cmdline);
 void test_netpeer(const char *cmdline);
 void test_netloop(const char *cmdline);
+void test_netbench(const char *cmdline);
 void test_fsloop(const char *cmdline);
 
 /* acpi.c; rsdp is where the boot information says the RSDP is (0: not said) */

@@ -1,7 +1,7 @@
 /*
  * ember test guest: a minimal polling virtio-net driver on the virtio-mmio
- * transport of virtio.c, and the net and netpeer tests.  Written from the
- * virtio 1.x specification (5.1, network device).
+ * transport of virtio.c, and the net, netpeer, netloop and netbench tests.
+ * Written from the virtio 1.x specification (5.1, network device).
  *
  * Features: VIRTIO_F_VERSION_1, VIRTIO_NET_F_MAC and VIRTIO_NET_F_STATUS
  * only, so every frame is preceded by the 12-byte struct virtio_net_hdr
@@ -63,6 +63,14 @@
 #define LOOP_CAD_POLL		(TSC_PER_MS / 2)	/* i8042 poll interval */
 #define LOOP_REPORT		100	/* a line per this many received frames */
 #define LOOP_BAD_LINES		3
+#define BENCH_LEN		64	/* netbench frames: bytes after the virtio header */
+#define BENCH_RTT_N		1000
+#define BENCH_RTT_TIMEOUT	(1000 * TSC_PER_MS)	/* per round trip */
+#define BENCH_BURST		(500 * TSC_PER_MS)
+#define BENCH_DRAIN		(20 * TSC_PER_MS)
+#define BENCH_BURST_SEQ		BENCH_RTT_N	/* burst frames: this seq and up */
+#define BENCH_WORDS		((NET_HDR_LEN + BENCH_LEN + 7) / 8)
+_Static_assert(QSZ_MAX <= 64, "netbench keeps a 64-bit mask of transmit buffers");
 
 typedef u64 __attribute__((may_alias, aligned(1))) u64_unaligned;
 typedef u32 __attribute__((may_alias, aligned(1))) u32_unaligned;
@@ -519,4 +527,128 @@ void test_netloop(const char *cmdline) {
   put_dec(good);
   put_char('\n');
   line(good == received && received ? "netloop ok\n" : "netloop failed\n");
+}
+
+/* ---- netbench ------------------------------------------------------------- */
+
+/*
+ * Queues (without publishing) the netbench frame for `seq`; 0 if no
+ * transmit buffer is free.  A buffer gets `tmpl` (virtio header and a
+ * BENCH_LEN-byte frame, BENCH_WORDS words) and its descriptor's length the
+ * first time it is used (bit id of *filled), so a send writes just the
+ * seq and the ring entry: under an emulating hypervisor every instruction
+ * counts.
+ */
+static int bench_queue(const u64 *tmpl, u64 *filled, u32 seq) {
+  if (!net.tx_nfree) return 0;
+  struct queue *q = &net.tx;
+  u32 id = net.tx_free[--net.tx_nfree];
+  if (!(*filled >> id & 1)) {
+    u64 *b = (u64 *)tx_buf[id];
+    for (u32 i = 0; i < BENCH_WORDS; i++) b[i] = tmpl[i];
+    q->mem->desc[id].len = NET_HDR_LEN + BENCH_LEN;
+    *filled |= 1ULL << id;
+  }
+  *(u32_unaligned *)(tx_buf[id] + NET_HDR_LEN + SEQ_OFF) = __builtin_bswap32(seq);
+  q->mem->avail.ring[q->avail_idx & (q->size - 1)] = (u16)id;
+  q->avail_idx++;
+  return 1;
+}
+
+/* 1 and *seq if received buffer `id` holds the echo of a netbench frame. */
+static int bench_echo(u32 id, u32 written, u32 *seq) {
+  u32 len;
+  const u8 *f = rx_frame(id, written, &len);
+  if (!f || len != BENCH_LEN || !mac_eq(f, net.mac) || !mac_eq(f + ETH_ALEN, kTestPeer) ||
+      f[12] != ETHERTYPE_TEST >> 8 || f[13] != (ETHERTYPE_TEST & 0xff))
+    return 0;
+  *seq = (u32)f[SEQ_OFF] << 24 | (u32)f[SEQ_OFF + 1] << 16 | (u32)f[SEQ_OFF + 2] << 8 |
+         f[SEQ_OFF + 3];
+  return 1;
+}
+
+/*
+ * A benchmark against testpmd's macswap mode, after the net test's probe:
+ * BENCH_RTT_N round trips of one BENCH_LEN-byte frame each (sent, then
+ * the receive ring polled until its echo, by seq, arrived), then for
+ * BENCH_BURST TSC cycles the transmit ring kept as full as possible
+ * (used entries reclaimed, receive buffers reposted, echoes counted).
+ * Both timed with rdtsc.
+ */
+void test_netbench(const char *cmdline) {
+  if (!net_start(cmdline, "netbench")) return;
+  if (!net_wait_for_echo()) {
+    line("netbench error no-echo\n");
+    line("netbench failed\n");
+    return;
+  }
+  u64 tmpl[BENCH_WORDS];
+  for (u32 i = 0; i < BENCH_WORDS; i++) tmpl[i] = 0;  /* header: no offloads */
+  u8 *f = (u8 *)tmpl + NET_HDR_LEN;
+  mac_copy(f, kTestPeer);
+  mac_copy(f + ETH_ALEN, net.mac);
+  f[12] = ETHERTYPE_TEST >> 8;
+  f[13] = ETHERTYPE_TEST & 0xff;
+  u64 filled = 0;  /* bit i: tx_buf[i] holds tmpl */
+
+  u32 n = 0;
+  u64 start = rdtsc();
+  for (; n < BENCH_RTT_N; n++) {
+    if (!net.tx_nfree) tx_reclaim();
+    if (!bench_queue(tmpl, &filled, n)) break;
+    vq_publish(net.base, TX_QUEUE, &net.tx);
+    u64 sent_at = rdtsc();
+    int back = 0;
+    while (!back) {
+      u32 id, written, seq;
+      if (rx_next(&id, &written)) {
+        back = bench_echo(id, written, &seq) && seq == n;
+        rx_repost(id);
+        rx_publish();
+      } else if (rdtsc() - sent_at > BENCH_RTT_TIMEOUT) {
+        break;
+      }
+    }
+    if (!back) break;
+  }
+  u64 rtt_cycles = rdtsc() - start;
+  line("netbench rtt n=");
+  put_dec(n);
+  put_str(" cycles=");
+  put_dec(rtt_cycles);
+  put_char('\n');
+
+  u32 sent = 0, received = 0;
+  u64 now = start = rdtsc();
+  while (now - start < BENCH_BURST) {
+    tx_reclaim();
+    u32 batch = 0;
+    while (bench_queue(tmpl, &filled, BENCH_BURST_SEQ + sent)) sent++, batch++;
+    if (batch) vq_publish(net.base, TX_QUEUE, &net.tx);
+    u32 id, written, seq;
+    batch = 0;
+    while (rx_next(&id, &written)) {
+      if (bench_echo(id, written, &seq) && seq - BENCH_BURST_SEQ < sent) received++;
+      rx_repost(id);
+      batch++;
+    }
+    if (batch) rx_publish();
+    now = rdtsc();
+  }
+  u64 burst_cycles = now - start;
+  /* Uncounted: what is still in flight, so later tests find the rings idle. */
+  while (rdtsc() - now < BENCH_DRAIN) {
+    tx_reclaim();
+    u32 id, written, batch = 0;
+    while (rx_next(&id, &written)) rx_repost(id), batch++;
+    if (batch) rx_publish();
+  }
+  line("netbench burst sent=");
+  put_dec(sent);
+  put_str(" received=");
+  put_dec(received);
+  put_str(" cycles=");
+  put_dec(burst_cycles);
+  put_char('\n');
+  line(n == BENCH_RTT_N && received ? "netbench ok\n" : "netbench failed\n");
 }
