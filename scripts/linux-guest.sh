@@ -303,8 +303,41 @@ for arg in $(cat /proc/cmdline); do
     ember.shell|ember.shell=*) shell=1 ;;
     ember.fs=*) fs_tag=${arg#ember.fs=} ;;
     ember.poweroff) poweroff=1 ;;
+    ember.ip=*) net_ip=${arg#ember.ip=} ;;
+    ember.ping=*) net_peer=${arg#ember.ping=} ;;
+    ember.tcp=*) net_tcp=${arg#ember.tcp=} ;;
   esac
 done
+# ember.ip=ADDR/LEN [ember.ping=PEER] [ember.tcp=listen|PEER]: configure
+# eth0, ping the peer until it answers, then receive (listen) or send a
+# 1 MiB TCP stream on port 5000 and print its md5.
+if [ -n "${net_ip:-}" ]; then
+  ip link set eth0 up && ip addr add "$net_ip" dev eth0 && echo "EMBER-LINUX: eth0 $net_ip"
+  # busybox nc loses data when a side closes at end of input; with -e the
+  # stream goes through cat, which ends the connection cleanly.
+  if [ "${net_tcp:-}" = listen ]; then
+    printf '#!/bin/sh\nexec cat > /tmp/stream\n' > /tmp/receive.sh && chmod +x /tmp/receive.sh
+    nc -l -p 5000 -e /tmp/receive.sh &
+    listener=$!
+  fi
+  if [ -n "${net_peer:-}" ]; then
+    i=0
+    until ping -c 1 -W 2 "$net_peer" >/dev/null 2>&1; do
+      i=$((i + 1)); [ $i -ge 60 ] && break
+    done
+    ping -c 3 -W 2 "$net_peer" | grep -q ' 0% packet loss' && echo "EMBER-LINUX: ping $net_peer ok"
+  fi
+  if [ "${net_tcp:-}" = listen ]; then
+    wait $listener
+    echo "EMBER-LINUX: tcp received $(wc -c < /tmp/stream) bytes md5=$(md5sum /tmp/stream | cut -d' ' -f1)"
+  elif [ -n "${net_tcp:-}" ]; then
+    dd if=/dev/urandom of=/tmp/stream bs=65536 count=16 2>/dev/null
+    printf '#!/bin/sh\nexec cat /tmp/stream\n' > /tmp/send.sh && chmod +x /tmp/send.sh
+    i=0
+    until nc -w 2 "$net_tcp" 5000 -e /tmp/send.sh; do i=$((i + 1)); [ $i -ge 30 ] && break; sleep 1; done
+    echo "EMBER-LINUX: tcp sent $(wc -c < /tmp/stream) bytes md5=$(md5sum /tmp/stream | cut -d' ' -f1)"
+  fi
+fi
 # ember.fs=TAG: mount the virtio-fs share, checksum in.bin, copy it to
 # out.bin, count the entries of many/.
 if [ -n "$fs_tag" ]; then

@@ -173,5 +173,61 @@ TEST(LinuxBootKvmTest, DebianKernelFindsFsAndNetThroughAcpiAndPowersOff) {
   EXPECT_NE(log.find("VM stopped: guest powered off through ACPI"), std::string::npos) << log;
 }
 
+// Two Linux guests joined by DPDK testpmd (io mode) ping each other and
+// move a 1 MiB TCP stream, through ember's vhost-user-net devices.
+TEST(LinuxBootKvmTest, TwoLinuxGuestsPingAndStreamThroughTestpmd) {
+  testing::TempDir scratch;
+  const std::string linux_dir = testing::LinuxGuestDir();
+  struct Guest {
+    std::string name, ip, args, mac;
+  };
+  const Guest guests[] = {
+      {"a", "10.0.0.1/24", "ember.ping=10.0.0.2 ember.tcp=listen", "52:54:00:00:00:0a"},
+      {"b", "10.0.0.2/24", "ember.ping=10.0.0.1 ember.tcp=10.0.0.1", "52:54:00:00:00:0b"}};
+  std::string script =
+      "dpdk-testpmd --no-huge -m 256 --no-pci --lcores '(0,1)@0' --file-prefix=ember-linux-ping "
+      "--vdev 'net_vhost0,iface=/run/ember-a.sock,queues=1' "
+      "--vdev 'net_vhost1,iface=/run/ember-b.sock,queues=1' -- --forward-mode=io --auto-start "
+      "--stats-period 60 --total-num-mbufs=8192 > $S/testpmd.log 2>&1 &\n"
+      "testpmd=$!\n"
+      "for i in $(seq 300); do [ -S /run/ember-a.sock ] && [ -S /run/ember-b.sock ] && break; "
+      "sleep 0.1; done\n";
+  for (const Guest& guest : guests) {
+    testing::WriteFile(
+        scratch.File(guest.name + ".json"),
+        R"({"boot-source": {"kernel_image_path": ")" + linux_dir +
+            R"(/vmlinuz", "initrd_path": ")" + linux_dir +
+            R"(/initramfs.cpio.gz", "boot_args": "console=ttyS0 reboot=k panic=-1 pci=off ember.ip=)" +
+            guest.ip + " " + guest.args + R"( ember.poweroff"},
+            "machine-config": {"vcpu_count": 1, "mem_size_mib": 256},
+            "network-interfaces": [{"iface_id": "eth0", "guest_mac": ")" +
+            guest.mac + R"(", "socket": "/run/ember-)" + guest.name + R"(.sock"}]})");
+    script += std::string(EMBER_BINARY) + " --no-api --config-file $S/" + guest.name +
+              ".json > $S/" + guest.name + ".out 2> $S/" + guest.name + ".err & pid_" + guest.name +
+              "=$!\n";
+  }
+  script +=
+      "wait $pid_a; echo $? > $S/a.rc; wait $pid_b; echo $? > $S/b.rc\n"
+      "kill -INT $testpmd; wait $testpmd; rm -rf /var/run/dpdk/ember-linux-ping\n";
+  RunWithKvm(scratch, script);
+  const std::string a = testing::ReadFile(scratch.File("a.out"));
+  const std::string b = testing::ReadFile(scratch.File("b.out"));
+  EXPECT_EQ(testing::ReadFile(scratch.File("a.rc")), "0\n")
+      << testing::ReadFile(scratch.File("a.err"));
+  EXPECT_EQ(testing::ReadFile(scratch.File("b.rc")), "0\n")
+      << testing::ReadFile(scratch.File("b.err"));
+  EXPECT_NE(a.find("EMBER-LINUX: ping 10.0.0.2 ok"), std::string::npos) << a;
+  EXPECT_NE(b.find("EMBER-LINUX: ping 10.0.0.1 ok"), std::string::npos) << b;
+  std::smatch sent, received;
+  ASSERT_TRUE(std::regex_search(b, sent, std::regex("tcp sent 1048576 bytes md5=([0-9a-f]{32})")))
+      << b;
+  ASSERT_TRUE(
+      std::regex_search(a, received, std::regex("tcp received 1048576 bytes md5=([0-9a-f]{32})")))
+      << a;
+  EXPECT_EQ(sent[1], received[1]) << "the stream arrived changed";
+  EXPECT_NE(testing::ReadFile(scratch.File("a.err")).find("guest powered off through ACPI"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace ember
