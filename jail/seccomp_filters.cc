@@ -82,6 +82,7 @@ std::vector<SyscallRule> VcpuRules() {
       {SCMP_SYS(ioctl), {Arg(1, KVM_IRQ_LINE)}, "serial and i8042 raise their lines"},
       {SCMP_SYS(ioctl), {Arg(1, KVM_GET_REGS)}, "registers for a KVM error report"},
       {SCMP_SYS(ioctl), {Arg(1, KVM_GET_SREGS)}, "registers for a KVM error report"},
+      {SCMP_SYS(shutdown), {}, "drops a vhost-user connection whose backend failed activation"},
   });
   for (SyscallRule& rule : VhostUser()) rules.push_back(std::move(rule));
   return rules;

@@ -310,7 +310,8 @@ for arg in $(cat /proc/cmdline); do
 done
 # ember.ip=ADDR/LEN [ember.ping=PEER] [ember.tcp=listen|PEER]: configure
 # eth0, ping the peer until it answers, then receive (listen) or send a
-# 1 MiB TCP stream on port 5000 and print its md5.
+# 1 MiB TCP stream on port 5000 and print its md5 (the receiver confirms on
+# port 5001, and the sender waits for that before going on).
 if [ -n "${net_ip:-}" ]; then
   ip link set eth0 up && ip addr add "$net_ip" dev eth0 && echo "EMBER-LINUX: eth0 $net_ip"
   # busybox nc loses data when a side closes at end of input; with -e the
@@ -327,15 +328,24 @@ if [ -n "${net_ip:-}" ]; then
     done
     ping -c 3 -W 2 "$net_peer" | grep -q ' 0% packet loss' && echo "EMBER-LINUX: ping $net_peer ok"
   fi
+  # The sender stays up until the receiver says on port 5001 that it has
+  # the whole stream: powering off with data still queued would lose it.
   if [ "${net_tcp:-}" = listen ]; then
     wait $listener
     echo "EMBER-LINUX: tcp received $(wc -c < /tmp/stream) bytes md5=$(md5sum /tmp/stream | cut -d' ' -f1)"
+    i=0
+    until echo received | nc -w 2 "${net_peer:-}" 5001; do i=$((i + 1)); [ $i -ge 30 ] && break; sleep 1; done
   elif [ -n "${net_tcp:-}" ]; then
     dd if=/dev/urandom of=/tmp/stream bs=65536 count=16 2>/dev/null
     printf '#!/bin/sh\nexec cat /tmp/stream\n' > /tmp/send.sh && chmod +x /tmp/send.sh
+    nc -l -p 5001 > /tmp/ack &
+    ack=$!
     i=0
     until nc -w 2 "$net_tcp" 5000 -e /tmp/send.sh; do i=$((i + 1)); [ $i -ge 30 ] && break; sleep 1; done
     echo "EMBER-LINUX: tcp sent $(wc -c < /tmp/stream) bytes md5=$(md5sum /tmp/stream | cut -d' ' -f1)"
+    i=0
+    while kill -0 $ack 2>/dev/null && [ $i -lt 300 ]; do i=$((i + 1)); sleep 1; done
+    echo "EMBER-LINUX: tcp peer says $(cat /tmp/ack)"
   fi
 fi
 # ember.fs=TAG: mount the virtio-fs share, checksum in.bin, copy it to

@@ -9,11 +9,15 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <functional>
+#include <mutex>
 #include <thread>
 
 #include "arch/x86_64/layout.h"
+#include "devices/virtio/vhost_user_fs.h"
 
 namespace ember {
 namespace {
@@ -62,8 +66,10 @@ void ReplyU64(int fd, uint32_t request, uint64_t value) { Reply(fd, request, &va
 // A backend that answers like virtiofsd and records what it got.
 class FakeBackend {
  public:
-  explicit FakeBackend(uint64_t features, uint64_t protocol_features)
-      : features_(features), protocol_(protocol_features) {
+  // `stall_on`: a request the backend reads but never answers, nor any
+  // after it (a backend that hangs mid-conversation).
+  explicit FakeBackend(uint64_t features, uint64_t protocol_features, uint32_t stall_on = 0)
+      : features_(features), protocol_(protocol_features), stall_on_(stall_on) {
     int pair[2];
     socketpair(AF_UNIX, SOCK_STREAM, 0, pair);
     frontend_fd_ = pair[0];
@@ -76,14 +82,25 @@ class FakeBackend {
     close(backend_fd_);
   }
   int TakeFrontendFd() { return frontend_fd_; }
+  // Waits for the frontend to end the conversation; true if it did in time.
+  bool WaitForHangUp(std::chrono::milliseconds limit) {
+    std::unique_lock lock(mutex_);
+    return hung_up_cv_.wait_for(lock, limit, [this] { return hung_up_; });
+  }
   std::vector<Received> log;
 
  private:
   void Serve() {
     Received message;
     bool reply_ack = false;
+    bool stalled = false;
     while (ReceiveMessage(backend_fd_, message)) {
       log.push_back(message);
+      stalled = stalled || (stall_on_ != 0 && message.header.request == stall_on_);
+      if (stalled) {
+        message = Received{};
+        continue;
+      }
       switch (message.header.request) {
         case kGetFeatures:
           ReplyU64(backend_fd_, kGetFeatures, features_);
@@ -112,8 +129,15 @@ class FakeBackend {
       }
       message = Received{};
     }
+    std::lock_guard lock(mutex_);
+    hung_up_ = true;
+    hung_up_cv_.notify_all();
   }
   uint64_t features_, protocol_;
+  uint32_t stall_on_;
+  std::mutex mutex_;
+  std::condition_variable hung_up_cv_;
+  bool hung_up_ = false;
   int frontend_fd_, backend_fd_;
   std::thread thread_;
 };
@@ -176,6 +200,49 @@ TEST(VhostUserFrontendTest, NegotiatesAndStartsInQemusOrder) {
   EXPECT_EQ(find(kSetVringKick).fds, 1);
   EXPECT_EQ(find(kSetVringCall).fds, 1);
   close(kick);
+  close(call);
+}
+
+// A backend that stops answering while the driver starts the device must
+// not leave the device dead: ember drops that connection (the reconnector
+// then sees a hang-up) and hands the rings to the next backend, kicking
+// every queue so requests queued meanwhile are served.
+TEST(VhostUserFrontendTest, DeviceWhoseBackendHangsDuringActivationStartsOnTheNextOne) {
+  Result<GuestMemory> memory = GuestMemory::Create(16 * layout::kMiB);
+  ASSERT_TRUE(memory.ok());
+  const uint64_t features = kVersion1 | kFeatureProtocolFeatures;
+  const uint64_t protocol = kProtocolReplyAck | kProtocolConfigureMemSlots;
+  FakeBackend hanging(features, protocol, kSetVringAddr);
+  FsConfig config;
+  config.fs_id = "share";
+  config.tag = "share";
+  Result<std::shared_ptr<VhostUserFsDevice>> device = VhostUserFsDevice::Connect(
+      config, VhostUserConnection(UniqueFd(hanging.TakeFrontendFd()), "fs device share",
+                                  std::chrono::milliseconds(200)));
+  ASSERT_TRUE(device.ok()) << device.status().message();
+  int kicks[2] = {eventfd(0, EFD_NONBLOCK), eventfd(0, EFD_NONBLOCK)};
+  int call = eventfd(0, 0);
+  VirtQueueState queues[2] = {{64, true, 0x100000, 0x101000, 0x102000},
+                              {64, true, 0x110000, 0x111000, 0x112000}};
+  Status activated = (*device)->Activate(Activation{kVersion1, *memory, queues, kicks, call});
+  EXPECT_TRUE(activated.ok()) << "the driver's side stands: " << activated.message();
+  EXPECT_TRUE(hanging.WaitForHangUp(std::chrono::seconds(5)))
+      << "ember keeps talking to a backend that stopped answering";
+
+  (*device)->Disconnected();  // what the reconnector does on the hang-up
+  FakeBackend next(features, protocol);
+  Status resumed = (*device)->Reconnect(
+      VhostUserConnection(UniqueFd(next.TakeFrontendFd()), "fs device share"));
+  ASSERT_TRUE(resumed.ok()) << resumed.message();
+  (*device)->Reset();  // the GET_VRING_BASE replies show the backend read all before
+  int enabled = 0;
+  for (const Received& m : next.log) enabled += m.header.request == kSetVringEnable;
+  EXPECT_EQ(enabled, 2) << "both rings handed to the new backend";
+  for (int kick : kicks) {
+    uint64_t count = 0;
+    EXPECT_EQ(read(kick, &count, sizeof(count)), 8) << "each queue kicked after the restart";
+    close(kick);
+  }
   close(call);
 }
 

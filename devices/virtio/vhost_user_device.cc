@@ -1,6 +1,7 @@
 #include "devices/virtio/vhost_user_device.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -49,15 +50,31 @@ std::vector<VringSetup> VhostUserDevice::Rings(const Started& started, bool from
 
 Status VhostUserDevice::Activate(const Activation& activation) {
   std::lock_guard lock(mutex_);
-  Started started{activation.acked_features,
-                  &activation.memory,
-                  {activation.queues.begin(), activation.queues.end()},
-                  {activation.kick_fds.begin(), activation.kick_fds.end()},
-                  activation.interrupt_fd};
-  if (!connected_) return Status::Error(name_ + ": the vhost-user backend is disconnected");
-  std::vector<VringSetup> rings = Rings(started, /*from_used_index=*/false);
-  EMBER_RETURN_IF_ERROR(frontend_->Start(activation.acked_features, activation.memory, rings));
-  started_ = std::move(started);
+  started_ = Started{activation.acked_features,
+                     &activation.memory,
+                     {activation.queues.begin(), activation.queues.end()},
+                     {activation.kick_fds.begin(), activation.kick_fds.end()},
+                     activation.interrupt_fd};
+  // The driver's side is done either way: a backend that is away, slow or
+  // failing must not leave the device dead for the rest of the VM's life.
+  // The rings are handed over when the reconnector has a working backend
+  // again, exactly as after a backend restart.
+  if (!connected_) {
+    spdlog::warn("{}: started while the vhost-user backend is away; its rings are set up "
+                 "when it is back",
+                 name_);
+    return Status::Ok();
+  }
+  std::vector<VringSetup> rings = Rings(*started_, /*from_used_index=*/false);
+  if (Status status = frontend_->Start(activation.acked_features, activation.memory, rings);
+      !status.ok()) {
+    spdlog::warn("{}: the vhost-user backend did not take the rings ({}); dropping the "
+                 "connection to start again on a new one",
+                 name_, status.message());
+    // The reconnector sees the hang-up on the VMM thread and takes over.
+    shutdown(frontend_->socket_fd(), SHUT_RDWR);
+    return Status::Ok();
+  }
   spdlog::info("{}: started with {} queue(s)", name_, rings.size());
   return Status::Ok();
 }
