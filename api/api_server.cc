@@ -43,9 +43,23 @@ sockaddr_un SocketAddress(const std::string& path) {
   return address;
 }
 
+// Answers carry what clients sent (paths, ids, parser messages quoting the
+// body): bytes that are not UTF-8 are replaced (U+FFFD), never thrown on.
 void Render(const VmmReply& reply, httplib::Response& response) {
   response.status = reply.status;
-  if (reply.status != 204) response.set_content(reply.body.dump(), "application/json");
+  if (reply.status != 204) {
+    response.set_content(reply.body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                         "application/json");
+  }
+}
+
+// An exception escaping a request fails that request, never the process,
+// and its text stays in the log, out of the answer's headers.
+void RenderInternalError(const std::string& what, httplib::Response& response) {
+  spdlog::error("api: internal error while handling a request: {}", what);
+  GlobalMetrics().api_internal_errors.Add();
+  response.headers.clear();
+  Render(VmmReply::Error("internal error: the request could not be handled"), response);
 }
 
 }  // namespace
@@ -93,15 +107,19 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& socket_pa
   server->set_keep_alive_max_count(kMaxRequestsPerConnection);
 
   auto handle = [&channel](const httplib::Request& request, httplib::Response& response) {
-    Result<VmmAction> action = ParseApiRequest(request.method, request.path, request.body);
-    if (!action.ok()) {
-      CountApiRequest(request.method, request.path, /*failed=*/true);
-      Render(VmmReply::Error(action.status().message()), response);
-      return;
+    try {
+      Result<VmmAction> action = ParseApiRequest(request.method, request.path, request.body);
+      if (!action.ok()) {
+        CountApiRequest(request.method, request.path, /*failed=*/true);
+        Render(VmmReply::Error(action.status().message()), response);
+        return;
+      }
+      VmmReply reply = channel.Submit(std::move(*action));
+      CountApiRequest(request.method, request.path, reply.status >= 400);
+      Render(reply, response);
+    } catch (const std::exception& error) {
+      RenderInternalError(error.what(), response);
     }
-    VmmReply reply = channel.Submit(std::move(*action));
-    CountApiRequest(request.method, request.path, reply.status >= 400);
-    Render(reply, response);
   };
   // Every path goes through the one route table in routes.cc.
   server->Get(".*", handle);
@@ -126,6 +144,16 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& socket_pa
     Render(VmmReply::Error(message), response);
     return httplib::Server::HandlerResponse::Handled;
   }));
+  server->set_exception_handler(
+      [](const httplib::Request&, httplib::Response& response, std::exception_ptr thrown) {
+        try {
+          std::rethrow_exception(thrown);
+        } catch (const std::exception& error) {
+          RenderInternalError(error.what(), response);
+        } catch (...) {
+          RenderInternalError("an exception that is not a std::exception", response);
+        }
+      });
 
   UnixSocketServer* raw = server.get();
   api->server_ = std::move(server);

@@ -1,5 +1,6 @@
 #include "api/config_parser.h"
 
+#include <cctype>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -197,6 +198,34 @@ Result<VhostUserEndpoint> CheckEndpoint(const EndpointFields& fields,
 
 }  // namespace
 
+namespace {
+
+// Device ids as Firecracker takes them: 1 to 64 letters, digits or '_'.
+// They name devices in the log, the metrics and URLs, so nothing else
+// (no newline, no '/', no byte that is not ASCII) gets that far.
+Status CheckDeviceId(const JsonObjectReader& reader, const char* field, const std::string& id,
+                     const std::string& path_id) {
+  constexpr size_t kMaxIdBytes = 64;
+  if (id.empty() || id.size() > kMaxIdBytes) {
+    return Status::Error(reader.FieldPath(field) + ": must be 1 to " + std::to_string(kMaxIdBytes) +
+                         " characters, got " + std::to_string(id.size()));
+  }
+  for (unsigned char c : id) {
+    if (!std::isalnum(c) || c > 0x7f) {
+      if (c == '_') continue;
+      return Status::Error(reader.FieldPath(field) +
+                           ": may hold only letters, digits and '_' (Firecracker's rule)");
+    }
+  }
+  if (!path_id.empty() && id != path_id) {
+    return Status::Error(reader.FieldPath(field) + ": \"" + id +
+                         "\" does not match the id in the path, \"" + path_id + "\"");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<FsConfig> ParseFs(const nlohmann::json& body, const std::string& path,
                          const std::string& path_id) {
   JsonObjectReader reader(body, path);
@@ -207,11 +236,7 @@ Result<FsConfig> ParseFs(const nlohmann::json& body, const std::string& path,
   auto queues = reader.Unsigned("num_queues", 1, kMaxFsRequestQueues);
   auto queue_size = reader.Unsigned("queue_size", 2, kMaxQueueSize);
   EMBER_RETURN_IF_ERROR(reader.Finish());
-  if (id->empty()) return Status::Error(reader.FieldPath("fs_id") + ": is empty");
-  if (!path_id.empty() && *id != path_id) {
-    return Status::Error(reader.FieldPath("fs_id") + ": \"" + *id +
-                         "\" does not match the id in the path, \"" + path_id + "\"");
-  }
+  EMBER_RETURN_IF_ERROR(CheckDeviceId(reader, "fs_id", *id, path_id));
   if (tag->empty() || tag->size() > kMaxFsTagBytes) {
     return Status::Error(reader.FieldPath("tag") + ": must be 1 to " +
                          std::to_string(kMaxFsTagBytes) + " bytes, got " +
@@ -283,11 +308,7 @@ Result<NetConfig> ParseNetworkInterface(const nlohmann::json& body, const std::s
   const nlohmann::json* rx_limiter = reader.Raw("rx_rate_limiter");
   const nlohmann::json* tx_limiter = reader.Raw("tx_rate_limiter");
   EMBER_RETURN_IF_ERROR(reader.Finish());
-  if (id->empty()) return Status::Error(reader.FieldPath("iface_id") + ": is empty");
-  if (!path_id.empty() && *id != path_id) {
-    return Status::Error(reader.FieldPath("iface_id") + ": \"" + *id +
-                         "\" does not match the id in the path, \"" + path_id + "\"");
-  }
+  EMBER_RETURN_IF_ERROR(CheckDeviceId(reader, "iface_id", *id, path_id));
   if (tap) {
     return Status::Error(reader.FieldPath("host_dev_name") +
                          ": TAP devices are not supported yet; give a vhost-user \"socket\"");

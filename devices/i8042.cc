@@ -39,12 +39,11 @@ void I8042::Read(uint64_t offset, std::span<uint8_t> data) {
   uint8_t value = 0;
   if (offset == kCommandOffset) {
     value = kStatusSystemFlag | kStatusCommandLast | kStatusKeyboardEnabled |
-            (output_.empty() ? 0 : kStatusOutputFull);
-  } else if (offset == kDataOffset && !output_.empty()) {
-    value = output_.front();
-    output_.pop_front();
+            (OutputEmpty() ? 0 : kStatusOutputFull);
+  } else if (offset == kDataOffset && !OutputEmpty()) {
+    value = PopOutput();
     // Linux reads one byte per interrupt: signal the next one.
-    if (!output_.empty() && (command_byte_ & kCommandByteKeyboardInterrupt)) raise_interrupt_();
+    if (!OutputEmpty() && (command_byte_ & kCommandByteKeyboardInterrupt)) raise_interrupt_();
   }
   data[0] = value;
   for (size_t i = 1; i < data.size(); ++i) data[i] = 0;
@@ -96,10 +95,24 @@ void I8042::Write(uint64_t offset, std::span<const uint8_t> data) {
 void I8042::SendCtrlAltDel() {
   std::lock_guard lock(mutex_);
   GlobalMetrics().i8042_ctrl_alt_del.Add();
-  for (uint8_t code : kCtrlAltDel) output_.push_back(code);
+  for (uint8_t code : kCtrlAltDel) PushOutput(code);
   if (command_byte_ & kCommandByteKeyboardInterrupt) raise_interrupt_();
 }
 
-void I8042::PushOutput(uint8_t byte) { output_.push_back(byte); }
+void I8042::PushOutput(uint8_t byte) {
+  if (output_count_ == kOutputCapacity) {
+    GlobalMetrics().i8042_missed_writes.Add();
+    return;
+  }
+  output_[(output_head_ + output_count_) % kOutputCapacity] = byte;
+  ++output_count_;
+}
+
+uint8_t I8042::PopOutput() {
+  uint8_t byte = output_[output_head_];
+  output_head_ = (output_head_ + 1) % kOutputCapacity;
+  --output_count_;
+  return byte;
+}
 
 }  // namespace ember

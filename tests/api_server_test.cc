@@ -231,6 +231,24 @@ TEST_F(ApiTest, ConcurrentClientsGetCorrectAnswers) {
   EXPECT_EQ(good.load(), kThreads * kRequests);
 }
 
+// Bytes that are not UTF-8 reach the answers (the path is quoted in the
+// fault message, the JSON parser quotes the body): they are replaced, the
+// answer is a 400 with valid JSON, and the API (and any VM) lives on.
+TEST_F(ApiTest, BytesThatAreNotUtf8GetA400AndTheApiLivesOn) {
+  const std::string replacement = "\xEF\xBF\xBD";  // U+FFFD
+  for (const std::string& path : {std::string("/\x92"), std::string("/machine-config\xff\xfe")}) {
+    HttpResponse response = ember_->Request("GET", path);
+    EXPECT_EQ(response.status, 400) << response.body;
+    EXPECT_TRUE(json::accept(response.body)) << response.body;
+    EXPECT_NE(Fault(response).find(replacement), std::string::npos) << Fault(response);
+  }
+  HttpResponse body =
+      ember_->Request("PUT", "/boot-source", "{\"kernel_image_path\": \"\xff\xc3\"}");
+  EXPECT_EQ(body.status, 400) << body.body;
+  EXPECT_TRUE(json::accept(body.body)) << body.body;
+  EXPECT_EQ(ember_->Request("GET", "/").status, 200) << ember_->Stderr();
+}
+
 TEST_F(ApiTest, StalledClientsDoNotBlockOthers) {
   // Two clients send half a request and go quiet.
   int stalled[2];

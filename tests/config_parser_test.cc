@@ -138,6 +138,32 @@ TEST(ConfigParserTest, FsDevices) {
   EXPECT_EQ(mismatch.status().message(), "fs_id: \"a\" does not match the id in the path, \"b\"");
 }
 
+// Ids reach the log, the metrics and URLs: Firecracker's rule, 1 to 64 of
+// [A-Za-z0-9_], for every device id.
+TEST(ConfigParserTest, DeviceIdsAreLettersDigitsAndUnderscores) {
+  auto fs_error = [](const std::string& id) {
+    Result<FsConfig> parsed =
+        ParseFs(nlohmann::json{{"fs_id", id}, {"tag", "x"}, {"socket", "/s"}}, "", "");
+    return parsed.ok() ? std::string("ok") : parsed.status().message();
+  };
+  auto net_error = [](const std::string& id) {
+    Result<NetConfig> parsed =
+        ParseNetworkInterface(nlohmann::json{{"iface_id", id}, {"socket", "/s"}}, "", "");
+    return parsed.ok() ? std::string("ok") : parsed.status().message();
+  };
+  EXPECT_EQ(fs_error("Share_01"), "ok");
+  EXPECT_EQ(net_error(std::string(64, 'e')), "ok");
+  EXPECT_EQ(fs_error(""), "fs_id: must be 1 to 64 characters, got 0");
+  EXPECT_EQ(net_error(std::string(65, 'e')), "iface_id: must be 1 to 64 characters, got 65");
+  for (const char* bad : {"eth-0", "a/b", "../x", "line\nbreak", "caf\xc3\xa9", "a b"}) {
+    EXPECT_EQ(fs_error(bad), "fs_id: may hold only letters, digits and '_' (Firecracker's rule)")
+        << bad;
+    EXPECT_EQ(net_error(bad),
+              "iface_id: may hold only letters, digits and '_' (Firecracker's rule)")
+        << bad;
+  }
+}
+
 TEST(ConfigParserTest, NetworkInterfaces) {
   auto net = [](const std::string& devices) {
     return R"({"boot-source": {"kernel_image_path": "/k"}, "network-interfaces": [)" + devices +

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "vmm/metrics.h"
+
 namespace ember {
 namespace {
 
@@ -39,6 +41,27 @@ TEST(I8042Test, ResetCommandAndControllerProbe) {
   EXPECT_EQ(kbd.interrupts, 0) << "the command byte masks the keyboard interrupt";
   kbd.Out(4, 0xfe);
   EXPECT_EQ(kbd.resets, 1);
+}
+
+// A guest that writes keyboard commands and never reads fills the output
+// buffer and no more: the rest are dropped and counted, and what was kept
+// still reads out in order.
+TEST(I8042Test, OutputBufferIsBoundedForAGuestThatNeverReads) {
+  I8042Fixture kbd;
+  const uint64_t missed_before = GlobalMetrics().i8042_missed_writes.Read();
+  for (int i = 0; i < 100000; ++i) kbd.Out(0, 0xed);  // each queues an ACK (0xfa)
+  EXPECT_EQ(GlobalMetrics().i8042_missed_writes.Read() - missed_before,
+            100000u - I8042::kOutputCapacity);
+  size_t read = 0;
+  while (kbd.In(4) & 0x01) {
+    EXPECT_EQ(kbd.In(0), 0xfa);
+    ++read;
+  }
+  EXPECT_EQ(read, I8042::kOutputCapacity);
+  kbd.device.SendCtrlAltDel();  // room again
+  std::vector<uint8_t> codes;
+  while (kbd.In(4) & 0x01) codes.push_back(kbd.In(0));
+  EXPECT_EQ(codes, (std::vector<uint8_t>{0x1d, 0x38, 0x53, 0xd3, 0xb8, 0x9d}));
 }
 
 }  // namespace

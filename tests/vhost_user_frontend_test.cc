@@ -231,8 +231,8 @@ TEST(VhostUserFrontendTest, DeviceWhoseBackendHangsDuringActivationStartsOnTheNe
 
   (*device)->Disconnected();  // what the reconnector does on the hang-up
   FakeBackend next(features, protocol);
-  Status resumed = (*device)->Reconnect(
-      VhostUserConnection(UniqueFd(next.TakeFrontendFd()), "fs device share"));
+  Status resumed =
+      (*device)->Reconnect(VhostUserConnection(UniqueFd(next.TakeFrontendFd()), "fs device share"));
   ASSERT_TRUE(resumed.ok()) << resumed.message();
   (*device)->Reset();  // the GET_VRING_BASE replies show the backend read all before
   int enabled = 0;

@@ -37,11 +37,12 @@ struct Metrics {
       put_machine_cfg_fails, put_logger, put_logger_fails, put_metrics, put_metrics_fails,
       put_serial, put_serial_fails;
   Counter patch_machine_cfg, patch_machine_cfg_fails, patch_vm, patch_vm_fails;
-  Counter invalid_requests;
+  Counter invalid_requests, api_internal_errors;
   // vcpu
   Counter exit_io_in, exit_io_out, exit_mmio_read, exit_mmio_write, vcpu_failures;
   // devices
-  Counter uart_write_count, uart_read_count, i8042_reset_count, i8042_ctrl_alt_del;
+  Counter uart_write_count, uart_read_count, i8042_reset_count, i8042_ctrl_alt_del,
+      i8042_missed_writes;
   // seccomp
   Counter seccomp_faults;
   // vhost-user backends going away and coming back

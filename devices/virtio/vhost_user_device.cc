@@ -60,17 +60,19 @@ Status VhostUserDevice::Activate(const Activation& activation) {
   // The rings are handed over when the reconnector has a working backend
   // again, exactly as after a backend restart.
   if (!connected_) {
-    spdlog::warn("{}: started while the vhost-user backend is away; its rings are set up "
-                 "when it is back",
-                 name_);
+    spdlog::warn(
+        "{}: started while the vhost-user backend is away; its rings are set up "
+        "when it is back",
+        name_);
     return Status::Ok();
   }
   std::vector<VringSetup> rings = Rings(*started_, /*from_used_index=*/false);
   if (Status status = frontend_->Start(activation.acked_features, activation.memory, rings);
       !status.ok()) {
-    spdlog::warn("{}: the vhost-user backend did not take the rings ({}); dropping the "
-                 "connection to start again on a new one",
-                 name_, status.message());
+    spdlog::warn(
+        "{}: the vhost-user backend did not take the rings ({}); dropping the "
+        "connection to start again on a new one",
+        name_, status.message());
     // The reconnector sees the hang-up on the VMM thread and takes over.
     shutdown(frontend_->socket_fd(), SHUT_RDWR);
     return Status::Ok();
