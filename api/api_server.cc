@@ -161,7 +161,7 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& socket_pa
   std::promise<Status> filtered;
   std::future<Status> filter_result = filtered.get_future();
   api->thread_ = std::thread([raw, socket_fd, done, &filtered] {
-    pthread_setname_np(pthread_self(), "ember_api");
+    pthread_setname_np(pthread_self(), "fc_api");  // Firecracker's name
     // Before the first accept: the API thread's own filter, which httplib's
     // worker threads (started by ListenOn) inherit.
     Status status = InstallThreadFilter(ThreadKind::kApi);

@@ -40,13 +40,14 @@ struct Line {
   void WriteTo(int fd) const { (void)!::write(fd, data, size); }
 };
 
-// Threads are named ember_vcpuN and ember_api (httplib's workers inherit
-// the name of the thread that made them); the VMM thread is the main one.
+// Threads have Firecracker's names, "fc_vcpu N" and "fc_api" (httplib's
+// workers inherit the name of the thread that made them); the VMM thread
+// is the main one.
 const char* CallingThreadKind() {
   char name[16] = {};
   prctl(PR_GET_NAME, name);
-  if (std::strncmp(name, "ember_vcpu", 10) == 0) return ThreadKindName(ThreadKind::kVcpu);
-  if (std::strncmp(name, "ember_api", 9) == 0) return ThreadKindName(ThreadKind::kApi);
+  if (std::strncmp(name, "fc_vcpu", 7) == 0) return ThreadKindName(ThreadKind::kVcpu);
+  if (std::strncmp(name, "fc_api", 6) == 0) return ThreadKindName(ThreadKind::kApi);
   return ThreadKindName(ThreadKind::kVmm);
 }
 

@@ -70,7 +70,10 @@ Status Vcpu::StartThread() {
   } catch (const std::system_error& error) {
     return Status::Error("starting vCPU " + std::to_string(index_) + " thread: " + error.what());
   }
-  std::string name = "ember_vcpu" + std::to_string(index_);
+  // Firecracker's names: Kata Containers finds vCPU threads by the
+  // "fc_vcpu" prefix and reads the index after the space (to place each in
+  // its cgroup), and Firecracker's own tooling reads them the same way.
+  std::string name = "fc_vcpu " + std::to_string(index_);
   pthread_setname_np(thread_.native_handle(), name.c_str());
   // The thread installs its seccomp filter first; wait for the outcome.
   std::unique_lock lock(mutex_);
