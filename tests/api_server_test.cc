@@ -275,6 +275,21 @@ TEST_F(ApiTest, MetricsAndLoggerResources) {
               "already configured");
   EXPECT_EQ(ember_->Request("PUT", "/machine-config", R"({"vcpu_count": 0})").status, 400);
   EXPECT_EQ(ember_->Request("GET", "/").status, 200);
+  // Device PUTs count as puts of their resource (the socket is missing: a
+  // fail), not as invalid requests.
+  EXPECT_EQ(ember_
+                ->Request("PUT", "/network-interfaces/eth0",
+                          json{{"iface_id", "eth0"}, {"socket", dir_.File("none.sock")}}.dump())
+                .status,
+            400);
+  EXPECT_EQ(
+      ember_
+          ->Request(
+              "PUT", "/fs/share",
+              json{{"fs_id", "share"}, {"tag", "t"}, {"socket", dir_.File("none.sock")}}.dump())
+          .status,
+      400);
+  EXPECT_EQ(ember_->Request("PUT", "/nonexistent").status, 400);
   EXPECT_EQ(ember_->Request("PUT", "/actions", R"({"action_type": "FlushMetrics"})").status, 204);
   std::string lines = ReadFile(metrics);
   ASSERT_FALSE(lines.empty());
@@ -283,6 +298,11 @@ TEST_F(ApiTest, MetricsAndLoggerResources) {
   EXPECT_EQ(line["put_api_requests"]["machine_cfg_fails"], 1);
   EXPECT_EQ(line["put_api_requests"]["metrics_count"], 2);
   EXPECT_EQ(line["get_api_requests"]["instance_info_count"], 1);
+  EXPECT_EQ(line["put_api_requests"]["network_count"], 1);
+  EXPECT_EQ(line["put_api_requests"]["network_fails"], 1);
+  EXPECT_EQ(line["put_api_requests"]["fs_count"], 1);
+  EXPECT_EQ(line["put_api_requests"]["fs_fails"], 1);
+  EXPECT_EQ(line["api_server"]["invalid_requests_count"], 1) << "only PUT /nonexistent";
   EXPECT_GT(line["api_server"]["process_startup_time_us"].get<uint64_t>(), 0u);
   // Counters restart from zero after each flush.
   EXPECT_EQ(ember_->Request("PUT", "/actions", R"({"action_type": "FlushMetrics"})").status, 204);

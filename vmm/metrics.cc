@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <string_view>
 
 #include "jail/seccomp.h"
 #include "vmm/sys_error.h"
@@ -35,6 +36,10 @@ constexpr CounterName kCounters[] = {
     {"put_api_requests", "metrics_fails", &Metrics::put_metrics_fails},
     {"put_api_requests", "serial_count", &Metrics::put_serial},
     {"put_api_requests", "serial_fails", &Metrics::put_serial_fails},
+    {"put_api_requests", "network_count", &Metrics::put_network},
+    {"put_api_requests", "network_fails", &Metrics::put_network_fails},
+    {"put_api_requests", "fs_count", &Metrics::put_fs},
+    {"put_api_requests", "fs_fails", &Metrics::put_fs_fails},
     {"patch_api_requests", "machine_cfg_count", &Metrics::patch_machine_cfg},
     {"patch_api_requests", "machine_cfg_fails", &Metrics::patch_machine_cfg_fails},
     {"patch_api_requests", "vm_count", &Metrics::patch_vm},
@@ -75,6 +80,9 @@ constexpr RequestCounters kRequests[] = {
     {"PUT", "/logger", &Metrics::put_logger, &Metrics::put_logger_fails},
     {"PUT", "/metrics", &Metrics::put_metrics, &Metrics::put_metrics_fails},
     {"PUT", "/serial", &Metrics::put_serial, &Metrics::put_serial_fails},
+    // "{id}" stands for one more path segment, the device id.
+    {"PUT", "/network-interfaces/{id}", &Metrics::put_network, &Metrics::put_network_fails},
+    {"PUT", "/fs/{id}", &Metrics::put_fs, &Metrics::put_fs_fails},
     {"PATCH", "/machine-config", &Metrics::patch_machine_cfg, &Metrics::patch_machine_cfg_fails},
     {"PATCH", "/vm", &Metrics::patch_vm, &Metrics::patch_vm_fails},
 };
@@ -89,7 +97,15 @@ Metrics& GlobalMetrics() {
 void CountApiRequest(const std::string& method, const std::string& path, bool failed) {
   Metrics& metrics = GlobalMetrics();
   for (const RequestCounters& request : kRequests) {
-    if (method == request.method && path == request.path) {
+    constexpr std::string_view kId = "{id}";
+    const std::string_view pattern = request.path;
+    bool matches = path == pattern;
+    if (pattern.ends_with(kId)) {
+      const std::string_view prefix = pattern.substr(0, pattern.size() - kId.size());
+      matches = path.size() > prefix.size() && path.compare(0, prefix.size(), prefix) == 0 &&
+                path.find('/', prefix.size()) == std::string::npos;
+    }
+    if (method == request.method && matches) {
       (metrics.*request.count).Add();
       if (failed && request.fails != nullptr) (metrics.*request.fails).Add();
       return;

@@ -35,7 +35,7 @@ struct Metrics {
   Counter get_instance_info, get_machine_cfg, get_vm_config, get_version;
   Counter put_actions, put_actions_fails, put_boot_source, put_boot_source_fails, put_machine_cfg,
       put_machine_cfg_fails, put_logger, put_logger_fails, put_metrics, put_metrics_fails,
-      put_serial, put_serial_fails;
+      put_serial, put_serial_fails, put_network, put_network_fails, put_fs, put_fs_fails;
   Counter patch_machine_cfg, patch_machine_cfg_fails, patch_vm, patch_vm_fails;
   Counter invalid_requests, api_internal_errors;
   // vcpu
