@@ -161,6 +161,15 @@ TEST_F(ApiTest, FailedStartLeavesTheVmConfigurable) {
   if (!HaveKvm()) GTEST_SKIP() << "/dev/kvm is absent: InstanceStart needs it";
   ExpectFault(Start(), "boot-source.kernel_image_path: " + dir_.File("nope") + ": No such file");
   EXPECT_EQ(State(), "Not started");
+  // A FIFO nobody writes to is refused at once, not waited on.
+  ASSERT_EQ(mkfifo(dir_.File("fifo").c_str(), 0600), 0);
+  ASSERT_EQ(
+      ember_->Request("PUT", "/boot-source", json{{"kernel_image_path", dir_.File("fifo")}}.dump())
+          .status,
+      204);
+  ExpectFault(Start(),
+              "boot-source.kernel_image_path: " + dir_.File("fifo") + " is not a regular file");
+  EXPECT_EQ(State(), "Not started");
   // Fix the configuration and start for real.
   PutGuest("cmdline");
   EXPECT_EQ(Start().status, 204);

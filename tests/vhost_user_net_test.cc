@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -130,6 +132,44 @@ TEST_F(VhostUserNetTest, ServerModeWaitsForTestpmdToConnect) {
   ASSERT_TRUE(ember.started()) << ember.Stderr();
   EXPECT_EQ(ember.WaitForExit(60000), 0) << ember.Stderr();
   EXPECT_NE(ember.Stdout().find("ember-guest: net ok\n"), std::string::npos) << ember.Stdout();
+}
+
+// The socket ember listens on hands all guest memory to whoever connects:
+// it is created 0600, and a socket some live process accepts on is never
+// taken over (a stale one is).
+TEST_F(VhostUserNetTest, ServerModeSocketIsPrivateAndALiveOneIsNotTaken) {
+  const std::string path = dir_.File("net.sock");
+  json iface{{"iface_id", "eth0"},
+             {"socket", path},
+             {"socket_mode", "server"},
+             {"connect_timeout_ms", 3000}};
+  WriteFile(dir_.File("vm.json"), Config("net", 1, iface).dump());
+  int live = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
+  ASSERT_EQ(bind(live, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(listen(live, 1), 0);
+  ProcessResult refused =
+      RunProcess({EMBER_BINARY, "--no-api", "--config-file", dir_.File("vm.json")}, 20000);
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find(path + " is in use by another process"), std::string::npos)
+      << refused.err;
+  close(live);  // now a stale socket file: ember replaces it
+  ProcessResult waited;
+  std::thread run([&] {
+    waited = RunProcess({EMBER_BINARY, "--no-api", "--config-file", dir_.File("vm.json")}, 20000);
+  });
+  mode_t mode = 0;
+  for (int i = 0; i < 2000 && mode != 0600; ++i) {
+    struct stat info {};
+    if (stat(path.c_str(), &info) == 0) mode = info.st_mode & 0777;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  run.join();
+  EXPECT_EQ(mode, 0600u) << "the socket ember listened on";
+  EXPECT_EQ(waited.exit_code, 1);
+  EXPECT_NE(waited.err.find("no vhost-user backend connected"), std::string::npos) << waited.err;
 }
 
 TEST_F(VhostUserNetTest, ServerModeGivesUpWhenNoBackendComes) {

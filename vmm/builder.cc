@@ -34,9 +34,11 @@ struct OpenedFile {
   uint64_t size;
 };
 
-// Opens a file named by a config field; errors name the field.
+// Opens a file named by a config field; errors name the field. O_NONBLOCK:
+// a FIFO (or a device) must not hold the VMM thread in open() before the
+// regular-file check can refuse it; reads of regular files ignore it.
 Result<OpenedFile> OpenInput(const std::string& path, const std::string& field) {
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!fd.valid()) return ErrnoStatus(field + ": " + path);
   struct stat info {};
   if (fstat(fd.get(), &info) != 0) return ErrnoStatus(field + ": " + path);

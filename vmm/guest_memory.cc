@@ -34,6 +34,9 @@ Result<GuestMemory> GuestMemory::Create(uint64_t size_bytes) {
   }
   memory.mapping_ = static_cast<uint8_t*>(mapping);
   memory.size_ = size_bytes;
+  // A core dump of ember must not carry the guest's memory (its secrets,
+  // and gigabytes). Best effort: only an old kernel would refuse.
+  (void)madvise(mapping, size_bytes, MADV_DONTDUMP);
   uint64_t offset = 0;
   for (const RamRange& range :
        SplitAroundHole(size_bytes, layout::kMmioHoleStart, layout::kMmioHoleEnd)) {

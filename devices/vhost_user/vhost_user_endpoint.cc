@@ -46,13 +46,22 @@ Result<UniqueFd> ListenForBackend(const std::string& path, const std::string& ow
     if (!S_ISSOCK(info.st_mode)) {
       return Status::Error(owner + ": " + path + " exists and is not a socket");
     }
-    unlink(path.c_str());  // a stale socket from an earlier run
+    // Only a stale socket from an earlier run is replaced: one that
+    // accepts belongs to a live process.
+    UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (connect(probe.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
+      return Status::Error(owner + ": " + path + " is in use by another process");
+    }
+    unlink(path.c_str());
   }
   UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd.valid()) return ErrnoStatus(owner + ": creating a socket");
   if (bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
     return ErrnoStatus(owner + ": binding " + path);
   }
+  // The backend that connects gets all guest memory: only ember's user may
+  // connect. Before listen(), so nobody connects under the umask's mode.
+  if (chmod(path.c_str(), 0600) != 0) return ErrnoStatus(owner + ": chmod 0600 " + path);
   if (listen(fd.get(), 1) != 0) return ErrnoStatus(owner + ": listening on " + path);
   return fd;
 }
