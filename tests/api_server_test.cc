@@ -373,6 +373,42 @@ TEST(ApiSocketTest, ConfigFileAndApiTogether) {
   EXPECT_EQ(ember.WaitForExit(), 0);
 }
 
+// A config-file start that fails while an API client waits for an answer:
+// ember still exits (the waiting request gets its answer) instead of
+// hanging in the API server's shutdown. The start waits 2 s for a
+// server-mode backend that never comes, so the request is surely queued.
+TEST(ApiSocketTest, FailedConfigFileStartExitsWhileAClientWaits) {
+  if (!HaveKvm()) GTEST_SKIP() << "/dev/kvm is absent: InstanceStart needs it";
+  TempDir dir;
+  WriteFile(dir.File("vm.json"), json{{"boot-source", {{"kernel_image_path", GuestPvh()}}},
+                                      {"network-interfaces",
+                                       {{{"iface_id", "eth0"},
+                                         {"socket", dir.File("net.sock")},
+                                         {"socket_mode", "server"},
+                                         {"connect_timeout_ms", 2000}}}}}
+                                     .dump());
+  ProcessResult result;
+  std::thread ember([&] {
+    result = RunProcess(
+        {EMBER_BINARY, "--api-sock", dir.File("api.sock"), "--config-file", dir.File("vm.json")},
+        20000);
+  });
+  HttpResponse answer;
+  for (int i = 0; i < 1000 && answer.status == 0; ++i) {
+    if (access(dir.File("api.sock").c_str(), F_OK) == 0) {
+      answer = HttpRequest(dir.File("api.sock"), "GET", "/", "", 15000);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ember.join();
+  EXPECT_FALSE(result.timed_out) << "ember hung after the failed start: " << result.err;
+  EXPECT_EQ(result.exit_code, 1) << result.err;
+  EXPECT_NE(result.err.find("no vhost-user backend connected"), std::string::npos) << result.err;
+  EXPECT_EQ(answer.status, 400) << "the waiting request is answered: " << answer.body;
+  EXPECT_NE(answer.body.find("shutting down"), std::string::npos) << answer.body;
+}
+
 TEST(CliTest, VersionHelpAndUnknownFlags) {
   ProcessResult version = RunProcess({EMBER_BINARY, "--version"}, 10000);
   EXPECT_EQ(version.exit_code, 0);

@@ -92,6 +92,15 @@ int main(int argc, char** argv) {
     GlobalMetrics().process_startup_time_us = MicrosSince(start_time);
     GlobalMetrics().process_startup_time_cpu_us = ProcessCpuMicros() - start_cpu_us;
   }
+  // Every way out of main closes the channel before the API server goes
+  // (this guard is destroyed first): a worker waiting in Submit gets its
+  // answer, so the server's shutdown can join it.
+  struct ChannelCloser {
+    ActionChannel* channel;
+    ~ChannelCloser() {
+      if (channel != nullptr) channel->Close();
+    }
+  } close_channel_first{channel.get()};
 
   if (Status status = vmm.Prepare(channel.get()); !status.ok()) return Fail(status.message());
   if (cli->config_file) {
