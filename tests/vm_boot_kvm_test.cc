@@ -1,11 +1,16 @@
 // Boots the test guest (tests/guest) through the ember binary on this
 // machine's KVM, in each of the three formats ember loads, and asserts every
 // line the guest prints. Needs /dev/kvm; skips, saying so, only without it.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <regex>
+#include <sstream>
 #include <string>
 
 #include "tests/test_util.h"
@@ -149,6 +154,48 @@ TEST_F(EmberKvmTest, ConsoleCanGoToAFile) {
   std::string console = testing::ReadFile(dir_.File("console.log"));
   EXPECT_TRUE(HasLine(console, "ember-guest: entry=elf64")) << console;
   EXPECT_TRUE(HasLine(console, "ember-guest: done")) << console;
+}
+
+// stdout is a pipe nobody reads: the guest's 256 KiB fill it, the rest is
+// dropped and counted (uart.missed_write_count), and the guest still
+// resets and ember exits 0; a blocking write would wedge the vCPU instead.
+TEST_F(EmberKvmTest, ConsoleReaderThatStallsCostsOutputNotTheGuest) {
+  testing::WriteFile(dir_.File("vm.json"),
+                     R"({"boot-source": {"kernel_image_path": ")" + GuestPath("pvh") +
+                         R"(", "boot_args": "console=ttyS0 ember.tests=flood"}})");
+  int pipe_fds[2];
+  ASSERT_EQ(pipe2(pipe_fds, O_CLOEXEC), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(pipe_fds[1], 1);
+    int err = open(dir_.File("stderr").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(err, 2);
+    execl(EMBER_BINARY, EMBER_BINARY, "--no-api", "--config-file", dir_.File("vm.json").c_str(),
+          "--metrics-path", dir_.File("metrics.json").c_str(), nullptr);
+    _exit(127);
+  }
+  close(pipe_fds[1]);
+  int status = -1;
+  for (int i = 0; i < 120000 && waitpid(pid, &status, WNOHANG) == 0; ++i) usleep(1000);
+  if (waitpid(pid, &status, WNOHANG) == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    ADD_FAILURE() << "ember did not finish with its console reader stalled";
+  }
+  const std::string err = testing::ReadFile(dir_.File("stderr"));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << err;
+  EXPECT_NE(err.find("VM stopped: guest reset"), std::string::npos) << err;
+  uint64_t missed = 0;
+  std::istringstream lines(testing::ReadFile(dir_.File("metrics.json")));
+  for (std::string line; std::getline(lines, line);) {
+    missed += nlohmann::json::parse(line)["uart"]["missed_write_count"].get<uint64_t>();
+  }
+  EXPECT_GT(missed, 0u) << "the pipe holds less than the guest wrote";
+  EXPECT_LT(missed, 256u * 1024) << "what the pipe holds was written";
+  char start[64] = {};
+  ASSERT_GT(read(pipe_fds[0], start, sizeof(start) - 1), 0);
+  EXPECT_NE(std::string(start).find("ember-guest: entry=pvh"), std::string::npos) << start;
+  close(pipe_fds[0]);
 }
 
 TEST_F(EmberKvmTest, LogsWhichKvmBacksTheDevice) {

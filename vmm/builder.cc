@@ -53,14 +53,32 @@ uint32_t PhysicalAddressBits(const Kvm& kvm) {
   return kDefaultPhysicalAddressBits;
 }
 
+// The console is written from vCPU threads: a reader that stalls must cost
+// output (dropped and counted by the serial device), never a wedged vCPU.
+// A pipe, FIFO or terminal gets a description of its own, non-blocking,
+// opened through /proc so that the O_NONBLOCK does not reach whoever shares
+// ember's stdout. Regular files do not block and keep their own (a reopen
+// would lose O_APPEND and the offset); so do sockets, which cannot be
+// reopened.
+int NonBlockingConsole(Machine& machine, int fd) {
+  struct stat info {};
+  if (fstat(fd, &info) != 0 || !(S_ISFIFO(info.st_mode) || S_ISCHR(info.st_mode))) return fd;
+  const std::string self = "/proc/self/fd/" + std::to_string(fd);
+  machine.serial_output.reset(open(self.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+  return machine.serial_output.valid() ? machine.serial_output.get() : fd;
+}
+
 Status AddDevices(Machine& machine, const VmConfig& config, const BuildOptions& options) {
   int console_fd = options.console_fd;
   if (config.serial.serial_out_path) {
+    // O_NONBLOCK: a FIFO without a reader is refused (ENXIO), not waited on.
     const std::string& path = *config.serial.serial_out_path;
     machine.serial_output.reset(
-        open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+        open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0600));
     if (!machine.serial_output.valid()) return ErrnoStatus("serial.serial_out_path: " + path);
     console_fd = machine.serial_output.get();
+  } else if (console_fd >= 0) {
+    console_fd = NonBlockingConsole(machine, console_fd);
   }
   const Vm* vm = machine.vm.get();
   machine.serial = std::make_shared<Serial>(console_fd, [vm] { vm->PulseIrq(layout::kCom1Irq); });

@@ -53,6 +53,7 @@ constexpr CounterName kCounters[] = {
     {"vcpu", "failures", &Metrics::vcpu_failures},
     {"uart", "write_count", &Metrics::uart_write_count},
     {"uart", "read_count", &Metrics::uart_read_count},
+    {"uart", "missed_write_count", &Metrics::uart_missed_writes},
     {"i8042", "reset_count", &Metrics::i8042_reset_count},
     {"i8042", "ctrl_alt_del_count", &Metrics::i8042_ctrl_alt_del},
     {"i8042", "missed_write_count", &Metrics::i8042_missed_writes},

@@ -42,7 +42,7 @@ struct Metrics {
   Counter exit_io_in, exit_io_out, exit_mmio_read, exit_mmio_write, vcpu_failures;
   // devices
   Counter uart_write_count, uart_read_count, i8042_reset_count, i8042_ctrl_alt_del,
-      i8042_missed_writes;
+      i8042_missed_writes, uart_missed_writes;
   // seccomp
   Counter seccomp_faults;
   // vhost-user backends going away and coming back

@@ -172,6 +172,7 @@ enum {
   T_FSLOOP = 1 << 16,
   T_CTRLALTDEL = 1 << 17,
   T_POWEROFF = 1 << 18,
+  T_FLOOD = 1 << 19,
 };
 
 /* In run order; bit i of the mask is kTestNames[i]. */
@@ -179,7 +180,7 @@ static const char *const kTestNames[] = {"cmdline", "e820",    "initrd",  "cpuid
                                          "mptable", "smp",     "acpi",    "timer",
                                          "ticks",   "virtio",  "fs",      "fsbench",
                                          "net",     "netpeer", "netloop", "netbench",
-                                         "fsloop",  "ctrlaltdel", "poweroff"};
+                                         "fsloop",  "ctrlaltdel", "poweroff", "flood"};
 #define NUM_TESTS (sizeof(kTestNames) / sizeof(kTestNames[0]))
 
 static int is_sep(char c) { return (u8)c <= ' '; }  /* NUL, space, tab, newline */
@@ -504,6 +505,16 @@ static void test_ctrlaltdel(void) {
   line("ctrl-alt-del received\n");
 }
 
+/* 256 KiB on the console, more than a pipe holds: for a reader that stalls. */
+static void test_flood(void) {
+  line("flood start\n");
+  for (u32 i = 0; i < 256 * 1024 / 64; i++) {
+    for (u32 j = 0; j < 63; j++) put_char('x');
+    put_char('\n');
+  }
+  line("flood end\n");
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 static u32 start_info_ok(uptr si) {
@@ -548,6 +559,7 @@ static void __attribute__((noinline)) run_tests(u32 tests, u32 kind, uptr info,
   if (tests & T_FSLOOP) test_fsloop(cmdline);
   if (tests & T_CTRLALTDEL) test_ctrlaltdel();
   if (tests & T_POWEROFF) test_poweroff();
+  if (tests & T_FLOOD) test_flood();
 }
 
 void guest_main(u32 kind, uptr info) __attribute__((noreturn, used));
