@@ -22,6 +22,19 @@ namespace {
 
 using nlohmann::json;
 
+// A listening Unix socket at `path` (a backend stand-in), or -1.
+int ListenUnix(const std::string& path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 || listen(fd, 1) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 class VhostUserNetTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -144,12 +157,8 @@ TEST_F(VhostUserNetTest, ServerModeSocketIsPrivateAndALiveOneIsNotTaken) {
              {"socket_mode", "server"},
              {"connect_timeout_ms", 3000}};
   WriteFile(dir_.File("vm.json"), Config("net", 1, iface).dump());
-  int live = socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
-  ASSERT_EQ(bind(live, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-  ASSERT_EQ(listen(live, 1), 0);
+  int live = ListenUnix(path);
+  ASSERT_GE(live, 0);
   ProcessResult refused =
       RunProcess({EMBER_BINARY, "--no-api", "--config-file", dir_.File("vm.json")}, 20000);
   EXPECT_EQ(refused.exit_code, 1);
@@ -227,12 +236,8 @@ TEST_F(VhostUserNetTest, ApiRefusesWhatCannotWork) {
 // refused at InstanceStart with the device named, and nothing runs.
 TEST_F(VhostUserNetTest, BackendWithoutNeededFeaturesIsAClearError) {
   const std::string path = dir_.File("legacy.sock");
-  int listener = socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-  ASSERT_EQ(listen(listener, 1), 0);
+  int listener = ListenUnix(path);
+  ASSERT_GE(listener, 0);
   std::thread backend([listener] {
     int client = accept(listener, nullptr, nullptr);
     uint32_t header[3];
