@@ -117,8 +117,10 @@ if ((want_ember)); then
   run_bench ember -- "$ember" --no-api --config-file "$tmp/vm.json"
 fi
 if ((want_qemu)); then
+  source "$root/bench/qemu_cpu.sh"
+  qemu_cpu=$(qemu_kvm_cpu "$qemu") || die "QEMU cannot start a KVM guest here"
   run_bench qemu --ok-status "$qemu_ok" -- \
-    "$qemu" -M microvm,x-option-roms=off,pit=off,pic=off,rtc=off -enable-kvm -cpu host \
+    "$qemu" -M microvm,x-option-roms=off,pit=off,pic=off,rtc=off -enable-kvm -cpu "$qemu_cpu" \
     -m 128 -nodefaults -no-user-config -nographic -serial stdio \
     -kernel "$guest" -append console=ttyS0 -device isa-debug-exit,iobase=0xf4
 fi

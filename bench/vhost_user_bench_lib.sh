@@ -4,6 +4,8 @@
 #
 # After sourcing: $runs, $ember, $guest, $work (removed on exit), $tsc_khz.
 
+source "$(dirname "${BASH_SOURCE[0]}")/qemu_cpu.sh"
+
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${BUILD_DIR:-$root/build}
 runs=3
@@ -61,9 +63,10 @@ JSON
 run_qemu() {
   local tests=$1
   shift
+  [[ -n ${qemu_cpu:-} ]] || qemu_cpu=$(qemu_kvm_cpu qemu-system-x86_64) || return 1
   timeout 60 qemu-system-x86_64 \
     -M microvm,x-option-roms=off,pit=off,pic=off,rtc=off,acpi=off,memory-backend=mem \
-    -enable-kvm -cpu host -m 128 -object memory-backend-memfd,id=mem,size=128M,share=on \
+    -enable-kvm -cpu "$qemu_cpu" -m 128 -object memory-backend-memfd,id=mem,size=128M,share=on \
     -nodefaults -no-user-config -nographic -serial stdio -global virtio-mmio.force-legacy=false \
     "$@" -kernel "$guest" -device isa-debug-exit,iobase=0xf4 \
     -append "console=ttyS0 ember.tests=$tests" || true
