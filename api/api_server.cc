@@ -25,6 +25,7 @@ constexpr int kListenBacklog = 64;
 constexpr time_t kReadTimeoutSeconds = 5;  // a stalled client frees its worker after this
 constexpr size_t kWorkerThreads = 4;
 constexpr size_t kMaxRequestsPerConnection = 1000000;
+constexpr size_t kMaxHeaders = 64;  // Firecracker's clients send a handful
 
 // Debian's cpp-httplib 0.11.4 has no Unix-socket listener: this subclass
 // hands it a socket bound here.
@@ -128,6 +129,25 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& socket_pa
   server->Post(".*", handle);
   server->Delete(".*", handle);
   server->Options(".*", handle);
+  // Before any body is read: Debian's httplib 0.11.4 enforces the body
+  // limit only on a stated Content-Length, so a chunked or compressed body
+  // could grow without bound. Firecracker takes neither. The body stays
+  // unread; httplib then serves nothing more on that connection.
+  server->set_pre_routing_handler([](const httplib::Request& request, httplib::Response& response) {
+    std::string refusal;
+    if (request.has_header("Transfer-Encoding")) {
+      refusal = "Transfer-Encoding is not accepted: send the body with a Content-Length";
+    } else if (request.has_header("Content-Encoding")) {
+      refusal = "Content-Encoding is not accepted: send the body uncompressed";
+    } else if (request.headers.size() > kMaxHeaders) {
+      refusal = "more than " + std::to_string(kMaxHeaders) + " header fields";
+    } else {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    CountApiRequest(request.method, request.path, /*failed=*/true);
+    Render(VmmReply::Error(refusal), response);
+    return httplib::Server::HandlerResponse::Handled;
+  });
   // httplib's own refusals (oversized body, malformed request) as 400 JSON.
   server->set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& request,
                                                                     httplib::Response& response) {

@@ -258,6 +258,40 @@ TEST_F(ApiTest, BytesThatAreNotUtf8GetA400AndTheApiLivesOn) {
   EXPECT_EQ(ember_->Request("GET", "/").status, 200) << ember_->Stderr();
 }
 
+// Bodies httplib would read without a limit (chunked, compressed) and
+// requests with too many header fields are refused before any body is read.
+TEST_F(ApiTest, ChunkedCompressedAndHeaderFloodedRequestsAreRefused) {
+  auto raw = [&](const std::string& request) {
+    int fd = ConnectUnix(ember_->socket());
+    EXPECT_GE(fd, 0);
+    send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+    std::string answer;
+    char buffer[4096];
+    // The first answer is all we want; it ends with its JSON body.
+    while (answer.find("}") == std::string::npos) {
+      ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
+      if (n <= 0) break;
+      answer.append(buffer, static_cast<size_t>(n));
+    }
+    close(fd);
+    return answer;
+  };
+  std::string chunked =
+      raw("PUT /machine-config HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+          "5\r\nhello\r\n");
+  EXPECT_EQ(chunked.rfind("HTTP/1.1 400", 0), 0u) << chunked;
+  EXPECT_NE(chunked.find("Transfer-Encoding is not accepted"), std::string::npos) << chunked;
+  std::string compressed =
+      raw("PUT /machine-config HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+          "Content-Encoding: gzip\r\n\r\nhello");
+  EXPECT_NE(compressed.find("Content-Encoding is not accepted"), std::string::npos) << compressed;
+  std::string many = "GET / HTTP/1.1\r\nHost: x\r\n";
+  for (int i = 0; i < 100; ++i) many += "X-" + std::to_string(i) + ": y\r\n";
+  std::string flooded = raw(many + "\r\n");
+  EXPECT_NE(flooded.find("more than 64 header fields"), std::string::npos) << flooded;
+  EXPECT_EQ(ember_->Request("GET", "/").status, 200);
+}
+
 TEST_F(ApiTest, StalledClientsDoNotBlockOthers) {
   // Two clients send half a request and go quiet.
   int stalled[2];
