@@ -45,7 +45,7 @@ void WriteConfig(const std::string& path, uint32_t vcpus) {
       path,
       R"({"boot-source": {"kernel_image_path": ")" + linux_dir + R"(/vmlinuz", "initrd_path": ")" +
           linux_dir +
-          R"(/initramfs.cpio.gz", "boot_args": "console=ttyS0 quiet reboot=k panic=-1 pci=off"},
+          R"(/initramfs.cpio.gz", "boot_args": "console=ttyS0 reboot=k panic=-1 pci=off"},
                           "machine-config": {"vcpu_count": )" +
           std::to_string(vcpus) + R"(, "mem_size_mib": )" + std::to_string(kMemMib) + "}}");
 }
@@ -100,6 +100,10 @@ std::map<uint32_t, BootOutcome> BootLinux(const std::vector<uint32_t>& vcpu_coun
   return outcomes;
 }
 
+// Not `quiet`: with 2 vCPUs and no kernel messages after init, one run in
+// the nested harness stalled at init's console output (the tty waiting for
+// a transmit-empty interrupt that never came, it seems); the kernel's
+// console writes re-arm it. Suspected lost THRE interrupt, to be found.
 TEST(LinuxBootKvmTest, DebianKernelReachesInitWithOneAndTwoVcpus) {
   struct stat info {};
   ASSERT_EQ(stat((testing::LinuxGuestDir() + "/vmlinuz").c_str(), &info), 0)
@@ -148,7 +152,7 @@ TEST(LinuxBootKvmTest, DebianKernelFindsFsAndNetThroughAcpiAndPowersOff) {
       scratch.File("vm.json"),
       R"({"boot-source": {"kernel_image_path": ")" + linux_dir + R"(/vmlinuz", "initrd_path": ")" +
           linux_dir +
-          R"(/initramfs.cpio.gz", "boot_args": "console=ttyS0 quiet reboot=k panic=-1 pci=off ember.fs=hostshare ember.poweroff"},
+          R"(/initramfs.cpio.gz", "boot_args": "console=ttyS0 reboot=k panic=-1 pci=off ember.fs=hostshare ember.poweroff"},
                           "machine-config": {"vcpu_count": 2, "mem_size_mib": 512},
                           "fs": [{"fs_id": "share", "tag": "hostshare", "socket": "/run/ember-linux-vfs.sock"}],
                           "network-interfaces": [{"iface_id": "eth0", "guest_mac": "52:54:00:12:34:56",
@@ -187,6 +191,10 @@ TEST(LinuxBootKvmTest, DebianKernelFindsFsAndNetThroughAcpiAndPowersOff) {
 
 // Two Linux guests joined by DPDK testpmd (io mode) ping each other and
 // move a 1 MiB TCP stream, through ember's vhost-user-net devices.
+// The guests boot with `quiet`: every console byte is a guest exit, about
+// 1 ms each in the nested harness. (Only here, with one vCPU per guest: a
+// 2-vCPU guest booted quiet once stalled at init's console output, see
+// the boot test above.)
 TEST(LinuxBootKvmTest, TwoLinuxGuestsPingAndStreamThroughTestpmd) {
   testing::TempDir scratch;
   const std::string linux_dir = testing::LinuxGuestDir();
