@@ -4,7 +4,6 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -15,6 +14,7 @@
 #include "api/routes.h"
 #include "jail/seccomp.h"
 #include "vmm/metrics.h"
+#include "vmm/stale_socket.h"
 #include "vmm/sys_error.h"
 #include "vmm/unique_fd.h"
 
@@ -71,19 +71,7 @@ Result<int> BindUnixSocket(const std::string& path) {
                          std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes long");
   }
   sockaddr_un address = SocketAddress(path);
-  struct stat info {};
-  if (lstat(path.c_str(), &info) == 0) {
-    if (!S_ISSOCK(info.st_mode)) {
-      return Status::Error("api socket " + path +
-                           " exists and is not a socket: refusing to replace it");
-    }
-    // A socket file nobody accepts on is left over from an old process.
-    UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (connect(probe.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
-      return Status::Error("api socket " + path + " is in use by another process");
-    }
-    if (unlink(path.c_str()) != 0) return ErrnoStatus("removing stale api socket " + path);
-  }
+  EMBER_RETURN_IF_ERROR(RemoveStaleSocket(path, "api socket"));
   UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return ErrnoStatus("creating the api socket");
   if (bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {

@@ -196,10 +196,6 @@ Result<VhostUserEndpoint> CheckEndpoint(const EndpointFields& fields,
   return endpoint;
 }
 
-}  // namespace
-
-namespace {
-
 // Device ids as Firecracker takes them: 1 to 64 letters, digits or '_'.
 // They name devices in the log, the metrics and URLs, so nothing else
 // (no newline, no '/', no byte that is not ASCII) gets that far.
@@ -211,8 +207,7 @@ Status CheckDeviceId(const JsonObjectReader& reader, const char* field, const st
                          " characters, got " + std::to_string(id.size()));
   }
   for (unsigned char c : id) {
-    if (!std::isalnum(c) || c > 0x7f) {
-      if (c == '_') continue;
+    if (!((c < 0x80 && std::isalnum(c)) || c == '_')) {
       return Status::Error(reader.FieldPath(field) +
                            ": may hold only letters, digits and '_' (Firecracker's rule)");
     }

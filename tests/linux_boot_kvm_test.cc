@@ -42,12 +42,11 @@ struct BootOutcome {
 void WriteConfig(const std::string& path, uint32_t vcpus) {
   const std::string linux_dir = testing::LinuxGuestDir();
   testing::WriteFile(
-      path,
-      R"({"boot-source": {"kernel_image_path": ")" + linux_dir + R"(/vmlinuz", "initrd_path": ")" +
-          linux_dir +
-          R"(/initramfs.cpio.gz", "boot_args": "console=ttyS0 reboot=k panic=-1 pci=off"},
+      path, R"({"boot-source": {"kernel_image_path": ")" + linux_dir +
+                R"(/vmlinuz", "initrd_path": ")" + linux_dir +
+                R"(/initramfs.cpio.gz", "boot_args": "console=ttyS0 reboot=k panic=-1 pci=off"},
                           "machine-config": {"vcpu_count": )" +
-          std::to_string(vcpus) + R"(, "mem_size_mib": )" + std::to_string(kMemMib) + "}}");
+                std::to_string(vcpus) + R"(, "mem_size_mib": )" + std::to_string(kMemMib) + "}}");
 }
 
 // Runs `script` (sh) where a hardware-style /dev/kvm exists: directly on

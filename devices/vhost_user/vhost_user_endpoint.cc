@@ -8,6 +8,7 @@
 
 #include <cstring>
 
+#include "vmm/stale_socket.h"
 #include "vmm/sys_error.h"
 
 namespace ember {
@@ -41,19 +42,7 @@ Result<UniqueFd> ConnectToBackend(const std::string& path, const std::string& ow
 
 Result<UniqueFd> ListenForBackend(const std::string& path, const std::string& owner) {
   EMBER_ASSIGN_OR_RETURN(sockaddr_un address, Address(path, owner));
-  struct stat info {};
-  if (lstat(path.c_str(), &info) == 0) {
-    if (!S_ISSOCK(info.st_mode)) {
-      return Status::Error(owner + ": " + path + " exists and is not a socket");
-    }
-    // Only a stale socket from an earlier run is replaced: one that
-    // accepts belongs to a live process.
-    UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (connect(probe.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
-      return Status::Error(owner + ": " + path + " is in use by another process");
-    }
-    unlink(path.c_str());
-  }
+  EMBER_RETURN_IF_ERROR(RemoveStaleSocket(path, owner + ": socket"));
   UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd.valid()) return ErrnoStatus(owner + ": creating a socket");
   if (bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
