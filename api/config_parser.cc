@@ -1,5 +1,6 @@
 #include "api/config_parser.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <fstream>
@@ -247,6 +248,105 @@ Result<FsConfig> ParseFs(const nlohmann::json& body, const std::string& path,
   return config;
 }
 
+Result<DriveConfig> ParseDrive(const nlohmann::json& body, const std::string& path,
+                               const std::string& path_id) {
+  JsonObjectReader reader(body, path);
+  DriveConfig config;
+  auto id = reader.String("drive_id", /*required=*/true);
+  auto file = reader.String("path_on_host");
+  auto root = reader.Bool("is_root_device");
+  auto read_only = reader.Bool("is_read_only");
+  config.partuuid = reader.String("partuuid");
+  auto cache = reader.String("cache_type");
+  auto engine = reader.String("io_engine");
+  auto socket = reader.String("socket");
+  const nlohmann::json* limiter = reader.Raw("rate_limiter");
+  EMBER_RETURN_IF_ERROR(reader.Finish());
+  if (!root) return Status::Error(reader.FieldPath("is_root_device") + ": is required");
+  EMBER_RETURN_IF_ERROR(CheckDeviceId(reader, "drive_id", *id, path_id));
+  if (socket) {
+    return Status::Error(reader.FieldPath("socket") +
+                         ": vhost-user-blk drives are not supported yet; give \"path_on_host\"");
+  }
+  if (!file) return Status::Error(reader.FieldPath("path_on_host") + ": is required");
+  if (file->empty()) return Status::Error(reader.FieldPath("path_on_host") + ": is empty");
+  if (cache && *cache != "Unsafe" && *cache != "Writeback") {
+    return Status::Error(reader.FieldPath("cache_type") +
+                         ": must be \"Unsafe\" or \"Writeback\", got \"" + *cache + "\"");
+  }
+  if (engine && *engine != "Sync") {
+    return Status::Error(
+        reader.FieldPath("io_engine") +
+        (*engine == "Async"
+             ? std::string(": the Async engine (io_uring) is not supported yet; use \"Sync\"")
+             : ": must be \"Sync\" or \"Async\", got \"" + *engine + "\""));
+  }
+  if (limiter != nullptr && !limiter->is_null()) {
+    return Status::Error(reader.FieldPath("rate_limiter") +
+                         ": rate limiters are not supported yet");
+  }
+  if (config.partuuid && config.partuuid->empty()) {
+    return Status::Error(reader.FieldPath("partuuid") + ": is empty");
+  }
+  config.drive_id = *id;
+  config.path_on_host = *file;
+  config.is_root_device = *root;
+  config.is_read_only = read_only.value_or(false);
+  config.cache_type = cache && *cache == "Writeback" ? CacheType::kWriteback : CacheType::kUnsafe;
+  return config;
+}
+
+Result<DriveUpdate> ParseDriveUpdate(const nlohmann::json& body, const std::string& path_id) {
+  JsonObjectReader reader(body, "");
+  DriveUpdate update;
+  auto id = reader.String("drive_id", /*required=*/true);
+  update.path_on_host = reader.String("path_on_host");
+  const nlohmann::json* limiter = reader.Raw("rate_limiter");
+  EMBER_RETURN_IF_ERROR(reader.Finish());
+  EMBER_RETURN_IF_ERROR(CheckDeviceId(reader, "drive_id", *id, path_id));
+  if (limiter != nullptr && !limiter->is_null()) {
+    return Status::Error("rate_limiter: rate limiters are not supported yet");
+  }
+  if (update.path_on_host && update.path_on_host->empty()) {
+    return Status::Error("path_on_host: is empty");
+  }
+  if (!update.path_on_host) {
+    return Status::Error("the request changes nothing: give path_on_host");
+  }
+  update.drive_id = *id;
+  return update;
+}
+
+Status CheckDrives(const std::vector<DriveConfig>& drives) {
+  for (size_t i = 0; i < drives.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (drives[i].drive_id == drives[j].drive_id) {
+        return Status::Error("drives: the id \"" + drives[i].drive_id + "\" is used twice");
+      }
+      if (drives[i].is_root_device && drives[j].is_root_device) {
+        return Status::Error("drives: " + drives[j].drive_id + " and " + drives[i].drive_id +
+                             " are both root devices: A root block device already exists!");
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+std::vector<DriveConfig> UpsertDrive(const std::vector<DriveConfig>& drives,
+                                     const DriveConfig& drive) {
+  std::vector<DriveConfig> updated = drives;
+  auto same = std::find_if(updated.begin(), updated.end(),
+                           [&](const DriveConfig& d) { return d.drive_id == drive.drive_id; });
+  if (same != updated.end()) {
+    *same = drive;
+  } else {
+    updated.push_back(drive);
+  }
+  std::stable_partition(updated.begin(), updated.end(),
+                        [](const DriveConfig& d) { return d.is_root_device; });
+  return updated;
+}
+
 namespace {
 
 std::optional<std::array<uint8_t, 6>> ParseMac(const std::string& text) {
@@ -390,11 +490,6 @@ Result<VmConfig> ParseVmConfig(std::string_view text) {
     if (reader.Raw(section) != nullptr && unsupported.empty()) unsupported = section;
   }
   EMBER_RETURN_IF_ERROR(reader.Finish());
-  if (drives != nullptr && !drives->empty()) {
-    return Status::Error(
-        "drives: block devices are not supported by ember (share files with a "
-        "vhost-user fs device instead)");
-  }
   if (!unsupported.empty()) return Status::Error(unsupported + ": not supported by ember yet");
   if (boot_source == nullptr) return Status::Error("boot-source: is required");
   EMBER_ASSIGN_OR_RETURN(config.boot_source, ParseBootSource(*boot_source, "boot-source"));
@@ -410,6 +505,14 @@ Result<VmConfig> ParseVmConfig(std::string_view text) {
   }
   if (metrics != nullptr) {
     EMBER_ASSIGN_OR_RETURN(config.metrics_path, ParseMetrics(*metrics, "metrics"));
+  }
+  if (drives != nullptr) {
+    for (size_t i = 0; i < drives->size(); ++i) {
+      EMBER_ASSIGN_OR_RETURN(DriveConfig drive,
+                             ParseDrive((*drives)[i], "drives[" + std::to_string(i) + "]"));
+      EMBER_RETURN_IF_ERROR(CheckDrives(UpsertDrive(config.drives, drive)));
+      config.drives = UpsertDrive(config.drives, drive);
+    }
   }
   if (fs != nullptr) {
     for (size_t i = 0; i < fs->size(); ++i) {

@@ -65,6 +65,23 @@ Status CheckNetDevices(const std::vector<NetConfig>& devices);
 // "52:54:00:12:34:56"
 std::string FormatMac(const std::array<uint8_t, 6>& mac);
 
+// One drive (PUT /drives/{drive_id}, the config file's "drives").
+Result<DriveConfig> ParseDrive(const nlohmann::json& body, const std::string& path,
+                               const std::string& path_id = "");
+// PATCH /drives/{drive_id}: a new backing file (before or after boot).
+struct DriveUpdate {
+  std::string drive_id;
+  std::optional<std::string> path_on_host;
+};
+Result<DriveUpdate> ParseDriveUpdate(const nlohmann::json& body, const std::string& path_id);
+// Checks a set of drives: ids used once, at most one root device.
+Status CheckDrives(const std::vector<DriveConfig>& drives);
+// PUT semantics: a new id adds the drive, a known id replaces it; the root
+// device moves to the front (Firecracker's order: it becomes /dev/vda).
+// The result may fail CheckDrives.
+std::vector<DriveConfig> UpsertDrive(const std::vector<DriveConfig>& drives,
+                                     const DriveConfig& drive);
+
 // A Firecracker-style config file ("boot-source", "machine-config", ...).
 Result<VmConfig> ParseVmConfig(std::string_view text);
 Result<VmConfig> LoadVmConfigFile(const std::string& file_path);

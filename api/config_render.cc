@@ -42,6 +42,18 @@ nlohmann::json RenderVmConfig(const VmConfig& config) {
     if (config.logger->log_path) json["logger"]["log_path"] = *config.logger->log_path;
   }
   if (config.metrics_path) json["metrics"] = {{"metrics_path", *config.metrics_path}};
+  json["drives"] = nlohmann::json::array();
+  for (const DriveConfig& drive : config.drives) {
+    nlohmann::json entry{
+        {"drive_id", drive.drive_id},
+        {"path_on_host", drive.path_on_host},
+        {"is_root_device", drive.is_root_device},
+        {"is_read_only", drive.is_read_only},
+        {"cache_type", drive.cache_type == CacheType::kWriteback ? "Writeback" : "Unsafe"},
+        {"io_engine", "Sync"}};
+    if (drive.partuuid) entry["partuuid"] = *drive.partuuid;
+    json["drives"].push_back(std::move(entry));
+  }
   json["fs"] = nlohmann::json::array();
   for (const FsConfig& fs : config.fs) {
     nlohmann::json device{{"fs_id", fs.fs_id},

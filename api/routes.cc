@@ -72,6 +72,20 @@ Result<VmmAction> ParsePutFs(const ApiRequest& request) {
   return VmmAction(PutFs{std::move(config)});
 }
 
+Result<VmmAction> ParsePutDrive(const ApiRequest& request) {
+  EMBER_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(request.body));
+  EMBER_ASSIGN_OR_RETURN(DriveConfig config,
+                         ParseDrive(body, "", request.path_params.at("drive_id")));
+  return VmmAction(PutDrive{std::move(config)});
+}
+
+Result<VmmAction> ParsePatchDrive(const ApiRequest& request) {
+  EMBER_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(request.body));
+  EMBER_ASSIGN_OR_RETURN(DriveUpdate update,
+                         ParseDriveUpdate(body, request.path_params.at("drive_id")));
+  return VmmAction(PatchDrive{std::move(update)});
+}
+
 Result<VmmAction> ParsePutNetworkInterface(const ApiRequest& request) {
   EMBER_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(request.body));
   EMBER_ASSIGN_OR_RETURN(NetConfig config,
@@ -122,6 +136,8 @@ const std::vector<ApiRoute>& ApiRoutes() {
       {"PUT", "/logger", ParsePutLogger},
       {"PUT", "/metrics", ParsePutMetrics},
       {"PUT", "/serial", ParsePutSerial},
+      {"PUT", "/drives/{drive_id}", ParsePutDrive},
+      {"PATCH", "/drives/{drive_id}", ParsePatchDrive},
       {"PUT", "/fs/{fs_id}", ParsePutFs},
       {"PUT", "/network-interfaces/{iface_id}", ParsePutNetworkInterface},
   };

@@ -37,6 +37,12 @@ struct PutFs {
 struct PutNetworkInterface {
   NetConfig config;
 };
+struct PutDrive {
+  DriveConfig config;
+};
+struct PatchDrive {
+  DriveUpdate update;
+};
 struct StartInstance {};
 struct SendCtrlAltDel {};
 struct FlushMetrics {};
@@ -46,8 +52,8 @@ struct SetVmState {
 
 using VmmAction =
     std::variant<GetInstanceInfo, GetVersion, GetVmConfig, GetMachineConfig, PutBootSource,
-                 UpdateMachineConfig, PutLogger, PutMetrics, PutSerial, PutFs, PutNetworkInterface,
-                 StartInstance, SendCtrlAltDel, FlushMetrics, SetVmState>;
+                 UpdateMachineConfig, PutLogger, PutMetrics, PutSerial, PutDrive, PatchDrive, PutFs,
+                 PutNetworkInterface, StartInstance, SendCtrlAltDel, FlushMetrics, SetVmState>;
 
 // HTTP status and body, Firecracker's conventions: 204 with no body on
 // success, 200 with JSON for reads, 400 with {"fault_message": ...} for

@@ -89,27 +89,51 @@ std::vector<SyscallRule> VcpuRules() {
 }
 
 std::vector<SyscallRule> VmmRules() {
-  std::vector<SyscallRule> rules = With({
-      {SCMP_SYS(epoll_wait), {}, "the event loop"},
-      {SCMP_SYS(epoll_pwait), {}, "the event loop"},
-      {SCMP_SYS(epoll_ctl), {}, "the event loop"},
-      {SCMP_SYS(tgkill), {}, "kicks vCPUs out of KVM_RUN for pause and stop"},
-      {SCMP_SYS(ioctl), {Arg(1, KVM_IRQ_LINE)}, "console input and Ctrl-Alt-Del raise lines"},
-      {SCMP_SYS(ioctl), {Arg(1, TCGETS)}, "console terminal state"},
-      {SCMP_SYS(ioctl), {Arg(1, TCSETS)}, "restores the console terminal at exit"},
-      {SCMP_SYS(fcntl), {Arg(1, F_GETFL)}, nullptr},
-      {SCMP_SYS(fcntl), {Arg(1, F_SETFL)}, nullptr},
-      {SCMP_SYS(unlink), {}, "removes the API socket at exit"},
-      {SCMP_SYS(shutdown), {}, "stops the API listener at exit"},
-      {SCMP_SYS(socket), {Arg(0, AF_UNIX)}, "reconnects to vhost-user backends"},
-      {SCMP_SYS(connect), {}, "reconnects to vhost-user backends"},
-      {SCMP_SYS(accept4), {}, "vhost-user backends connecting in server mode"},
-      {SCMP_SYS(setsockopt), {}, "reply timeouts on vhost-user sockets"},
-      {SCMP_SYS(stat), {}, "checks a backend socket before reconnecting"},
-      {SCMP_SYS(timerfd_settime), {}, "arms the backend reconnect timer"},
-  });
+  std::vector<SyscallRule> rules;
+  for (SyscallRule& rule : Common()) {
+    if (rule.syscall != SCMP_SYS(openat)) rules.push_back(std::move(rule));
+  }
+  for (SyscallRule& rule : std::vector<SyscallRule>{
+           {SCMP_SYS(epoll_wait), {}, "the event loop"},
+           {SCMP_SYS(epoll_pwait), {}, "the event loop"},
+           {SCMP_SYS(epoll_ctl), {}, "the event loop"},
+           {SCMP_SYS(tgkill), {}, "kicks vCPUs out of KVM_RUN for pause and stop"},
+           {SCMP_SYS(ioctl), {Arg(1, KVM_IRQ_LINE)}, "console input and Ctrl-Alt-Del raise lines"},
+           {SCMP_SYS(ioctl), {Arg(1, TCGETS)}, "console terminal state"},
+           {SCMP_SYS(ioctl), {Arg(1, TCSETS)}, "restores the console terminal at exit"},
+           {SCMP_SYS(fcntl), {Arg(1, F_GETFL)}, nullptr},
+           {SCMP_SYS(fcntl), {Arg(1, F_SETFL)}, nullptr},
+           {SCMP_SYS(unlink), {}, "removes the API socket at exit"},
+           {SCMP_SYS(shutdown), {}, "stops the API listener at exit"},
+           {SCMP_SYS(socket), {Arg(0, AF_UNIX)}, "reconnects to vhost-user backends"},
+           {SCMP_SYS(connect), {}, "reconnects to vhost-user backends"},
+           {SCMP_SYS(accept4), {}, "vhost-user backends connecting in server mode"},
+           {SCMP_SYS(setsockopt), {}, "reply timeouts on vhost-user sockets"},
+           {SCMP_SYS(stat), {}, "checks a backend socket before reconnecting"},
+           {SCMP_SYS(timerfd_settime), {}, "arms the backend reconnect timer"},
+           {SCMP_SYS(openat),
+            {ArgMasked(2, O_CREAT | O_TRUNC | O_TMPFILE, 0)},
+            "PATCH /drives opens the new backing file; never creates or truncates"},
+       }) {
+    rules.push_back(std::move(rule));
+  }
   for (SyscallRule& rule : VhostUser()) rules.push_back(std::move(rule));
   return rules;
+}
+
+// An emulated device's worker (QueueWorker): waits on its kick eventfds and
+// moves data between its backing file and guest memory.
+std::vector<SyscallRule> DeviceRules() {
+  return With({
+      {SCMP_SYS(poll), {}, "waits for kicks"},
+      {SCMP_SYS(ppoll), {}, "waits for kicks"},
+      {SCMP_SYS(pread64), {}, "drive reads"},
+      {SCMP_SYS(preadv), {}, "drive reads into guest buffers"},
+      {SCMP_SYS(pwrite64), {}, "drive writes"},
+      {SCMP_SYS(pwritev), {}, "drive writes from guest buffers"},
+      {SCMP_SYS(fdatasync), {}, "FLUSH on a Writeback drive"},
+      {SCMP_SYS(fsync), {}, "FLUSH on a Writeback drive"},
+  });
 }
 
 std::vector<SyscallRule> ApiRules() {
@@ -151,6 +175,8 @@ const char* ThreadKindName(ThreadKind kind) {
       return "vcpu";
     case ThreadKind::kApi:
       return "api";
+    case ThreadKind::kDevice:
+      return "device";
   }
   return "?";
 }
@@ -159,6 +185,7 @@ const std::vector<SyscallRule>& FilterRules(ThreadKind kind) {
   static const std::vector<SyscallRule> vmm = VmmRules();
   static const std::vector<SyscallRule> vcpu = VcpuRules();
   static const std::vector<SyscallRule> api = ApiRules();
+  static const std::vector<SyscallRule> device = DeviceRules();
   switch (kind) {
     case ThreadKind::kVmm:
       return vmm;
@@ -166,6 +193,8 @@ const std::vector<SyscallRule>& FilterRules(ThreadKind kind) {
       return vcpu;
     case ThreadKind::kApi:
       return api;
+    case ThreadKind::kDevice:
+      return device;
   }
   return vmm;
 }

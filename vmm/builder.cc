@@ -17,6 +17,7 @@
 #include "arch/x86_64/vcpu_setup.h"
 #include "devices/acpi_power.h"
 #include "devices/boot_timer.h"
+#include "devices/virtio/block_device.h"
 #include "devices/virtio/mmio_transport.h"
 #include "devices/virtio/vhost_user_fs.h"
 #include "devices/virtio/vhost_user_net.h"
@@ -116,37 +117,34 @@ Status AddDevices(Machine& machine, const VmConfig& config, const BuildOptions& 
   return Status::Ok();
 }
 
-// Kernel, initrd, command line and the boot structures the entry mode
-// expects; returns where and how the boot vCPU starts.
-// Puts a vhost-user device in virtio-mmio slot `slot` with its own line,
-// wires kicks (ioeventfds) and interrupts (an irqfd) inside KVM, and
-// returns the command-line token that announces it.
-Result<std::string> AttachVirtioDevice(Machine& machine, std::shared_ptr<VhostUserDevice> device,
-                                       size_t slot, const VhostUserEndpoint& endpoint,
-                                       UniqueFd listener) {
+// Puts a virtio device in virtio-mmio slot `slot` with its own line, wires
+// kicks (ioeventfds) and interrupts (an irqfd) inside KVM, and returns the
+// transport; `token` gets the command-line word that announces it.
+Result<std::shared_ptr<VirtioMmioTransport>> AttachVirtioDevice(
+    Machine& machine, std::shared_ptr<VirtioDevice> device, const std::string& name, size_t slot,
+    std::string& token) {
   const Vm& vm = *machine.vm;
   const uint64_t base = layout::kVirtioMmioStart + slot * layout::kVirtioMmioSlotSize;
   const uint32_t irq = layout::kVirtioIrqs[slot];
   std::vector<UniqueFd> kicks;
   for (uint16_t queue = 0; queue < device->queue_count(); ++queue) {
     UniqueFd kick(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (!kick.valid()) return ErrnoStatus(device->name() + ": eventfd");
+    if (!kick.valid()) return ErrnoStatus(name + ": eventfd");
     EMBER_RETURN_IF_ERROR(
         vm.AddIoEventFd(base + VirtioMmioTransport::kQueueNotifyOffset, 4, queue, kick.get())
-            .Context(device->name()));
+            .Context(name));
     kicks.push_back(std::move(kick));
   }
   UniqueFd interrupt(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!interrupt.valid()) return ErrnoStatus(device->name() + ": eventfd");
-  EMBER_RETURN_IF_ERROR(vm.AddIrqFd(interrupt.get(), irq).Context(device->name()));
-  machine.vhost_user_backends.push_back({device, endpoint, std::move(listener)});
-  const std::string name = device->name();
+  if (!interrupt.valid()) return ErrnoStatus(name + ": eventfd");
+  EMBER_RETURN_IF_ERROR(vm.AddIrqFd(interrupt.get(), irq).Context(name));
   auto transport = std::make_shared<VirtioMmioTransport>(name, std::move(device), vm.memory(),
                                                          std::move(kicks), std::move(interrupt));
   EMBER_RETURN_IF_ERROR(
       machine.mmio_bus.Insert(transport, base, VirtioMmioTransport::kWindowSize, name));
   machine.virtio_devices.push_back(transport);
-  return " virtio_mmio.device=4K@" + Hex(base) + ":" + std::to_string(irq);
+  token = " virtio_mmio.device=4K@" + Hex(base) + ":" + std::to_string(irq);
+  return transport;
 }
 
 // Reaches a backend: connects to it (client mode) or listens on the socket
@@ -174,18 +172,55 @@ Result<std::string> AddVhostUserDevice(Machine& machine, const Config& config,
                          OpenBackend(config.backend, owner, listener));
   EMBER_ASSIGN_OR_RETURN(std::shared_ptr<Device> device,
                          Device::Connect(config, std::move(connection)));
-  return AttachVirtioDevice(machine, device, slot, config.backend, std::move(listener));
+  machine.vhost_user_backends.push_back({device, config.backend, std::move(listener)});
+  std::string token;
+  EMBER_RETURN_IF_ERROR(AttachVirtioDevice(machine, device, owner, slot, token).status());
+  return token;
 }
 
-// Connects every vhost-user device (fs, then net) and gives each a slot.
+// A drive on its backing file, opened again here (PUT checked it) so the
+// file the guest sees is the one at InstanceStart.
+Result<std::string> AddDrive(Machine& machine, const DriveConfig& config, size_t slot) {
+  const std::string name = "drive " + config.drive_id;
+  Result<UniqueFd> file = BlockDevice::OpenBackingFile(config.path_on_host, config.is_read_only);
+  if (!file.ok()) return file.status().Context(name + ": path_on_host");
+  BlockDeviceOptions options{config.drive_id, config.is_read_only,
+                             config.cache_type == CacheType::kWriteback};
+  EMBER_ASSIGN_OR_RETURN(std::shared_ptr<BlockDevice> device,
+                         BlockDevice::Create(std::move(options), std::move(*file)));
+  std::string token;
+  EMBER_ASSIGN_OR_RETURN(std::shared_ptr<VirtioMmioTransport> transport,
+                         AttachVirtioDevice(machine, device, name, slot, token));
+  machine.drives.push_back({config.drive_id, device, transport});
+  return token;
+}
+
+// Firecracker's root=: the root drive is /dev/vda (it is attached first),
+// or the partition the user named.
+std::string RootDeviceArgs(const VmConfig& config) {
+  for (const DriveConfig& drive : config.drives) {
+    if (!drive.is_root_device) continue;
+    const std::string device = drive.partuuid ? "PARTUUID=" + *drive.partuuid : "/dev/vda";
+    return " root=" + device + (drive.is_read_only ? " ro" : " rw");
+  }
+  return "";
+}
+
+// Creates every virtio device and gives each a slot: drives first (as
+// Firecracker, so the root drive is vda), then fs, then net.
 Result<std::string> AddVirtioDevices(Machine& machine, const VmConfig& config) {
-  const size_t count = config.fs.size() + config.net.size();
+  const size_t count = config.drives.size() + config.fs.size() + config.net.size();
   if (count > layout::kMaxVirtioDevices) {
-    return Status::Error(std::to_string(count) + " fs and net devices configured, at most " +
+    return Status::Error(std::to_string(count) +
+                         " drives, fs and net devices configured, at most " +
                          std::to_string(layout::kMaxVirtioDevices) + " fit");
   }
-  std::string cmdline;
+  std::string cmdline = RootDeviceArgs(config);
   size_t slot = 0;
+  for (const DriveConfig& drive : config.drives) {
+    EMBER_ASSIGN_OR_RETURN(std::string token, AddDrive(machine, drive, slot++));
+    cmdline += token;
+  }
   for (const FsConfig& fs : config.fs) {
     EMBER_ASSIGN_OR_RETURN(std::string token, AddVhostUserDevice<VhostUserFsDevice>(
                                                   machine, fs, "fs device " + fs.fs_id, slot++));

@@ -12,6 +12,8 @@
 #include "devices/i8042.h"
 #include "devices/serial.h"
 #include "devices/vhost_user/vhost_user_endpoint.h"
+#include "devices/virtio/block_device.h"
+#include "devices/virtio/mmio_transport.h"
 #include "devices/virtio/vhost_user_device.h"
 #include "vmm/kvm.h"
 #include "vmm/unique_fd.h"
@@ -48,6 +50,13 @@ struct Machine {
   };
   std::vector<VhostUserBackend> vhost_user_backends;
   std::vector<std::shared_ptr<BusDevice>> virtio_devices;
+  // Drives, by id, for PATCH /drives after boot.
+  struct Drive {
+    std::string drive_id;
+    std::shared_ptr<BlockDevice> device;
+    std::shared_ptr<VirtioMmioTransport> transport;
+  };
+  std::vector<Drive> drives;
 };
 
 }  // namespace ember

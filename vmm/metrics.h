@@ -38,6 +38,11 @@ struct Metrics {
       put_serial, put_serial_fails, put_network, put_network_fails, put_fs, put_fs_fails;
   Counter patch_machine_cfg, patch_machine_cfg_fails, patch_vm, patch_vm_fails;
   Counter invalid_requests, api_internal_errors;
+  Counter put_drive, put_drive_fails, patch_drive, patch_drive_fails;
+  // block (emulated virtio-blk drives, all drives together)
+  Counter block_read_count, block_write_count, block_flush_count, block_read_bytes,
+      block_write_bytes, block_invalid_requests, block_execute_fails, block_update_count,
+      block_update_fails;
   // vcpu
   Counter exit_io_in, exit_io_out, exit_mmio_read, exit_mmio_write, vcpu_failures;
   // devices

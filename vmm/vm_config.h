@@ -67,12 +67,26 @@ struct NetConfig {
   std::optional<uint16_t> mtu;
 };
 
+// A drive ("drives", PUT /drives/{drive_id}): virtio-blk emulated by ember
+// on a host file, with Firecracker's fields.
+enum class CacheType { kUnsafe, kWriteback };
+struct DriveConfig {
+  std::string drive_id;
+  std::string path_on_host;
+  bool is_root_device = false;
+  bool is_read_only = false;
+  std::optional<std::string> partuuid;  // root=PARTUUID=... instead of /dev/vda
+  CacheType cache_type = CacheType::kUnsafe;
+};
+
 struct VmConfig {
   std::optional<BootSourceConfig> boot_source;
   MachineConfig machine;
   SerialConfig serial;
   std::optional<LoggerConfig> logger;
   std::optional<std::string> metrics_path;
+  // The root device, if any, is first: it becomes /dev/vda.
+  std::vector<DriveConfig> drives;
   std::vector<FsConfig> fs;
   std::vector<NetConfig> net;
 };

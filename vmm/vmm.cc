@@ -17,6 +17,7 @@
 #include "vmm/backend_reconnector.h"
 #include "vmm/builder.h"
 #include "vmm/logger.h"
+#include "vmm/metrics.h"
 #include "vmm/sys_error.h"
 #include "vmm/version.h"
 
@@ -111,6 +112,47 @@ std::vector<Config> Upsert(const std::vector<Config>& devices, const Config& dev
 }
 
 }  // namespace
+
+Status Vmm::PutDrive(const DriveConfig& drive) {
+  // Firecracker opens the file at PUT time: a bad path fails here, and the
+  // configuration keeps the drive it had.
+  Result<UniqueFd> file = BlockDevice::OpenBackingFile(drive.path_on_host, drive.is_read_only);
+  if (!file.ok()) return file.status().Context("path_on_host");
+  std::vector<DriveConfig> drives = UpsertDrive(config_.drives, drive);
+  EMBER_RETURN_IF_ERROR(CheckDrives(drives));
+  config_.drives = std::move(drives);
+  return Status::Ok();
+}
+
+Status Vmm::PatchDrive(const DriveUpdate& update) {
+  auto drive = std::find_if(config_.drives.begin(), config_.drives.end(),
+                            [&](const DriveConfig& d) { return d.drive_id == update.drive_id; });
+  if (drive == config_.drives.end()) {
+    return Status::Error("drive_id: no drive \"" + update.drive_id + "\" is configured");
+  }
+  Result<UniqueFd> file = BlockDevice::OpenBackingFile(*update.path_on_host, drive->is_read_only);
+  if (!file.ok()) return file.status().Context("path_on_host");
+  if (machine_) {
+    // After boot: the running device takes the new file and tells the driver.
+    auto running =
+        std::find_if(machine_->drives.begin(), machine_->drives.end(),
+                     [&](const Machine::Drive& d) { return d.drive_id == update.drive_id; });
+    if (running == machine_->drives.end()) {
+      return Status::Error("drive_id: drive \"" + update.drive_id + "\" is not running");
+    }
+    Status replaced = running->device->ReplaceFile(std::move(*file));
+    GlobalMetrics().block_update_count.Add();
+    if (!replaced.ok()) {
+      GlobalMetrics().block_update_fails.Add();
+      return replaced;
+    }
+    running->transport->NotifyConfigChange();
+    spdlog::info("drive {}: now on {} ({} sectors)", update.drive_id, *update.path_on_host,
+                 running->device->capacity_sectors());
+  }
+  drive->path_on_host = *update.path_on_host;
+  return Status::Ok();
+}
 
 Status Vmm::PutFsDevice(const FsConfig& device) {
   if (device.backend.mode == SocketMode::kClient) {
@@ -225,6 +267,11 @@ VmmReply Vmm::Handle(const VmmAction& action) {
             config_.serial = put.config;
             return VmmReply::NoContent();
           },
+          [&](const ember::PutDrive& put) {
+            if (started) return VmmReply::Error(kNotAfterStart);
+            return FromStatus(PutDrive(put.config));
+          },
+          [&](const ember::PatchDrive& patch) { return FromStatus(PatchDrive(patch.update)); },
           [&](const PutFs& put) {
             if (started) return VmmReply::Error(kNotAfterStart);
             return FromStatus(PutFsDevice(put.config));

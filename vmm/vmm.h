@@ -60,6 +60,8 @@ class Vmm {
 
  private:
   VmmReply HandleStart();
+  Status PutDrive(const DriveConfig& drive);
+  Status PatchDrive(const DriveUpdate& update);
   Status PutFsDevice(const FsConfig& device);
   Status PutNetDevice(const NetConfig& device);
   VmmReply HandleSetVmState(bool paused);

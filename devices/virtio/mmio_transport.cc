@@ -35,7 +35,17 @@ VirtioMmioTransport::VirtioMmioTransport(std::string name, std::shared_ptr<Virti
 
 uint32_t VirtioMmioTransport::status() {
   std::lock_guard lock(mutex_);
-  return status_;
+  return status_ | (needs_reset_ ? VIRTIO_CONFIG_S_NEEDS_RESET : 0);
+}
+
+void VirtioMmioTransport::NotifyConfigChange() {
+  {
+    std::lock_guard lock(mutex_);
+    ++config_generation_;
+  }
+  config_interrupt_ = true;
+  uint64_t one = 1;
+  (void)!::write(interrupt_fd_.get(), &one, sizeof(one));
 }
 
 void VirtioMmioTransport::Warn(const std::string& message) {
@@ -97,9 +107,9 @@ uint32_t VirtioMmioTransport::ReadRegister(uint64_t offset) {
     case VIRTIO_MMIO_QUEUE_READY:
       return queue && queue->ready ? 1 : 0;
     case VIRTIO_MMIO_INTERRUPT_STATUS:
-      return interrupt_status_;
+      return interrupt_status_ | (config_interrupt_ ? VIRTIO_MMIO_INT_CONFIG : 0);
     case VIRTIO_MMIO_STATUS:
-      return status_;
+      return status_ | (needs_reset_ ? VIRTIO_CONFIG_S_NEEDS_RESET : 0);
     case VIRTIO_MMIO_QUEUE_DESC_LOW:
       return queue ? static_cast<uint32_t>(queue->descriptor_address) : 0;
     case VIRTIO_MMIO_QUEUE_DESC_HIGH:
@@ -116,7 +126,7 @@ uint32_t VirtioMmioTransport::ReadRegister(uint64_t offset) {
     case VIRTIO_MMIO_SHM_LEN_HIGH:
       return 0xffffffff;  // no shared memory regions
     case VIRTIO_MMIO_CONFIG_GENERATION:
-      return 0;
+      return config_generation_;
     default:
       return 0;
   }
@@ -129,6 +139,7 @@ void VirtioMmioTransport::WriteRegister(uint64_t offset, uint32_t value) {
   }
   if (offset == VIRTIO_MMIO_INTERRUPT_ACK) {
     interrupt_status_ &= ~value;
+    if (value & VIRTIO_MMIO_INT_CONFIG) config_interrupt_ = false;
     if (activated_) interrupt_status_ |= kInterruptVring;
     return;
   }
@@ -232,6 +243,8 @@ void VirtioMmioTransport::ResetLocked() {
   driver_features_ = 0;
   device_features_select_ = driver_features_select_ = queue_select_ = 0;
   interrupt_status_ = 0;
+  needs_reset_ = false;
+  config_interrupt_ = false;
   for (VirtQueueState& queue : queues_) queue = VirtQueueState{};
 }
 
@@ -262,8 +275,14 @@ void VirtioMmioTransport::WriteStatus(uint32_t value) {
   if ((added & VIRTIO_CONFIG_S_DRIVER_OK) && (value & VIRTIO_CONFIG_S_DRIVER_OK)) {
     std::vector<int> kicks;
     for (const UniqueFd& fd : kick_fds_) kicks.push_back(fd.get());
+    auto needs_reset = [this] {
+      needs_reset_ = true;
+      config_interrupt_ = true;
+      uint64_t one = 1;
+      (void)!::write(interrupt_fd_.get(), &one, sizeof(one));
+    };
     Status activated = device_->Activate(
-        Activation{driver_features_, memory_, queues_, kicks, interrupt_fd_.get()});
+        Activation{driver_features_, memory_, queues_, kicks, interrupt_fd_.get(), needs_reset});
     if (!activated.ok()) {
       spdlog::error("{}: activation failed: {}", name_, activated.message());
       status_ |= VIRTIO_CONFIG_S_NEEDS_RESET;

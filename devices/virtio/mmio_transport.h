@@ -12,6 +12,7 @@
 // Thread-safety: Read/Write come from vCPU threads; one mutex.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -38,6 +39,9 @@ class VirtioMmioTransport : public BusDevice {
   void Write(uint64_t offset, std::span<const uint8_t> data) override;
 
   uint32_t status();
+  // The device's config space changed (e.g. a drive's new size): bumps the
+  // generation and raises the config-change interrupt.
+  void NotifyConfigChange();
 
  private:
   uint32_t ReadRegister(uint64_t offset);
@@ -62,7 +66,12 @@ class VirtioMmioTransport : public BusDevice {
   std::vector<VirtQueueState> queues_;
   uint32_t interrupt_status_ = 0;
   bool activated_ = false;
+  uint32_t config_generation_ = 0;
   int warnings_ = 0;
+  // Set from the device's own thread, which must never take mutex_ (reset
+  // holds it while it waits for that thread).
+  std::atomic<bool> needs_reset_{false};
+  std::atomic<bool> config_interrupt_{false};
 };
 
 }  // namespace ember

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -33,6 +34,9 @@ struct Activation {
   std::span<const VirtQueueState> queues;
   std::span<const int> kick_fds;  // one per queue
   int interrupt_fd;               // raises the device's interrupt line
+  // Callable from any thread: the device found the driver's rings broken
+  // and stopped; the driver sees DEVICE_NEEDS_RESET.
+  std::function<void()> needs_reset;
 };
 
 class VirtioDevice {

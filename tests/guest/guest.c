@@ -173,14 +173,18 @@ enum {
   T_CTRLALTDEL = 1 << 17,
   T_POWEROFF = 1 << 18,
   T_FLOOD = 1 << 19,
+  T_BLK = 1 << 20,
+  T_BLKBAD = 1 << 21,
+  T_BLKSWAP = 1 << 22,
 };
 
-/* In run order; bit i of the mask is kTestNames[i]. */
+/* Bit i of the mask is kTestNames[i]; run_tests() gives the run order. */
 static const char *const kTestNames[] = {"cmdline", "e820",    "initrd",  "cpuid",
                                          "mptable", "smp",     "acpi",    "timer",
                                          "ticks",   "virtio",  "fs",      "fsbench",
                                          "net",     "netpeer", "netloop", "netbench",
-                                         "fsloop",  "ctrlaltdel", "poweroff", "flood"};
+                                         "fsloop",  "ctrlaltdel", "poweroff", "flood",
+                                         "blk",     "blkbad",  "blkswap"};
 #define NUM_TESTS (sizeof(kTestNames) / sizeof(kTestNames[0]))
 
 static int is_sep(char c) { return (u8)c <= ' '; }  /* NUL, space, tab, newline */
@@ -557,6 +561,9 @@ static void __attribute__((noinline)) run_tests(u32 tests, u32 kind, uptr info,
   if (tests & T_NETLOOP) test_netloop(cmdline);
   if (tests & T_NETBENCH) test_netbench(cmdline);
   if (tests & T_FSLOOP) test_fsloop(cmdline);
+  if (tests & T_BLK) test_blk(cmdline);
+  if (tests & T_BLKBAD) test_blkbad(cmdline);
+  if (tests & T_BLKSWAP) test_blkswap(cmdline);
   if (tests & T_CTRLALTDEL) test_ctrlaltdel();
   if (tests & T_POWEROFF) test_poweroff();
   if (tests & T_FLOOD) test_flood();

@@ -10,6 +10,7 @@ typedef unsigned short u16;
 typedef unsigned int u32;
 typedef unsigned long long u64;
 typedef int s32;
+typedef long long s64;
 typedef unsigned long uptr;
 
 static inline void outb(u16 port, u8 v) {
@@ -68,6 +69,9 @@ void test_netpeer(const char *cmdline);
 void test_netloop(const char *cmdline);
 void test_netbench(const char *cmdline);
 void test_fsloop(const char *cmdline);
+void test_blk(const char *cmdline);
+void test_blkbad(const char *cmdline);
+void test_blkswap(const char *cmdline);
 
 /* acpi.c; rsdp is where the boot information says the RSDP is (0: not said) */
 void test_acpi(u64 rsdp);

@@ -3,7 +3,7 @@
  * the device drivers: finding transports on the command line, the device
  * initialisation sequence (virtio 1.x, 3.1.1) and split virtqueue setup.
  * Written from the virtio 1.x specification.  The drivers on top of it
- * (virtio_fs.c, virtio_net.c) poll used rings (IF=0) and ask for no
+ * (virtio_blk.c, virtio_fs.c, virtio_net.c) poll used rings (IF=0) and ask for no
  * interrupts.
  */
 
@@ -155,13 +155,15 @@ void test_virtio(const char *cmdline) {
   put_char('\n');
 }
 
-uptr virtio_find(const char *cmdline, u32 id) {
+uptr virtio_find_nth(const char *cmdline, u32 id, u32 nth) {
   struct mmio_slot slots[MAX_SLOTS];
   u32 n = parse_slots(cmdline, slots);
   for (u32 i = 0; i < n; i++)
-    if (probe(&slots[i]) == (s32)id) return (uptr)slots[i].base;
+    if (probe(&slots[i]) == (s32)id && nth-- == 0) return (uptr)slots[i].base;
   return 0;
 }
+
+uptr virtio_find(const char *cmdline, u32 id) { return virtio_find_nth(cmdline, id, 0); }
 
 /* ---- device initialisation ---------------------------------------------- */
 

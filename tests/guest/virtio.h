@@ -43,6 +43,7 @@
 #define F_VERSION_1_HI		1	/* VIRTIO_F_VERSION_1 is bit 32: bit 0 of word 1 */
 
 #define VIRTIO_ID_NET		1
+#define VIRTIO_ID_BLOCK		2
 #define VIRTIO_ID_FS		26
 
 #define DESC_F_NEXT		1
@@ -134,6 +135,8 @@ static inline u16 vq_used_idx(const struct queue *q) {
  * bad tokens or transports).
  */
 uptr virtio_find(const char *cmdline, u32 id);
+/* The same for the `nth` (0-based) such transport. */
+uptr virtio_find_nth(const char *cmdline, u32 id, u32 nth);
 
 /*
  * Resets the device at `base`, sets ACKNOWLEDGE and DRIVER and negotiates

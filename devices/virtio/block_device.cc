@@ -1,0 +1,254 @@
+#include "devices/virtio/block_device.h"
+
+#include <fcntl.h>
+#include <linux/virtio_blk.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "vmm/metrics.h"
+#include "vmm/sys_error.h"
+
+namespace ember {
+namespace {
+
+constexpr int kMaxWarnings = 10;
+constexpr uint32_t kHeaderBytes = sizeof(virtio_blk_outhdr);
+
+// Reads or writes all of [offset, offset + total) through `iov`, going on
+// after short transfers; false on an error or an early end of file.
+bool TransferAll(int fd, bool write, std::vector<iovec> iov, uint64_t offset) {
+  size_t first = 0;
+  while (first < iov.size()) {
+    ssize_t n = write ? pwritev(fd, iov.data() + first, static_cast<int>(iov.size() - first),
+                                static_cast<off_t>(offset))
+                      : preadv(fd, iov.data() + first, static_cast<int>(iov.size() - first),
+                               static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    offset += static_cast<uint64_t>(n);
+    size_t left = static_cast<size_t>(n);
+    while (first < iov.size() && left >= iov[first].iov_len) left -= iov[first++].iov_len;
+    if (first < iov.size()) {
+      iov[first].iov_base = static_cast<uint8_t*>(iov[first].iov_base) + left;
+      iov[first].iov_len -= left;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<UniqueFd> BlockDevice::OpenBackingFile(const std::string& path, bool read_only) {
+  // O_NONBLOCK: a FIFO must not hold the VMM thread in open(); it is then
+  // refused as not a file. Requests use pread/pwrite, which ignore it.
+  UniqueFd fd(open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK));
+  if (!fd.valid()) {
+    if (errno == EACCES || errno == EROFS || errno == EPERM) {
+      return ErrnoStatus(path + (read_only ? " cannot be read" : " cannot be opened for writing (is_read_only is false)"));
+    }
+    return ErrnoStatus(path);
+  }
+  struct stat info {};
+  if (fstat(fd.get(), &info) != 0) return ErrnoStatus(path);
+  if (!S_ISREG(info.st_mode) && !S_ISBLK(info.st_mode)) {
+    return Status::Error(path + " is not a regular file or a block device");
+  }
+  return fd;
+}
+
+Result<std::shared_ptr<BlockDevice>> BlockDevice::Create(BlockDeviceOptions options,
+                                                         UniqueFd file) {
+  std::string name = "drive " + options.drive_id;
+  std::shared_ptr<BlockDevice> device(new BlockDevice(std::move(options), std::move(name)));
+  EMBER_RETURN_IF_ERROR(device->SetFile(std::move(file)));
+  EMBER_RETURN_IF_ERROR(device->worker_.Launch());
+  return device;
+}
+
+Status BlockDevice::SetFile(UniqueFd file) {
+  struct stat info {};
+  if (fstat(file.get(), &info) != 0) return ErrnoStatus(name_ + ": fstat");
+  uint64_t bytes = static_cast<uint64_t>(info.st_size);
+  if (S_ISBLK(info.st_mode)) {
+    off_t end = lseek(file.get(), 0, SEEK_END);
+    if (end < 0) return ErrnoStatus(name_ + ": finding the size of the block device");
+    bytes = static_cast<uint64_t>(end);
+  }
+  if (bytes % kSectorSize != 0) {
+    spdlog::warn("{}: the file's {} bytes are not a multiple of {}: its last {} bytes are "
+                 "unreachable",
+                 name_, bytes, kSectorSize, bytes % kSectorSize);
+  }
+  std::lock_guard lock(file_mutex_);
+  file_ = std::move(file);
+  capacity_ = bytes / kSectorSize;
+  return Status::Ok();
+}
+
+Status BlockDevice::ReplaceFile(UniqueFd file) {
+  EMBER_RETURN_IF_ERROR(SetFile(std::move(file)));
+  worker_.Poke();  // requests that waited on the old file go on with the new
+  return Status::Ok();
+}
+
+uint64_t BlockDevice::device_features() const {
+  uint64_t features = kVirtioFeatureVersion1 | (1ull << VIRTIO_BLK_F_SEG_MAX);
+  if (options_.read_only) features |= 1ull << VIRTIO_BLK_F_RO;
+  if (options_.honour_flush) features |= 1ull << VIRTIO_BLK_F_FLUSH;
+  return features;
+}
+
+void BlockDevice::ReadConfig(uint64_t offset, std::span<uint8_t> data) {
+  virtio_blk_config config{};
+  config.capacity = capacity_.load();
+  config.seg_max = kMaxSegments;
+  const auto* bytes = reinterpret_cast<const uint8_t*>(&config);
+  for (size_t i = 0; i < data.size(); ++i) {
+    data[i] = offset + i < sizeof(config) ? bytes[offset + i] : 0;
+  }
+}
+
+Status BlockDevice::Activate(const Activation& activation) {
+  queue_.emplace(activation.memory, activation.queues[0]);
+  interrupt_fd_ = activation.interrupt_fd;
+  needs_reset_ = activation.needs_reset;
+  broken_ = false;
+  worker_.Start({activation.kick_fds.begin(), activation.kick_fds.end()}, [this] { Serve(); });
+  return Status::Ok();
+}
+
+void BlockDevice::Reset() {
+  worker_.Stop();
+  queue_.reset();
+  needs_reset_ = nullptr;
+}
+
+void BlockDevice::Warn(const std::string& message) {
+  if (warnings_++ < kMaxWarnings) spdlog::warn("{}: {}", name_, message);
+}
+
+void BlockDevice::Serve() {
+  if (!queue_ || broken_) return;
+  bool completed = false;
+  DescriptorChain chain;
+  std::string problem;
+  while (true) {
+    VirtQueue::Pop popped = queue_->Next(chain, problem);
+    if (popped == VirtQueue::Pop::kEmpty) break;
+    if (popped == VirtQueue::Pop::kBrokenRing) {
+      spdlog::error("{}: {}: the device needs a reset", name_, problem);
+      broken_ = true;
+      if (needs_reset_) needs_reset_();
+      break;
+    }
+    uint32_t written = 0;
+    if (popped == VirtQueue::Pop::kBadChain) {
+      Warn("request dropped: " + problem);
+      GlobalMetrics().block_invalid_requests.Add();
+    } else {
+      written = Execute(chain);
+    }
+    queue_->Complete(chain.head, written);
+    completed = true;
+  }
+  if (completed && queue_->DriverWantsInterrupt()) {
+    uint64_t one = 1;
+    (void)!write(interrupt_fd_, &one, sizeof(one));
+  }
+}
+
+uint32_t BlockDevice::Execute(const DescriptorChain& chain) {
+  const std::vector<Descriptor>& d = chain.descriptors;
+  // The status byte: the last descriptor, written by the device.
+  if (d.size() < 2 || !d.back().device_writable || d.back().length < 1) {
+    Warn("request without a header and a writable status byte dropped");
+    GlobalMetrics().block_invalid_requests.Add();
+    return 0;
+  }
+  uint8_t* status = d.back().host;
+  if (d[0].device_writable || d[0].length < kHeaderBytes) {
+    Warn("request header is not a readable " + std::to_string(kHeaderBytes) + "-byte buffer");
+    GlobalMetrics().block_invalid_requests.Add();
+    *status = VIRTIO_BLK_S_IOERR;
+    return 1;
+  }
+  virtio_blk_outhdr header;
+  std::memcpy(&header, d[0].host, sizeof(header));
+  uint32_t written = 0;
+  *status = Transfer(header.type, header.sector, chain, written);
+  if (*status == VIRTIO_BLK_S_IOERR) GlobalMetrics().block_execute_fails.Add();
+  return written + 1;
+}
+
+uint8_t BlockDevice::Transfer(uint32_t type, uint64_t sector, const DescriptorChain& chain,
+                              uint32_t& written) {
+  const std::span<const Descriptor> data(chain.descriptors.data() + 1,
+                                         chain.descriptors.size() - 2);
+  switch (type) {
+    case VIRTIO_BLK_T_IN:
+    case VIRTIO_BLK_T_OUT: {
+      const bool is_write = type == VIRTIO_BLK_T_OUT;
+      if (is_write && options_.read_only) {
+        Warn("write to a read-only drive refused");
+        return VIRTIO_BLK_S_IOERR;
+      }
+      if (data.size() > kMaxSegments) {
+        Warn("request with " + std::to_string(data.size()) + " segments (at most " +
+             std::to_string(kMaxSegments) + ")");
+        return VIRTIO_BLK_S_IOERR;
+      }
+      std::vector<iovec> iov;
+      uint64_t total = 0;
+      for (const Descriptor& segment : data) {
+        // Reads fill guest buffers, writes read them: the direction must match.
+        if (segment.device_writable != !is_write) {
+          Warn("data buffer of the wrong direction");
+          return VIRTIO_BLK_S_IOERR;
+        }
+        iov.push_back({segment.host, segment.length});
+        total += segment.length;
+      }
+      std::lock_guard lock(file_mutex_);
+      const uint64_t capacity = capacity_.load();
+      if (total % kSectorSize != 0 || sector > capacity || total / kSectorSize > capacity - sector) {
+        Warn("request of " + std::to_string(total) + " bytes at sector " + std::to_string(sector) +
+             ": not whole sectors inside the " + std::to_string(capacity) + "-sector drive");
+        return VIRTIO_BLK_S_IOERR;
+      }
+      if (!TransferAll(file_.get(), is_write, std::move(iov), sector * kSectorSize)) {
+        Warn(std::string(is_write ? "writing" : "reading") + " the file failed: " +
+             (errno ? strerror(errno) : "end of file"));
+        return VIRTIO_BLK_S_IOERR;
+      }
+      Metrics& metrics = GlobalMetrics();
+      (is_write ? metrics.block_write_count : metrics.block_read_count).Add();
+      (is_write ? metrics.block_write_bytes : metrics.block_read_bytes).Add(total);
+      if (!is_write) written = static_cast<uint32_t>(total);
+      return VIRTIO_BLK_S_OK;
+    }
+    case VIRTIO_BLK_T_FLUSH: {
+      GlobalMetrics().block_flush_count.Add();
+      if (!options_.honour_flush) return VIRTIO_BLK_S_OK;  // Unsafe: the host decides
+      std::lock_guard lock(file_mutex_);
+      return fdatasync(file_.get()) == 0 ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
+    }
+    case VIRTIO_BLK_T_GET_ID: {
+      if (data.empty() || !data[0].device_writable) return VIRTIO_BLK_S_IOERR;
+      char id[VIRTIO_BLK_ID_BYTES] = {};
+      std::memcpy(id, options_.drive_id.data(),
+                  std::min(options_.drive_id.size(), sizeof(id)));
+      written = std::min<uint32_t>(data[0].length, sizeof(id));
+      std::memcpy(data[0].host, id, written);
+      return VIRTIO_BLK_S_OK;
+    }
+    default:
+      Warn("unsupported request type " + std::to_string(type));
+      return VIRTIO_BLK_S_UNSUPP;
+  }
+}
+
+}  // namespace ember

@@ -1,0 +1,98 @@
+// virtio-blk (device type 2) emulated in ember on a host file: the data
+// plane Firecracker's drives have. One request queue, served by the
+// device's QueueWorker thread with pread/pwrite straight between the file
+// and guest memory. Requests: IN, OUT, FLUSH, GET_ID (the drive id, as
+// Firecracker answers).
+//
+// A hostile driver cannot make ember touch anything but the file's first
+// capacity*512 bytes and the guest's own buffers: malformed chains are
+// returned unread, malformed requests fail with IOERR (UNSUPP for unknown
+// types), and an available ring that makes no sense puts the device in
+// DEVICE_NEEDS_RESET.
+//
+// Thread-safety: the transport calls in under its lock from vCPU threads;
+// ReplaceFile comes from the VMM thread; requests run on the worker.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "devices/virtio/queue_worker.h"
+#include "devices/virtio/virtio_device.h"
+#include "devices/virtio/virtqueue.h"
+#include "vmm/unique_fd.h"
+
+namespace ember {
+
+constexpr uint32_t kVirtioBlockDeviceType = 2;
+constexpr uint64_t kSectorSize = 512;
+
+struct BlockDeviceOptions {
+  std::string drive_id;  // GET_ID's answer (the first 20 bytes)
+  bool read_only = false;
+  bool honour_flush = false;  // cache_type Writeback: FLUSH reaches the disk
+  uint16_t queue_size = 256;
+};
+
+class BlockDevice : public VirtioDevice {
+ public:
+  static constexpr uint32_t kMaxSegments = 128;
+
+  // Opens a drive's backing file as Firecracker does at PUT time: it must
+  // exist and be a regular file or a block device, readable (and writable
+  // unless `read_only`). Messages name the path and the reason.
+  static Result<UniqueFd> OpenBackingFile(const std::string& path, bool read_only);
+
+  // `file` is open for reading (and writing unless read-only). Starts the
+  // worker thread.
+  static Result<std::shared_ptr<BlockDevice>> Create(BlockDeviceOptions options, UniqueFd file);
+
+  uint32_t device_type() const override { return kVirtioBlockDeviceType; }
+  uint16_t queue_count() const override { return 1; }
+  uint16_t max_queue_size() const override { return options_.queue_size; }
+  uint64_t device_features() const override;
+  void ReadConfig(uint64_t offset, std::span<uint8_t> data) override;
+  void WriteConfig(uint64_t, std::span<const uint8_t>) override {}  // nothing writable
+  Status Activate(const Activation& activation) override;
+  void Reset() override;
+
+  // A new backing file (PATCH /drives after boot): requests after this use
+  // it, and the capacity changes. The caller tells the driver (a config
+  // change interrupt).
+  Status ReplaceFile(UniqueFd file);
+  uint64_t capacity_sectors() const { return capacity_.load(); }
+  const std::string& name() const { return name_; }
+
+ private:
+  BlockDevice(BlockDeviceOptions options, std::string name)
+      : options_(std::move(options)), name_(std::move(name)), worker_(name_) {}
+
+  Status SetFile(UniqueFd file);
+  // Serves every available request (on the worker).
+  void Serve();
+  // Runs one request; returns the bytes written into the chain.
+  uint32_t Execute(const DescriptorChain& chain);
+  uint8_t Transfer(uint32_t type, uint64_t sector, const DescriptorChain& chain, uint32_t& written);
+  void Warn(const std::string& message);
+
+  const BlockDeviceOptions options_;
+  const std::string name_;
+  std::atomic<uint64_t> capacity_{0};  // in sectors; read by vCPUs
+
+  std::mutex file_mutex_;  // held per request and by ReplaceFile
+  UniqueFd file_;
+
+  // Set by Activate, cleared by Reset; used by the worker in between.
+  std::optional<VirtQueue> queue_;
+  int interrupt_fd_ = -1;
+  std::function<void()> needs_reset_;
+  bool broken_ = false;
+  std::atomic<int> warnings_{0};
+
+  QueueWorker worker_;  // last: stops before the rest goes
+};
+
+}  // namespace ember

@@ -1,0 +1,122 @@
+#include "devices/virtio/queue_worker.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "jail/seccomp.h"
+#include "vmm/sys_error.h"
+
+namespace ember {
+
+QueueWorker::~QueueWorker() {
+  if (!thread_.joinable()) return;
+  {
+    std::lock_guard lock(mutex_);
+    quit_ = true;
+    active_ = false;
+  }
+  WakeUp();
+  thread_.join();
+}
+
+Status QueueWorker::Launch() {
+  wake_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wake_.valid()) return ErrnoStatus(thread_name_ + ": eventfd");
+  try {
+    thread_ = std::thread([this] { ThreadMain(); });
+  } catch (const std::system_error& error) {
+    return Status::Error("starting the " + thread_name_ + " thread: " + error.what());
+  }
+  pthread_setname_np(thread_.native_handle(), thread_name_.substr(0, 15).c_str());
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [this] { return launched_.has_value(); });
+  return *launched_;
+}
+
+void QueueWorker::WakeUp() {
+  uint64_t one = 1;
+  (void)!write(wake_.get(), &one, sizeof(one));
+}
+
+void QueueWorker::Start(std::vector<int> kick_fds, std::function<void()> serve) {
+  {
+    std::lock_guard lock(mutex_);
+    kick_fds_ = std::move(kick_fds);
+    serve_ = std::move(serve);
+    active_ = true;
+    ++generation_;
+  }
+  WakeUp();
+}
+
+void QueueWorker::Stop() {
+  std::unique_lock lock(mutex_);
+  active_ = false;
+  lock.unlock();
+  WakeUp();
+  lock.lock();
+  changed_.wait(lock, [this] { return !serving_ || !thread_.joinable(); });
+  serve_ = nullptr;
+}
+
+void QueueWorker::Poke() { WakeUp(); }
+
+void QueueWorker::ThreadMain() {
+  Status filtered = InstallThreadFilter(ThreadKind::kDevice);
+  {
+    std::lock_guard lock(mutex_);
+    launched_ = filtered.Context(thread_name_);
+    if (!filtered.ok()) quit_ = true;
+  }
+  changed_.notify_all();
+  uint64_t served_generation = 0;
+  std::vector<pollfd> fds;
+  while (true) {
+    bool serve_now = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (quit_) return;
+      fds.assign(1, pollfd{wake_.get(), POLLIN, 0});
+      if (active_) {
+        for (int fd : kick_fds_) fds.push_back(pollfd{fd, POLLIN, 0});
+        // A new activation serves once: requests may predate the kick fds.
+        serve_now = served_generation != generation_;
+        served_generation = generation_;
+      }
+    }
+    if (!serve_now && poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) {
+      spdlog::error("{}: poll: {}", thread_name_, strerror(errno));
+      return;
+    }
+    uint64_t count;
+    for (const pollfd& fd : fds) {
+      if (fd.revents & POLLIN) (void)!read(fd.fd, &count, sizeof(count));
+    }
+    // A Poke (wake_ alone) also serves: it means "look at the queues again".
+    const bool kicked = serve_now || fds[0].revents != 0 ||
+                        std::any_of(fds.begin() + 1, fds.end(),
+                                    [](const pollfd& fd) { return fd.revents != 0; });
+    std::function<void()> serve;
+    {
+      std::lock_guard lock(mutex_);
+      if (quit_) return;
+      if (!active_ || !kicked) continue;
+      serving_ = true;
+      serve = serve_;
+    }
+    serve();
+    {
+      std::lock_guard lock(mutex_);
+      serving_ = false;
+    }
+    changed_.notify_all();
+  }
+}
+
+}  // namespace ember

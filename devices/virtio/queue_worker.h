@@ -1,0 +1,66 @@
+// The thread that serves an emulated device's queues, so that guest I/O
+// never runs on a vCPU thread (a slow disk would stall the vCPU that kicked
+// it, and the vCPU filter would need the device's system calls) nor on the
+// VMM thread (a slow disk would stall the API and the console).
+//
+// Between Start (DRIVER_OK) and Stop (reset), `serve` runs on the worker
+// whenever a queue is kicked or Poke is called. Stop returns only once
+// `serve` is not running and will not run again: after it, the device may
+// forget the queues.
+//
+// The thread is created by Launch, before the VMM thread's seccomp filter
+// forbids creating threads, and installs its own filter (ThreadKind::kDevice).
+//
+// Thread-safety: Start/Stop come from vCPU threads (under the transport's
+// lock), Poke from any thread; `serve` runs only on the worker.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "vmm/status.h"
+#include "vmm/unique_fd.h"
+
+namespace ember {
+
+class QueueWorker {
+ public:
+  explicit QueueWorker(std::string thread_name) : thread_name_(std::move(thread_name)) {}
+  ~QueueWorker();
+  QueueWorker(const QueueWorker&) = delete;
+  QueueWorker& operator=(const QueueWorker&) = delete;
+
+  // Creates the thread and waits until its filter is in.
+  Status Launch();
+  // Serves `kick_fds` (eventfds, not owned) with `serve` until Stop. Runs
+  // `serve` once at the start for requests queued before activation.
+  void Start(std::vector<int> kick_fds, std::function<void()> serve);
+  void Stop();
+  // Runs `serve` once more soon (e.g. a new backing file, a timer).
+  void Poke();
+
+ private:
+  void ThreadMain();
+  void WakeUp();
+
+  const std::string thread_name_;
+  UniqueFd wake_;  // eventfd: something changed under mutex_
+  std::thread thread_;
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::optional<Status> launched_;
+  bool quit_ = false;
+  bool active_ = false;
+  bool serving_ = false;
+  uint64_t generation_ = 0;  // bumped by Start: the worker picks up new fds
+  std::vector<int> kick_fds_;
+  std::function<void()> serve_;
+};
+
+}  // namespace ember
