@@ -48,7 +48,9 @@ Result<UniqueFd> BlockDevice::OpenBackingFile(const std::string& path, bool read
   UniqueFd fd(open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK));
   if (!fd.valid()) {
     if (errno == EACCES || errno == EROFS || errno == EPERM) {
-      return ErrnoStatus(path + (read_only ? " cannot be read" : " cannot be opened for writing (is_read_only is false)"));
+      return ErrnoStatus(path + (read_only
+                                     ? " cannot be read"
+                                     : " cannot be opened for writing (is_read_only is false)"));
     }
     return ErrnoStatus(path);
   }
@@ -79,9 +81,10 @@ Status BlockDevice::SetFile(UniqueFd file) {
     bytes = static_cast<uint64_t>(end);
   }
   if (bytes % kSectorSize != 0) {
-    spdlog::warn("{}: the file's {} bytes are not a multiple of {}: its last {} bytes are "
-                 "unreachable",
-                 name_, bytes, kSectorSize, bytes % kSectorSize);
+    spdlog::warn(
+        "{}: the file's {} bytes are not a multiple of {}: its last {} bytes are "
+        "unreachable",
+        name_, bytes, kSectorSize, bytes % kSectorSize);
   }
   std::lock_guard lock(file_mutex_);
   file_ = std::move(file);
@@ -214,14 +217,15 @@ uint8_t BlockDevice::Transfer(uint32_t type, uint64_t sector, const DescriptorCh
       }
       std::lock_guard lock(file_mutex_);
       const uint64_t capacity = capacity_.load();
-      if (total % kSectorSize != 0 || sector > capacity || total / kSectorSize > capacity - sector) {
+      if (total % kSectorSize != 0 || sector > capacity ||
+          total / kSectorSize > capacity - sector) {
         Warn("request of " + std::to_string(total) + " bytes at sector " + std::to_string(sector) +
              ": not whole sectors inside the " + std::to_string(capacity) + "-sector drive");
         return VIRTIO_BLK_S_IOERR;
       }
       if (!TransferAll(file_.get(), is_write, std::move(iov), sector * kSectorSize)) {
-        Warn(std::string(is_write ? "writing" : "reading") + " the file failed: " +
-             (errno ? strerror(errno) : "end of file"));
+        Warn(std::string(is_write ? "writing" : "reading") +
+             " the file failed: " + (errno ? strerror(errno) : "end of file"));
         return VIRTIO_BLK_S_IOERR;
       }
       Metrics& metrics = GlobalMetrics();
@@ -239,8 +243,7 @@ uint8_t BlockDevice::Transfer(uint32_t type, uint64_t sector, const DescriptorCh
     case VIRTIO_BLK_T_GET_ID: {
       if (data.empty() || !data[0].device_writable) return VIRTIO_BLK_S_IOERR;
       char id[VIRTIO_BLK_ID_BYTES] = {};
-      std::memcpy(id, options_.drive_id.data(),
-                  std::min(options_.drive_id.size(), sizeof(id)));
+      std::memcpy(id, options_.drive_id.data(), std::min(options_.drive_id.size(), sizeof(id)));
       written = std::min<uint32_t>(data[0].length, sizeof(id));
       std::memcpy(data[0].host, id, written);
       return VIRTIO_BLK_S_OK;

@@ -99,9 +99,9 @@ void QueueWorker::ThreadMain() {
       if (fd.revents & POLLIN) (void)!read(fd.fd, &count, sizeof(count));
     }
     // A Poke (wake_ alone) also serves: it means "look at the queues again".
-    const bool kicked = serve_now || fds[0].revents != 0 ||
-                        std::any_of(fds.begin() + 1, fds.end(),
-                                    [](const pollfd& fd) { return fd.revents != 0; });
+    const bool kicked =
+        serve_now || fds[0].revents != 0 ||
+        std::any_of(fds.begin() + 1, fds.end(), [](const pollfd& fd) { return fd.revents != 0; });
     std::function<void()> serve;
     {
       std::lock_guard lock(mutex_);

@@ -69,8 +69,8 @@ VirtQueue::Pop VirtQueue::Next(DescriptorChain& chain, std::string& problem) {
   const uint16_t slot = next_available_ % size_;
   const uint16_t head = Load<uint16_t>(available_ + kAvailRingOffset + 2ull * slot);
   if (head >= size_) {
-    problem = "available ring names descriptor " + std::to_string(head) + " of " +
-              std::to_string(size_);
+    problem =
+        "available ring names descriptor " + std::to_string(head) + " of " + std::to_string(size_);
     return Pop::kBrokenRing;
   }
   ++next_available_;
