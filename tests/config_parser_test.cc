@@ -228,6 +228,56 @@ TEST(ConfigParserTest, RefusesWhatEmberDoesNotProvide) {
             "vsock: not supported by ember yet");
 }
 
+TEST(ConfigParserTest, ParsesDrivesRootFirst) {
+  Result<VmConfig> config = ParseVmConfig(R"({"boot-source": {"kernel_image_path": "/k"},
+      "drives": [{"drive_id": "data", "path_on_host": "/d", "is_root_device": false},
+                 {"drive_id": "rootfs", "path_on_host": "/r", "is_root_device": true,
+                  "is_read_only": true, "cache_type": "Writeback", "io_engine": "Sync",
+                  "partuuid": "abc-01", "rate_limiter": null}]})");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  ASSERT_EQ(config->drives.size(), 2u);
+  EXPECT_EQ(config->drives[0].drive_id, "rootfs");
+  EXPECT_TRUE(config->drives[0].is_read_only);
+  EXPECT_EQ(config->drives[0].cache_type, CacheType::kWriteback);
+  EXPECT_EQ(config->drives[0].partuuid, "abc-01");
+  EXPECT_EQ(config->drives[1].drive_id, "data");
+  EXPECT_EQ(config->drives[1].cache_type, CacheType::kUnsafe);
+  EXPECT_FALSE(config->drives[1].is_read_only);
+}
+
+TEST(ConfigParserTest, RefusesBadDrives) {
+  auto drive_error = [](const std::string& drive) {
+    return ErrorOf(R"({"boot-source": {"kernel_image_path": "/k"}, "drives": [)" + drive + "]}");
+  };
+  EXPECT_EQ(drive_error(R"({"drive_id": "a", "path_on_host": "/a"})"),
+            "drives[0].is_root_device: is required");
+  EXPECT_EQ(drive_error(R"({"drive_id": "a", "is_root_device": false})"),
+            "drives[0].path_on_host: is required");
+  EXPECT_EQ(drive_error(R"({"drive_id": "a", "path_on_host": "", "is_root_device": false})"),
+            "drives[0].path_on_host: is empty");
+  EXPECT_EQ(drive_error(R"({"drive_id": "a", "path_on_host": "/a", "is_root_device": 1})"),
+            "drives[0].is_root_device: must be a boolean, got an integer");
+  EXPECT_NE(drive_error(R"({"drive_id": "a", "path_on_host": "/a", "is_root_device": true},
+                           {"drive_id": "b", "path_on_host": "/b", "is_root_device": true})")
+                .find("A root block device already exists!"),
+            std::string::npos);
+  EXPECT_EQ(drive_error(R"({"drive_id": "a/b", "path_on_host": "/a", "is_root_device": true})"),
+            "drives[0].drive_id: may hold only letters, digits and '_' (Firecracker's rule)");
+}
+
+TEST(ConfigParserTest, DriveUpdatesNeedAPath) {
+  Result<DriveUpdate> update =
+      ParseDriveUpdate(nlohmann::json::parse(R"({"drive_id": "d", "path_on_host": "/p"})"), "d");
+  ASSERT_TRUE(update.ok());
+  EXPECT_EQ(update->path_on_host, "/p");
+  EXPECT_EQ(ParseDriveUpdate(nlohmann::json::parse(R"({"drive_id": "d"})"), "d").status().message(),
+            "the request changes nothing: give path_on_host");
+  EXPECT_EQ(ParseDriveUpdate(nlohmann::json::parse(R"({"drive_id": "d", "size": 1})"), "d")
+                .status()
+                .message(),
+            "size: unknown field");
+}
+
 TEST(ConfigParserTest, ReportsInvalidJsonAndOverlongCmdline) {
   EXPECT_NE(ErrorOf(R"({"boot-source": )").find("invalid JSON"), std::string::npos);
   EXPECT_NE(ErrorOf("").find("invalid JSON"), std::string::npos);

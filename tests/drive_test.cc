@@ -61,11 +61,11 @@ json Drive(const std::string& id, const std::string& path, bool root, bool read_
 }
 
 ProcessResult BootWithDrives(const TempDir& dir, const std::string& tests, const json& drives) {
-  json config{{"boot-source",
-               {{"kernel_image_path", GuestPvh()},
-                {"boot_args", "console=ttyS0 ember.tests=" + tests}}},
-              {"machine-config", {{"vcpu_count", 1}, {"mem_size_mib", 64}}},
-              {"drives", drives}};
+  json config{
+      {"boot-source",
+       {{"kernel_image_path", GuestPvh()}, {"boot_args", "console=ttyS0 ember.tests=" + tests}}},
+      {"machine-config", {{"vcpu_count", 1}, {"mem_size_mib", 64}}},
+      {"drives", drives}};
   WriteFile(dir.File("vm.json"), config.dump());
   return RunProcess({EMBER_BINARY, "--no-api", "--config-file", dir.File("vm.json")}, kTimeoutMs);
 }
@@ -101,8 +101,7 @@ TEST_F(DriveKvmTest, GuestReadsWritesFlushesAndGetsIds) {
       << out;
   const std::vector<uint8_t> written = Pattern(8 * kSector, 7, 0);
   EXPECT_TRUE(HasLine(out, "ember-guest: blk drive=0 wrote sectors=8 sum=0x" +
-                               Sum(written, 0, written.size()) +
-                               " status=0 flush=0 readback=ok"))
+                               Sum(written, 0, written.size()) + " status=0 flush=0 readback=ok"))
       << out;
   EXPECT_TRUE(HasLine(out, "ember-guest: blk drive=0 past-end status=1 unsupported=2")) << out;
   EXPECT_TRUE(HasLine(out, "ember-guest: blk drive=1 capacity=128 ro=1 flush=0")) << out;
@@ -118,8 +117,8 @@ TEST_F(DriveKvmTest, GuestReadsWritesFlushesAndGetsIds) {
   ASSERT_EQ(after.size(), root.size());
   std::vector<uint8_t> expected = root;
   std::copy(written.begin(), written.end(), expected.begin() + 16 * kSector);
-  EXPECT_TRUE(std::equal(expected.begin(), expected.end(),
-                         reinterpret_cast<const uint8_t*>(after.data())));
+  EXPECT_TRUE(
+      std::equal(expected.begin(), expected.end(), reinterpret_cast<const uint8_t*>(after.data())));
   EXPECT_EQ(ReadFile(dir_.File("data.img")), std::string(data.begin(), data.end()));
 }
 
@@ -160,8 +159,8 @@ TEST_F(DriveKvmTest, ConfigFileDrivesAreChecked) {
   EXPECT_NE(two_roots.exit_code, 0);
   EXPECT_NE(two_roots.err.find("A root block device already exists!"), std::string::npos)
       << two_roots.err;
-  ProcessResult missing = BootWithDrives(
-      dir_, "cmdline", json::array({Drive("a", dir_.File("missing.img"), false)}));
+  ProcessResult missing =
+      BootWithDrives(dir_, "cmdline", json::array({Drive("a", dir_.File("missing.img"), false)}));
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_NE(missing.err.find("drive a: path_on_host: " + dir_.File("missing.img") +
                              ": No such file or directory"),
@@ -250,19 +249,19 @@ TEST_F(DriveApiTest, FieldsAndErrorsAsFirecrackerAnswersThem) {
   ExpectFault(ember_->Request("PATCH", "/drives/nope",
                               json{{"drive_id", "nope"}, {"path_on_host", root}}.dump()),
               "drive_id: no drive \"nope\" is configured");
-  ExpectFault(ember_->Request("PATCH", "/drives/drive_1",
-                              json{{"drive_id", "drive_1"}, {"path_on_host", dir_.File("gone")}}
-                                  .dump()),
-              "No such file or directory");
+  ExpectFault(
+      ember_->Request("PATCH", "/drives/drive_1",
+                      json{{"drive_id", "drive_1"}, {"path_on_host", dir_.File("gone")}}.dump()),
+      "No such file or directory");
   ExpectFault(ember_->Request("PATCH", "/drives/drive_1", json{{"drive_id", "drive_1"}}.dump()),
               "the request changes nothing");
   WriteFile(dir_.File("other.img"), Pattern(4096, 1, 0));
-  EXPECT_EQ(ember_
-                ->Request("PATCH", "/drives/drive_1",
-                          json{{"drive_id", "drive_1"}, {"path_on_host", dir_.File("other.img")}}
-                              .dump())
-                .status,
-            204);
+  EXPECT_EQ(
+      ember_
+          ->Request("PATCH", "/drives/drive_1",
+                    json{{"drive_id", "drive_1"}, {"path_on_host", dir_.File("other.img")}}.dump())
+          .status,
+      204);
   config = json::parse(ember_->Request("GET", "/vm/config").body);
   EXPECT_EQ(config["drives"][2]["path_on_host"], dir_.File("other.img")) << config.dump();
 }
@@ -284,17 +283,17 @@ TEST_F(DriveApiTest, PatchAfterBootMovesAPlaceholderToANewFile) {
   EXPECT_NE(Fault(put).find("not supported after starting the microVM"), std::string::npos);
   const std::vector<uint8_t> content = Pattern(256 * 1024, 5, 9);
   WriteFile(dir_.File("new.img"), content);
-  HttpResponse patch = ember_->Request(
-      "PATCH", "/drives/drive_0",
-      json{{"drive_id", "drive_0"}, {"path_on_host", dir_.File("new.img")}}.dump());
+  HttpResponse patch =
+      ember_->Request("PATCH", "/drives/drive_0",
+                      json{{"drive_id", "drive_0"}, {"path_on_host", dir_.File("new.img")}}.dump());
   ASSERT_EQ(patch.status, 204) << patch.body;
   json config = json::parse(ember_->Request("GET", "/vm/config").body);
   EXPECT_EQ(config["drives"][1]["path_on_host"], dir_.File("new.img")) << config.dump();
   ASSERT_TRUE(ember_->WaitForOutput("ember-guest: done\n")) << ember_->Stdout();
   const std::string out = ember_->Stdout();
   EXPECT_TRUE(HasLine(out, "ember-guest: blkswap capacity=512 isr=0x3")) << out;
-  EXPECT_TRUE(HasLine(out, "ember-guest: blkswap read sum=0x" + Sum(content, 0, 16 * kSector) +
-                               " status=0"))
+  EXPECT_TRUE(HasLine(
+      out, "ember-guest: blkswap read sum=0x" + Sum(content, 0, 16 * kSector) + " status=0"))
       << out;
   EXPECT_TRUE(HasLine(out, "ember-guest: blkswap ok")) << out;
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <thread>
 
 #include "arch/x86_64/layout.h"
 
@@ -28,6 +29,7 @@ class FakeDevice : public VirtioDevice {
     acked = activation.acked_features;
     queues.assign(activation.queues.begin(), activation.queues.end());
     interrupt_fd = activation.interrupt_fd;
+    needs_reset = activation.needs_reset;
     return fail_activation ? Status::Error("backend gone") : Status::Ok();
   }
   void Reset() override { ++resets; }
@@ -36,6 +38,7 @@ class FakeDevice : public VirtioDevice {
   bool fail_activation = false;
   uint64_t acked = 0;
   std::vector<VirtQueueState> queues;
+  std::function<void()> needs_reset;
 };
 
 class MmioTransportTest : public ::testing::Test {
@@ -169,6 +172,30 @@ TEST_F(MmioTransportTest, FailedActivationAsksForReset) {
   ASSERT_TRUE(SetUpQueue(0, 64, 0x100000));
   Set(VIRTIO_MMIO_STATUS, kRunning);
   EXPECT_NE(Get(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET, 0u);
+}
+
+// A device that finds the driver's rings broken (from its own thread)
+// sets DEVICE_NEEDS_RESET with a config interrupt; a config change bumps
+// the generation and raises the config interrupt until the driver acks it.
+TEST_F(MmioTransportTest, DeviceCanAskForResetAndAnnounceConfigChanges) {
+  Negotiate(kVirtioFeatureVersion1);
+  ASSERT_TRUE(SetUpQueue(0, 64, 0x100000));
+  Set(VIRTIO_MMIO_STATUS, kRunning);
+  ASSERT_TRUE(device_->needs_reset);
+  const uint32_t generation = Get(VIRTIO_MMIO_CONFIG_GENERATION);
+  transport_->NotifyConfigChange();
+  EXPECT_EQ(Get(VIRTIO_MMIO_CONFIG_GENERATION), generation + 1);
+  EXPECT_EQ(Get(VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG);
+  uint64_t raised = 0;
+  EXPECT_EQ(read(interrupt_fd_, &raised, 8), 8);
+  Set(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_CONFIG);
+  EXPECT_EQ(Get(VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_VRING);
+  std::thread([&] { device_->needs_reset(); }).join();
+  EXPECT_EQ(Get(VIRTIO_MMIO_STATUS), kRunning | VIRTIO_CONFIG_S_NEEDS_RESET);
+  EXPECT_NE(Get(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_CONFIG, 0u);
+  Set(VIRTIO_MMIO_STATUS, 0);
+  EXPECT_EQ(Get(VIRTIO_MMIO_STATUS), 0u);
+  EXPECT_EQ(Get(VIRTIO_MMIO_INTERRUPT_STATUS), 0u);
 }
 
 TEST_F(MmioTransportTest, DriverOkWithoutFeaturesOkIsIgnored) {

@@ -5,7 +5,7 @@
 // Exits 77 (skipped) when /dev/kvm is absent.
 import { generateApi } from 'swagger-typescript-api';
 import { spawn } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -64,7 +64,12 @@ try {
   assert.equal((await api.describeInstance()).data.state, 'Not started');
   await api.bootSource.putGuestBootSource({
     kernel_image_path: guest,
-    boot_args: 'console=ttyS0 ember.tests=cpuid,mptable,ctrlaltdel',
+    boot_args: 'console=ttyS0 ember.tests=cpuid,mptable,blk,ctrlaltdel',
+  });
+  const drivePath = path.join(work, 'root.img');
+  writeFileSync(drivePath, Buffer.alloc(64 * 1024, 0x5a));
+  await api.drives.putGuestDriveById('rootfs', {
+    drive_id: 'rootfs', path_on_host: drivePath, is_root_device: true, is_read_only: false,
   });
   await api.machineConfig.putMachineConfiguration({ vcpu_count: 2, mem_size_mib: 128 });
   await api.machineConfig.patchMachineConfiguration({ mem_size_mib: 256 });
@@ -85,6 +90,8 @@ try {
   assert.equal(config['boot-source'].kernel_image_path, guest);
   assert.equal(config['machine-config'].mem_size_mib, 256);
   assert.match(readFileSync(stdoutPath, 'utf8'), /ember-guest: mptable cpus=2 /);
+  assert.equal(config.drives[0].path_on_host, drivePath);
+  assert.match(readFileSync(stdoutPath, 'utf8'), /ember-guest: blk drives=1 ok\n/);
 
   await api.vm.patchVm({ state: 'Paused' });
   assert.equal((await api.describeInstance()).data.state, 'Paused');
@@ -93,7 +100,7 @@ try {
   assert.equal(await exited, 0, 'ember exits 0 after the guest resets');
   assert.match(readFileSync(stdoutPath, 'utf8'), /ctrl-alt-del received\nember-guest: done\n/);
   ember = undefined;
-  console.log('client test: the generated client configured, booted, paused, resumed and stopped the guest');
+  console.log('client test: the generated client configured (with a drive), booted, paused, resumed and stopped the guest');
 } catch (error) {
   // Show what ember said: the failure is often explained there.
   try {
