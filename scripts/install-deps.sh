@@ -12,6 +12,8 @@ packages=(
   libgtest-dev libgmock-dev acpica-tools
   # the Linux guest (scripts/linux-guest.sh): apt-get download + initramfs
   cpio gzip xz-utils zstd kmod
+  # ext4 images for drives (mke2fs -d) and reading them back (debugfs)
+  e2fsprogs
   # peers and backends: QEMU's microvm for the benchmarks, virtiofsd (in
   # qemu-system-common) and DPDK's testpmd for the vhost-user devices
   qemu-system-x86 qemu-system-common dpdk-dev

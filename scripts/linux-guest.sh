@@ -8,6 +8,9 @@
 # --out is given):
 #   vmlinuz             the Debian cloud kernel (bzImage)
 #   initramfs.cpio.gz   busybox + /init + the virtio modules of that kernel
+#   rootfs.ext4         the same tree as a 32 MiB ext4 image (mke2fs -d), for
+#                       booting with the root on a drive (copy it: the guest
+#                       writes to it)
 #   version             the kernel release, e.g. 6.12.117+deb12-cloud-amd64
 #   modules             symlink to the full modules tree of that kernel
 #
@@ -25,7 +28,13 @@
 # loads the virtio modules, prints
 #   EMBER-LINUX: nproc=<n>
 #   EMBER-LINUX: memtotal_kib=<MemTotal>
-# and then runs `reboot -f` (with `reboot=k` on the kernel command line the
+# When the command line has root=/dev/vdX (ember adds root=/dev/vda ro|rw
+# for a root drive, as Firecracker does), that init mounts the drive and
+# switch_roots to the same /init on it, which prints
+#   EMBER-LINUX: root /dev/vda ext4 rw,...
+# and `ember.blk` there writes /from-guest.txt on the root drive and tries
+# to write to the ext4 drive /dev/vdb mounted read-only.
+# Then it runs `reboot -f` (with `reboot=k` on the kernel command line the
 # kernel resets through the i8042) unless the command line has `ember.shell`,
 # in which case it starts a shell on the console first.
 #
@@ -40,7 +49,7 @@ log() { [[ $quiet == 1 ]] || printf '%s: %s\n' "$prog" "$*" >&2; }
 
 # Modules the guest wants (names as in modules.dep, '-' and '_' are equal).
 # Built-in ones are skipped; dependencies are added per modules.dep.
-WANTED_MODULES=(virtio virtio_ring virtio_mmio virtio_net fuse virtiofs)
+WANTED_MODULES=(virtio virtio_ring virtio_mmio virtio_net virtio_blk fuse virtiofs)
 BUSYBOX_PKG="busybox-static"
 
 out=""
@@ -58,7 +67,7 @@ while (($#)); do
 done
 [[ -n $out ]] || out="${EMBER_CACHE:-${HOME:?HOME is not set}/.cache/ember}/linux"
 
-for tool in apt-cache apt-get dpkg dpkg-deb gzip sha256sum find sort; do
+for tool in apt-cache apt-get dpkg dpkg-deb gzip sha256sum find sort mke2fs; do
   command -v "$tool" >/dev/null 2>&1 || die "required tool '$tool' not found (this script expects a Debian 12 host)"
 done
 
@@ -72,11 +81,12 @@ stamp_want="script=$script_hash pin=${EMBER_LINUX_KERNEL:-}"
 
 finish() {
   log "kernel $(cat "$out/version")"
-  printf '%s\n' "$out/vmlinuz" "$out/initramfs.cpio.gz"
+  printf '%s\n' "$out/vmlinuz" "$out/initramfs.cpio.gz" "$out/rootfs.ext4"
 }
 
 # ---- fast path: everything is already there ---------------------------------
-if [[ $refresh == 0 && -s $out/vmlinuz && -s $out/initramfs.cpio.gz && -s $out/version &&
+if [[ $refresh == 0 && -s $out/vmlinuz && -s $out/initramfs.cpio.gz && -s $out/rootfs.ext4 &&
+      -s $out/version &&
       -f $out/.stamp && "$(head -n1 "$out/.stamp")" == "$stamp_want" ]]; then
   finish
   exit 0
@@ -272,18 +282,41 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
-echo "EMBER-LINUX: init reached"
-
-kver=$(uname -r)
-failed=0
-while read -r m; do
-  [ -n "$m" ] || continue
-  if ! insmod "/lib/modules/$kver/$m"; then
-    echo "EMBER-LINUX: insmod $m failed"
-    failed=$((failed + 1))
+# Stage 1 runs from the initramfs; stage 2 is this same script on the root
+# drive, after switch_root (the modules are loaded by then).
+if [ "${1:-}" != ember-stage2 ]; then
+  echo "EMBER-LINUX: init reached"
+  kver=$(uname -r)
+  failed=0
+  while read -r m; do
+    [ -n "$m" ] || continue
+    if ! insmod "/lib/modules/$kver/$m"; then
+      echo "EMBER-LINUX: insmod $m failed"
+      failed=$((failed + 1))
+    fi
+  done </etc/ember-modules
+  echo "EMBER-LINUX: modules loaded, failures=$failed"
+  root_dev="" root_mode=ro
+  for arg in $(cat /proc/cmdline); do
+    case $arg in
+      root=/dev/*) root_dev=${arg#root=} ;;
+      rw) root_mode=rw ;;
+      ro) root_mode=ro ;;
+    esac
+  done
+  if [ -n "$root_dev" ]; then
+    i=0
+    while [ ! -b "$root_dev" ] && [ $i -lt 50 ]; do i=$((i + 1)); sleep 0.1; done
+    mkdir -p /newroot
+    if mount -t ext4 -o "$root_mode" "$root_dev" /newroot; then
+      umount /proc /sys /dev 2>/dev/null
+      exec switch_root /newroot /init ember-stage2
+    fi
+    echo "EMBER-LINUX: mounting $root_dev failed"
   fi
-done </etc/ember-modules
-echo "EMBER-LINUX: modules loaded, failures=$failed"
+fi
+root_line=$(awk '$2 == "/" && $1 != "rootfs" {print $1, $3, $4}' /proc/mounts)
+[ -n "$root_line" ] && echo "EMBER-LINUX: root $root_line"
 
 echo "EMBER-LINUX: nproc=$(nproc)"
 echo "EMBER-LINUX: memtotal_kib=$(awk '$1 == "MemTotal:" {print $2}' /proc/meminfo)"
@@ -303,6 +336,7 @@ for arg in $(cat /proc/cmdline); do
     ember.shell|ember.shell=*) shell=1 ;;
     ember.fs=*) fs_tag=${arg#ember.fs=} ;;
     ember.poweroff) poweroff=1 ;;
+    ember.blk) blk=1 ;;
     ember.ip=*) net_ip=${arg#ember.ip=} ;;
     ember.ping=*) net_peer=${arg#ember.ping=} ;;
     ember.tcp=*) net_tcp=${arg#ember.tcp=} ;;
@@ -363,6 +397,23 @@ if [ -n "$fs_tag" ]; then
     echo "EMBER-LINUX: fs mount $fs_tag failed"
   fi
 fi
+# ember.blk (with the root on a drive): write a file on the root drive and
+# sync it, read /hello.txt from the read-only ext4 drive /dev/vdb, and try
+# to write there.
+if [ "${blk:-0}" = 1 ]; then
+  echo "written by the guest on its root drive" > /from-guest.txt && sync &&
+    echo "EMBER-LINUX: blk wrote /from-guest.txt md5=$(md5sum /from-guest.txt | cut -d' ' -f1)"
+  mkdir -p /mnt/ro
+  if mount -t ext4 -o ro /dev/vdb /mnt/ro; then
+    echo "EMBER-LINUX: blk ro hello=$(cat /mnt/ro/hello.txt)"
+    touch /mnt/ro/new 2>/tmp/err || echo "EMBER-LINUX: blk ro write: $(cat /tmp/err)"
+    umount /mnt/ro
+  else
+    echo "EMBER-LINUX: blk mounting /dev/vdb failed"
+  fi
+  echo "EMBER-LINUX: blk ro=$(cat /sys/block/vdb/ro) size=$(cat /sys/block/vdb/size)"
+  mount -o remount,ro / && echo "EMBER-LINUX: blk root remounted ro"
+fi
 if [ "$shell" = 1 ]; then
   echo "EMBER-LINUX: starting shell (exit it to reboot)"
   setsid cttyhack sh -l
@@ -393,9 +444,16 @@ find "$root" -exec touch -h -d "@$epoch" {} +
 listing=$(gzip -dc "$tmp/initramfs.cpio.gz" | "$busybox" cpio -t 2>/dev/null)
 grep -qx init <<<"$listing" || die "the initramfs has no /init"
 
+# The same tree as an ext4 image, for a root drive. Fixed UUID, hash seed
+# and times: the same inputs give the same image.
+E2FSPROGS_FAKE_TIME=$epoch mke2fs -q -t ext4 -d "$root" -L ember-root \
+  -U 3e6d3b1c-5f0a-4c55-9a52-6d1e0c0f2a11 -E hash_seed=8f1d7c2e-4b6a-4e0f-9c3d-2a5b6e7f8091,root_owner=0:0 \
+  -F "$tmp/rootfs.ext4" 32M || die "mke2fs -d failed"
+
 # ---- install into the output dir (atomically per file) ------------------------
 cp "$vmlinuz" "$out/.vmlinuz.new" && mv -f "$out/.vmlinuz.new" "$out/vmlinuz"
 mv -f "$tmp/initramfs.cpio.gz" "$out/initramfs.cpio.gz"
+mv -f "$tmp/rootfs.ext4" "$out/rootfs.ext4"
 printf '%s\n' "$krel" >"$out/version"
 ln -sfn "cache/kernel-$krel/lib/modules/$krel" "$out/modules"
 {

@@ -64,9 +64,10 @@ class BlockDeviceTest : public ::testing::Test {
     device_ = *device;
     queue_ = {kQueueSize, true, kDescriptors, kAvailable, kUsed};
     const int kicks[] = {kick_.get()};
-    Status activated = device_->Activate(Activation{
-        kVirtioFeatureVersion1, *memory_, {&queue_, 1}, kicks, interrupt_.get(),
-        [this] { needs_reset_ = true; }});
+    Status activated = device_->Activate(
+        Activation{kVirtioFeatureVersion1, *memory_, {&queue_, 1}, kicks, interrupt_.get(), [this] {
+                     needs_reset_ = true;
+                   }});
     ASSERT_TRUE(activated.ok());
   }
 
@@ -225,8 +226,12 @@ TEST_F(BlockDeviceTest, AnAvailableRingThatMakesNoSenseAsksForAReset) {
   ASSERT_TRUE(memory_->WriteObject<uint16_t>(kUsed + 2, 0).ok());
   const int kicks[] = {kick_.get()};
   ASSERT_TRUE(device_
-                  ->Activate(Activation{kVirtioFeatureVersion1, *memory_, {&queue_, 1}, kicks,
-                                        interrupt_.get(), [this] { needs_reset_ = true; }})
+                  ->Activate(Activation{kVirtioFeatureVersion1,
+                                        *memory_,
+                                        {&queue_, 1},
+                                        kicks,
+                                        interrupt_.get(),
+                                        [this] { needs_reset_ = true; }})
                   .ok());
   Publish(/*head=*/kQueueSize + 1);
   deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
@@ -270,18 +275,24 @@ TEST_F(BlockDeviceTest, AfterResetKicksAreNotServed) {
 
 TEST(BlockBackingFileTest, RefusesWhatIsNotADriveFile) {
   testing::TempDir dir;
-  EXPECT_NE(BlockDevice::OpenBackingFile(dir.File("missing"), true).status().message().find(
-                "No such file or directory"),
+  EXPECT_NE(BlockDevice::OpenBackingFile(dir.File("missing"), true)
+                .status()
+                .message()
+                .find("No such file or directory"),
             std::string::npos);
-  EXPECT_NE(BlockDevice::OpenBackingFile(dir.path(), true).status().message().find(
-                "is not a regular file or a block device"),
+  EXPECT_NE(BlockDevice::OpenBackingFile(dir.path(), true)
+                .status()
+                .message()
+                .find("is not a regular file or a block device"),
             std::string::npos);
-  EXPECT_NE(BlockDevice::OpenBackingFile(dir.path(), false).status().message().find(
-                "Is a directory"),
-            std::string::npos);
+  EXPECT_NE(
+      BlockDevice::OpenBackingFile(dir.path(), false).status().message().find("Is a directory"),
+      std::string::npos);
   ASSERT_EQ(mkfifo(dir.File("fifo").c_str(), 0600), 0);
-  EXPECT_NE(BlockDevice::OpenBackingFile(dir.File("fifo"), true).status().message().find(
-                "is not a regular file"),
+  EXPECT_NE(BlockDevice::OpenBackingFile(dir.File("fifo"), true)
+                .status()
+                .message()
+                .find("is not a regular file"),
             std::string::npos);
 }
 
