@@ -259,37 +259,59 @@ Result<DriveConfig> ParseDrive(const nlohmann::json& body, const std::string& pa
   config.partuuid = reader.String("partuuid");
   auto cache = reader.String("cache_type");
   auto engine = reader.String("io_engine");
-  auto socket = reader.String("socket");
+  EndpointFields endpoint = ReadEndpointFields(reader);
   const nlohmann::json* limiter = reader.Raw("rate_limiter");
   EMBER_RETURN_IF_ERROR(reader.Finish());
   if (!root) return Status::Error(reader.FieldPath("is_root_device") + ": is required");
   EMBER_RETURN_IF_ERROR(CheckDeviceId(reader, "drive_id", *id, path_id));
-  if (socket) {
-    return Status::Error(reader.FieldPath("socket") +
-                         ": vhost-user-blk drives are not supported yet; give \"path_on_host\"");
+  if (endpoint.socket) {
+    // Firecracker's vhost-user drives: the backend owns the file and its mode.
+    const char* exclusive = file        ? "path_on_host"
+                            : read_only ? "is_read_only"
+                            : engine    ? "io_engine"
+                                        : nullptr;
+    if (exclusive != nullptr) {
+      return Status::Error(reader.FieldPath(exclusive) +
+                           ": not allowed with \"socket\" (a vhost-user drive's backend owns "
+                           "the file)");
+    }
+    if (limiter != nullptr && !limiter->is_null()) {
+      return Status::Error(reader.FieldPath("rate_limiter") +
+                           ": not allowed with \"socket\" (the backend moves the data)");
+    }
+    EMBER_ASSIGN_OR_RETURN(config.socket, CheckEndpoint(endpoint, reader));
+  } else {
+    if (endpoint.mode || endpoint.connect_timeout_ms || endpoint.reconnect_interval_ms ||
+        endpoint.reconnect_timeout_ms) {
+      return Status::Error(reader.FieldPath(endpoint.mode ? "socket_mode" : "connect_timeout_ms") +
+                           ": only for vhost-user drives (give \"socket\")");
+    }
+    if (!file) {
+      return Status::Error(reader.FieldPath("path_on_host") +
+                           ": is required (or \"socket\" for a vhost-user drive)");
+    }
+    if (file->empty()) return Status::Error(reader.FieldPath("path_on_host") + ": is empty");
+    if (engine && *engine != "Sync") {
+      return Status::Error(
+          reader.FieldPath("io_engine") +
+          (*engine == "Async"
+               ? std::string(": the Async engine (io_uring) is not supported yet; use \"Sync\"")
+               : ": must be \"Sync\" or \"Async\", got \"" + *engine + "\""));
+    }
+    if (limiter != nullptr && !limiter->is_null()) {
+      return Status::Error(reader.FieldPath("rate_limiter") +
+                           ": rate limiters are not supported yet");
+    }
+    config.path_on_host = *file;
   }
-  if (!file) return Status::Error(reader.FieldPath("path_on_host") + ": is required");
-  if (file->empty()) return Status::Error(reader.FieldPath("path_on_host") + ": is empty");
   if (cache && *cache != "Unsafe" && *cache != "Writeback") {
     return Status::Error(reader.FieldPath("cache_type") +
                          ": must be \"Unsafe\" or \"Writeback\", got \"" + *cache + "\"");
-  }
-  if (engine && *engine != "Sync") {
-    return Status::Error(
-        reader.FieldPath("io_engine") +
-        (*engine == "Async"
-             ? std::string(": the Async engine (io_uring) is not supported yet; use \"Sync\"")
-             : ": must be \"Sync\" or \"Async\", got \"" + *engine + "\""));
-  }
-  if (limiter != nullptr && !limiter->is_null()) {
-    return Status::Error(reader.FieldPath("rate_limiter") +
-                         ": rate limiters are not supported yet");
   }
   if (config.partuuid && config.partuuid->empty()) {
     return Status::Error(reader.FieldPath("partuuid") + ": is empty");
   }
   config.drive_id = *id;
-  config.path_on_host = *file;
   config.is_root_device = *root;
   config.is_read_only = read_only.value_or(false);
   config.cache_type = cache && *cache == "Writeback" ? CacheType::kWriteback : CacheType::kUnsafe;

@@ -46,11 +46,15 @@ nlohmann::json RenderVmConfig(const VmConfig& config) {
   for (const DriveConfig& drive : config.drives) {
     nlohmann::json entry{
         {"drive_id", drive.drive_id},
-        {"path_on_host", drive.path_on_host},
         {"is_root_device", drive.is_root_device},
-        {"is_read_only", drive.is_read_only},
-        {"cache_type", drive.cache_type == CacheType::kWriteback ? "Writeback" : "Unsafe"},
-        {"io_engine", "Sync"}};
+        {"cache_type", drive.cache_type == CacheType::kWriteback ? "Writeback" : "Unsafe"}};
+    if (drive.socket) {
+      RenderEndpoint(*drive.socket, entry);
+    } else {
+      entry["path_on_host"] = drive.path_on_host;
+      entry["is_read_only"] = drive.is_read_only;
+      entry["io_engine"] = "Sync";
+    }
     if (drive.partuuid) entry["partuuid"] = *drive.partuuid;
     json["drives"].push_back(std::move(entry));
   }

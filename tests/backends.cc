@@ -86,6 +86,17 @@ std::vector<std::string> VirtiofsdCommand(const std::string& socket, const std::
           "cache=auto"};
 }
 
+std::vector<std::string> StorageDaemonCommand(const std::string& socket, const std::string& image) {
+  return {"/usr/bin/qemu-storage-daemon",
+          "--blockdev",
+          "driver=file,node-name=file0,filename=" + image,
+          "--blockdev",
+          "driver=raw,node-name=disk0,file=file0",
+          "--export",
+          "type=vhost-user-blk,id=export0,node-name=disk0,addr.type=unix,addr.path=" + socket +
+              ",writable=on"};
+}
+
 std::vector<std::string> TestpmdCommand(const std::string& prefix,
                                         const std::vector<std::string>& sockets,
                                         const std::string& forward_mode, bool client) {

@@ -1,5 +1,6 @@
 // Real vhost-user backends for end-to-end tests, run as child processes and
-// stopped by PID: virtiofsd (from qemu-system-common) and DPDK's testpmd.
+// stopped by PID: virtiofsd and qemu-storage-daemon (from qemu-system-common)
+// and DPDK's testpmd.
 #pragma once
 
 #include <sys/types.h>
@@ -38,6 +39,10 @@ class BackendProcess {
 // virtiofsd serving `directory` on `socket` (it exits when its frontend
 // disconnects, so each VM needs its own).
 std::vector<std::string> VirtiofsdCommand(const std::string& socket, const std::string& directory);
+
+// qemu-storage-daemon exporting `image` (raw) as a writable vhost-user-blk
+// device on `socket` (it listens; it has no client mode).
+std::vector<std::string> StorageDaemonCommand(const std::string& socket, const std::string& image);
 
 // DPDK testpmd with one vhost-user port per socket, in `forward_mode`
 // (macswap: frames come back with MACs swapped; io: port 0 <-> port 1).

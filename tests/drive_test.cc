@@ -223,8 +223,12 @@ TEST_F(DriveApiTest, FieldsAndErrorsAsFirecrackerAnswersThem) {
   body = Drive("drive_2", root, false);
   body["rate_limiter"] = {{"bandwidth", {{"size", 1}, {"refill_time", 1}}}};
   ExpectFault(Put("drive_2", body), "rate_limiter: rate limiters are not supported yet");
-  body = json{{"drive_id", "drive_2"}, {"is_root_device", false}, {"socket", "/tmp/x"}};
-  ExpectFault(Put("drive_2", body), "socket: vhost-user-blk drives are not supported yet");
+  body = json{{"drive_id", "drive_2"}, {"is_root_device", false}, {"socket", dir_.File("none")}};
+  ExpectFault(Put("drive_2", body),
+              "drive drive_2: socket " + dir_.File("none") + ": No such file");
+  body = Drive("drive_2", root, false);
+  body["socket_mode"] = "server";
+  ExpectFault(Put("drive_2", body), "socket_mode: only for vhost-user drives");
   ExpectFault(Put("a-b", Drive("a-b", root, false)), "may hold only letters, digits and '_'");
   // A failed PUT keeps the drive it would have replaced.
   ExpectFault(Put("drive_1", Drive("drive_1", dir_.File("missing"), false)), "No such file");

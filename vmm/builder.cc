@@ -19,6 +19,7 @@
 #include "devices/boot_timer.h"
 #include "devices/virtio/block_device.h"
 #include "devices/virtio/mmio_transport.h"
+#include "devices/virtio/vhost_user_blk.h"
 #include "devices/virtio/vhost_user_fs.h"
 #include "devices/virtio/vhost_user_net.h"
 #include "vmm/hex.h"
@@ -163,16 +164,17 @@ Result<VhostUserConnection> OpenBackend(const VhostUserEndpoint& endpoint, const
   return VhostUserConnection(std::move(fd), owner);
 }
 
-// Reaches one device's backend, negotiates, and puts it in `slot`.
-template <typename Device, typename Config>
-Result<std::string> AddVhostUserDevice(Machine& machine, const Config& config,
-                                       const std::string& owner, size_t slot) {
+// Reaches one device's backend, negotiates (`connect` makes the device on
+// the connection), and puts it in `slot`.
+template <typename Connect>
+Result<std::string> AddVhostUserDevice(Machine& machine, const VhostUserEndpoint& endpoint,
+                                       const std::string& owner, size_t slot, Connect connect) {
   UniqueFd listener;
-  EMBER_ASSIGN_OR_RETURN(VhostUserConnection connection,
-                         OpenBackend(config.backend, owner, listener));
-  EMBER_ASSIGN_OR_RETURN(std::shared_ptr<Device> device,
-                         Device::Connect(config, std::move(connection)));
-  machine.vhost_user_backends.push_back({device, config.backend, std::move(listener)});
+  EMBER_ASSIGN_OR_RETURN(VhostUserConnection connection, OpenBackend(endpoint, owner, listener));
+  auto made = connect(std::move(connection));
+  if (!made.ok()) return made.status();
+  std::shared_ptr<VhostUserDevice> device = *made;
+  machine.vhost_user_backends.push_back({device, endpoint, std::move(listener)});
   std::string token;
   EMBER_RETURN_IF_ERROR(AttachVirtioDevice(machine, device, owner, slot, token).status());
   return token;
@@ -182,10 +184,17 @@ Result<std::string> AddVhostUserDevice(Machine& machine, const Config& config,
 // file the guest sees is the one at InstanceStart.
 Result<std::string> AddDrive(Machine& machine, const DriveConfig& config, size_t slot) {
   const std::string name = "drive " + config.drive_id;
+  const bool honour_flush = config.cache_type == CacheType::kWriteback;
+  if (config.socket) {
+    machine.drives.push_back({config.drive_id, nullptr, nullptr});
+    return AddVhostUserDevice(
+        machine, *config.socket, name, slot, [&](VhostUserConnection connection) {
+          return VhostUserBlkDevice::Connect(std::move(connection), honour_flush);
+        });
+  }
   Result<UniqueFd> file = BlockDevice::OpenBackingFile(config.path_on_host, config.is_read_only);
   if (!file.ok()) return file.status().Context(name + ": path_on_host");
-  BlockDeviceOptions options{config.drive_id, config.is_read_only,
-                             config.cache_type == CacheType::kWriteback};
+  BlockDeviceOptions options{config.drive_id, config.is_read_only, honour_flush};
   EMBER_ASSIGN_OR_RETURN(std::shared_ptr<BlockDevice> device,
                          BlockDevice::Create(std::move(options), std::move(*file)));
   std::string token;
@@ -222,14 +231,21 @@ Result<std::string> AddVirtioDevices(Machine& machine, const VmConfig& config) {
     cmdline += token;
   }
   for (const FsConfig& fs : config.fs) {
-    EMBER_ASSIGN_OR_RETURN(std::string token, AddVhostUserDevice<VhostUserFsDevice>(
-                                                  machine, fs, "fs device " + fs.fs_id, slot++));
+    EMBER_ASSIGN_OR_RETURN(std::string token,
+                           AddVhostUserDevice(machine, fs.backend, "fs device " + fs.fs_id, slot++,
+                                              [&](VhostUserConnection connection) {
+                                                return VhostUserFsDevice::Connect(
+                                                    fs, std::move(connection));
+                                              }));
     cmdline += token;
   }
   for (const NetConfig& net : config.net) {
-    EMBER_ASSIGN_OR_RETURN(
-        std::string token,
-        AddVhostUserDevice<VhostUserNetDevice>(machine, net, "net device " + net.iface_id, slot++));
+    EMBER_ASSIGN_OR_RETURN(std::string token,
+                           AddVhostUserDevice(machine, net.backend, "net device " + net.iface_id,
+                                              slot++, [&](VhostUserConnection connection) {
+                                                return VhostUserNetDevice::Connect(
+                                                    net, std::move(connection));
+                                              }));
     cmdline += token;
   }
   return cmdline;

@@ -72,7 +72,9 @@ struct NetConfig {
 enum class CacheType { kUnsafe, kWriteback };
 struct DriveConfig {
   std::string drive_id;
-  std::string path_on_host;
+  std::string path_on_host;  // empty for a vhost-user drive
+  // vhost-user-blk (Firecracker's `socket`): the backend serves the data.
+  std::optional<VhostUserEndpoint> socket;
   bool is_root_device = false;
   bool is_read_only = false;
   std::optional<std::string> partuuid;  // root=PARTUUID=... instead of /dev/vda

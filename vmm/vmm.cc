@@ -116,8 +116,12 @@ std::vector<Config> Upsert(const std::vector<Config>& devices, const Config& dev
 Status Vmm::PutDrive(const DriveConfig& drive) {
   // Firecracker opens the file at PUT time: a bad path fails here, and the
   // configuration keeps the drive it had.
-  Result<UniqueFd> file = BlockDevice::OpenBackingFile(drive.path_on_host, drive.is_read_only);
-  if (!file.ok()) return file.status().Context("path_on_host");
+  if (!drive.socket) {
+    Result<UniqueFd> file = BlockDevice::OpenBackingFile(drive.path_on_host, drive.is_read_only);
+    if (!file.ok()) return file.status().Context("path_on_host");
+  } else if (drive.socket->mode == SocketMode::kClient) {
+    EMBER_RETURN_IF_ERROR(CheckBackendSocket("drive " + drive.drive_id, drive.socket->socket));
+  }
   std::vector<DriveConfig> drives = UpsertDrive(config_.drives, drive);
   EMBER_RETURN_IF_ERROR(CheckDrives(drives));
   config_.drives = std::move(drives);
@@ -129,6 +133,10 @@ Status Vmm::PatchDrive(const DriveUpdate& update) {
                             [&](const DriveConfig& d) { return d.drive_id == update.drive_id; });
   if (drive == config_.drives.end()) {
     return Status::Error("drive_id: no drive \"" + update.drive_id + "\" is configured");
+  }
+  if (drive->socket) {
+    return Status::Error("path_on_host: drive " + update.drive_id +
+                         " is a vhost-user drive; its backend owns the file");
   }
   Result<UniqueFd> file = BlockDevice::OpenBackingFile(*update.path_on_host, drive->is_read_only);
   if (!file.ok()) return file.status().Context("path_on_host");

@@ -139,6 +139,24 @@ Result<uint64_t> VhostUserConnection::GetU64(Request request) {
   return value;
 }
 
+Result<std::vector<uint8_t>> VhostUserConnection::GetConfig(uint32_t size) {
+  // The request carries the header and `size` bytes (unused); the reply the
+  // same header and the config space.
+  std::vector<uint8_t> message(sizeof(ConfigHeader) + size, 0);
+  const ConfigHeader header{0, size, 0};
+  std::memcpy(message.data(), &header, sizeof(header));
+  EMBER_RETURN_IF_ERROR(Write(kGetConfig, 0, message, {}));
+  EMBER_RETURN_IF_ERROR(ReadReply(kGetConfig, message));
+  ConfigHeader reply;
+  std::memcpy(&reply, message.data(), sizeof(reply));
+  if (reply.offset != 0 || reply.size != size) {
+    return Status::Error(Where(kGetConfig) + " reply covers " + std::to_string(reply.size) +
+                         " bytes at " + std::to_string(reply.offset) + ", asked for " +
+                         std::to_string(size) + " at 0");
+  }
+  return std::vector<uint8_t>(message.begin() + sizeof(ConfigHeader), message.end());
+}
+
 Result<VringState> VhostUserConnection::GetVringBase(uint32_t index) {
   VringState state{index, 0};
   EMBER_RETURN_IF_ERROR(

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "devices/vhost_user/vhost_user_protocol.h"
 #include "vmm/status.h"
@@ -43,6 +44,8 @@ class VhostUserConnection {
   }
   // Requests whose reply is a u64 (features, queue count, slot count).
   Result<uint64_t> GetU64(vhost_user::Request request);
+  // GET_CONFIG: `size` bytes of the device's config space from offset 0.
+  Result<std::vector<uint8_t>> GetConfig(uint32_t size);
   // GET_VRING_BASE: stops the ring and returns where the backend stopped.
   Result<vhost_user::VringState> GetVringBase(uint32_t index);
 

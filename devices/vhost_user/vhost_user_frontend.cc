@@ -18,13 +18,14 @@ Result<std::unique_ptr<VhostUserFrontend>> VhostUserFrontend::Connect(
 }
 
 Result<std::unique_ptr<VhostUserFrontend>> VhostUserFrontend::Negotiate(
-    VhostUserConnection connection) {
+    VhostUserConnection connection, uint64_t extra_protocol_features) {
   std::unique_ptr<VhostUserFrontend> frontend(new VhostUserFrontend(std::move(connection)));
   VhostUserConnection& conn = frontend->connection_;
+  frontend->extra_protocol_features_ = extra_protocol_features;
   EMBER_ASSIGN_OR_RETURN(frontend->backend_features_, conn.GetU64(kGetFeatures));
   if (frontend->backend_features_ & kFeatureProtocolFeatures) {
     EMBER_ASSIGN_OR_RETURN(uint64_t offered, conn.GetU64(kGetProtocolFeatures));
-    frontend->protocol_features_ = offered & kWantedProtocolFeatures;
+    frontend->protocol_features_ = offered & (kWantedProtocolFeatures | extra_protocol_features);
     EMBER_RETURN_IF_ERROR(conn.SendValue(kSetProtocolFeatures, frontend->protocol_features_));
     conn.set_reply_ack((frontend->protocol_features_ & kProtocolReplyAck) != 0);
   }
@@ -37,6 +38,15 @@ Result<std::unique_ptr<VhostUserFrontend>> VhostUserFrontend::Negotiate(
 Result<uint64_t> VhostUserFrontend::BackendQueueCount() {
   if (!(protocol_features_ & kProtocolMq)) return uint64_t{0};
   return connection_.GetU64(kGetQueueNum);
+}
+
+Result<std::vector<uint8_t>> VhostUserFrontend::BackendConfig(uint32_t size) {
+  if (!(protocol_features_ & kProtocolConfig)) {
+    return Status::Error(owner() +
+                         ": the backend does not offer VHOST_USER_PROTOCOL_F_CONFIG, so its "
+                         "device configuration (capacity) cannot be read");
+  }
+  return connection_.GetConfig(size);
 }
 
 Status VhostUserFrontend::SendMemoryTable(const GuestMemory& memory) {

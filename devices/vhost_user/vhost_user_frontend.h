@@ -43,15 +43,23 @@ class VhostUserFrontend {
 
   static Result<std::unique_ptr<VhostUserFrontend>> Connect(const std::string& socket_path,
                                                             const std::string& owner);
-  // The negotiation on an established connection.
-  static Result<std::unique_ptr<VhostUserFrontend>> Negotiate(VhostUserConnection connection);
+  // The negotiation on an established connection; a device type may ask
+  // for more protocol features (blk: CONFIG, to read the capacity).
+  static Result<std::unique_ptr<VhostUserFrontend>> Negotiate(VhostUserConnection connection,
+                                                              uint64_t extra_protocol_features = 0);
 
   const std::string& owner() const { return connection_.owner(); }
   uint64_t backend_features() const { return backend_features_; }
   uint64_t protocol_features() const { return protocol_features_; }
+  // What the device type asked for beyond kWantedProtocolFeatures (kept
+  // for a reconnect's negotiation).
+  uint64_t extra_protocol_features() const { return extra_protocol_features_; }
   int socket_fd() const { return connection_.fd(); }
   // Queues the backend supports (GET_QUEUE_NUM), or 0 without the MQ feature.
   Result<uint64_t> BackendQueueCount();
+  // The device's config space from the backend (GET_CONFIG); fails when the
+  // backend does not offer the CONFIG protocol feature.
+  Result<std::vector<uint8_t>> BackendConfig(uint32_t size);
 
   Status Start(uint64_t acked_features, const GuestMemory& memory,
                std::span<const VringSetup> rings);
@@ -65,6 +73,7 @@ class VhostUserFrontend {
   VhostUserConnection connection_;
   uint64_t backend_features_ = 0;
   uint64_t protocol_features_ = 0;
+  uint64_t extra_protocol_features_ = 0;
   std::vector<uint32_t> started_rings_;
   bool memory_table_sent_ = false;  // once per connection
 };

@@ -32,6 +32,8 @@ const char* RequestName(uint32_t request) {
       return "GET_QUEUE_NUM";
     case kSetVringEnable:
       return "SET_VRING_ENABLE";
+    case kGetConfig:
+      return "GET_CONFIG";
     case kGetMaxMemSlots:
       return "GET_MAX_MEM_SLOTS";
     case kAddMemReg:

@@ -21,6 +21,7 @@ enum Request : uint32_t {
   kSetProtocolFeatures = 16,
   kGetQueueNum = 17,
   kSetVringEnable = 18,
+  kGetConfig = 24,
   kGetMaxMemSlots = 36,
   kAddMemReg = 37,
 };
@@ -38,6 +39,7 @@ constexpr uint64_t kFeatureProtocolFeatures = 1ull << 30;
 enum ProtocolFeature : uint64_t {
   kProtocolMq = 1ull << 0,
   kProtocolReplyAck = 1ull << 3,
+  kProtocolConfig = 1ull << 9,
   kProtocolConfigureMemSlots = 1ull << 15,
 };
 
@@ -75,6 +77,12 @@ struct MemTable {
   uint32_t count;
   uint32_t padding;
   MemoryRegion regions[kMaxMemTableRegions];
+};
+// GET_CONFIG: this header, then `size` bytes of the device's config space.
+struct ConfigHeader {
+  uint32_t offset;
+  uint32_t size;
+  uint32_t flags;
 };
 struct SingleMemoryRegion {
   uint64_t padding;

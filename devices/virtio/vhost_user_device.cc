@@ -97,8 +97,9 @@ void VhostUserDevice::Disconnected() {
 
 Status VhostUserDevice::Reconnect(VhostUserConnection connection) {
   std::lock_guard lock(mutex_);
-  EMBER_ASSIGN_OR_RETURN(std::unique_ptr<VhostUserFrontend> frontend,
-                         VhostUserFrontend::Negotiate(std::move(connection)));
+  EMBER_ASSIGN_OR_RETURN(
+      std::unique_ptr<VhostUserFrontend> frontend,
+      VhostUserFrontend::Negotiate(std::move(connection), frontend_->extra_protocol_features()));
   if (started_) {
     // What the driver acked from the old backend, the new one must offer.
     const uint64_t needed = started_->acked_features & frontend_->backend_features();

@@ -176,6 +176,7 @@ enum {
   T_BLK = 1 << 20,
   T_BLKBAD = 1 << 21,
   T_BLKSWAP = 1 << 22,
+  T_BLKLOOP = 1 << 23,
 };
 
 /* Bit i of the mask is kTestNames[i]; run_tests() gives the run order. */
@@ -184,7 +185,7 @@ static const char *const kTestNames[] = {"cmdline", "e820",    "initrd",  "cpuid
                                          "ticks",   "virtio",  "fs",      "fsbench",
                                          "net",     "netpeer", "netloop", "netbench",
                                          "fsloop",  "ctrlaltdel", "poweroff", "flood",
-                                         "blk",     "blkbad",  "blkswap"};
+                                         "blk",     "blkbad",  "blkswap", "blkloop"};
 #define NUM_TESTS (sizeof(kTestNames) / sizeof(kTestNames[0]))
 
 static int is_sep(char c) { return (u8)c <= ' '; }  /* NUL, space, tab, newline */
@@ -564,6 +565,7 @@ static void __attribute__((noinline)) run_tests(u32 tests, u32 kind, uptr info,
   if (tests & T_BLK) test_blk(cmdline);
   if (tests & T_BLKBAD) test_blkbad(cmdline);
   if (tests & T_BLKSWAP) test_blkswap(cmdline);
+  if (tests & T_BLKLOOP) test_blkloop(cmdline);
   if (tests & T_CTRLALTDEL) test_ctrlaltdel();
   if (tests & T_POWEROFF) test_poweroff();
   if (tests & T_FLOOD) test_flood();
