@@ -193,11 +193,15 @@ TEST(LinuxBootKvmTest, DebianKernelFindsFsAndNetThroughAcpiAndPowersOff) {
 // root=/dev/vda rw on the command line); init on the drive writes and syncs
 // a file, finds a second drive read-only, and reboots. The host then reads
 // the file out of the image with debugfs and checks the image with e2fsck.
+// Both boots in one outer VM: the root on ember's own virtio-blk, then on
+// vhost-user-blk served by qemu-storage-daemon.
 TEST(LinuxBootKvmTest, DebianKernelBootsFromAnExt4DriveAndWritesToIt) {
   testing::TempDir scratch;
   const std::string linux_dir = testing::LinuxGuestDir();
-  ASSERT_TRUE(std::filesystem::copy_file(linux_dir + "/rootfs.ext4", scratch.File("root.ext4")))
-      << "run scripts/linux-guest.sh first";
+  for (const char* copy : {"root.ext4", "root-vu.ext4"}) {
+    ASSERT_TRUE(std::filesystem::copy_file(linux_dir + "/rootfs.ext4", scratch.File(copy)))
+        << "run scripts/linux-guest.sh first";
+  }
   std::filesystem::create_directories(scratch.File("ro-tree"));
   testing::WriteFile(scratch.File("ro-tree/hello.txt"), std::string("hello from the host\n"));
   ASSERT_EQ(testing::RunProcess({"/usr/sbin/mke2fs", "-q", "-t", "ext4", "-d",
@@ -206,39 +210,58 @@ TEST(LinuxBootKvmTest, DebianKernelBootsFromAnExt4DriveAndWritesToIt) {
                 .exit_code,
             0);
   const std::string ro_before = testing::ReadFile(scratch.File("ro.ext4"));
-  testing::WriteFile(
-      scratch.File("vm.json"),
+  const std::string ro_drive = R"({"drive_id": "data", "path_on_host": ")" +
+                               scratch.File("ro.ext4") +
+                               R"(", "is_root_device": false, "is_read_only": true})";
+  const std::string boot =
       R"({"boot-source": {"kernel_image_path": ")" + linux_dir + R"(/vmlinuz", "initrd_path": ")" +
-          linux_dir +
-          R"(/initramfs.cpio.gz", "boot_args": "console=ttyS0 quiet reboot=k panic=-1 pci=off ember.blk"},
-          "machine-config": {"vcpu_count": 1, "mem_size_mib": 256},
-          "drives": [{"drive_id": "data", "path_on_host": ")" +
-          scratch.File("ro.ext4") + R"(", "is_root_device": false, "is_read_only": true},
-                     {"drive_id": "rootfs", "path_on_host": ")" +
-          scratch.File("root.ext4") +
-          R"(", "is_root_device": true, "is_read_only": false, "cache_type": "Writeback"}]})");
+      linux_dir +
+      R"(/initramfs.cpio.gz", "boot_args": "console=ttyS0 quiet reboot=k panic=-1 pci=off ember.blk"},
+          "machine-config": {"vcpu_count": 1, "mem_size_mib": 256}, "drives": [)" +
+      ro_drive + ", ";
+  testing::WriteFile(scratch.File("vm.json"),
+                     boot + R"({"drive_id": "rootfs", "path_on_host": ")" +
+                         scratch.File("root.ext4") +
+                         R"(", "is_root_device": true, "cache_type": "Writeback"}]})");
+  testing::WriteFile(scratch.File("vm-vu.json"),
+                     boot + R"({"drive_id": "rootfs", "socket": "/run/ember-linux-blk.sock",
+                                "is_root_device": true, "cache_type": "Writeback"}]})");
   RunWithKvm(scratch,
              std::string(EMBER_BINARY) +
-                 " --no-api --config-file $S/vm.json > $S/out 2> $S/err; echo $? > $S/rc\n");
-  const std::string console = testing::ReadFile(scratch.File("out"));
-  const std::string log = testing::ReadFile(scratch.File("err"));
-  EXPECT_EQ(testing::ReadFile(scratch.File("rc")), "0\n") << log;
-  EXPECT_NE(console.find("EMBER-LINUX: root /dev/vda ext4 rw"), std::string::npos) << console;
-  EXPECT_NE(console.find("EMBER-LINUX: blk wrote /from-guest.txt"), std::string::npos) << console;
-  EXPECT_NE(console.find("EMBER-LINUX: blk ro hello=hello from the host"), std::string::npos)
-      << console;
-  EXPECT_NE(console.find("EMBER-LINUX: blk ro write: touch: /mnt/ro/new: Read-only file system"),
-            std::string::npos)
-      << console;
-  EXPECT_NE(console.find("EMBER-LINUX: blk ro=1 size=16384"), std::string::npos) << console;
-  EXPECT_NE(console.find("EMBER-LINUX: blk root remounted ro"), std::string::npos) << console;
-  EXPECT_NE(log.find("VM stopped: guest reset"), std::string::npos) << log;
-  testing::ProcessResult file = testing::RunProcess(
-      {"/usr/sbin/debugfs", "-R", "cat /from-guest.txt", scratch.File("root.ext4")}, 30000);
-  EXPECT_EQ(file.out, "written by the guest on its root drive\n") << file.err;
-  testing::ProcessResult fsck =
-      testing::RunProcess({"/usr/sbin/e2fsck", "-fn", scratch.File("root.ext4")}, 30000);
-  EXPECT_EQ(fsck.exit_code, 0) << fsck.out << fsck.err;
+                 " --no-api --config-file $S/vm.json > $S/out 2> $S/err; echo $? > $S/rc\n"
+                 "qemu-storage-daemon --blockdev driver=file,node-name=f,filename=$S/root-vu.ext4 "
+                 "--blockdev driver=raw,node-name=disk0,file=f --export "
+                 "type=vhost-user-blk,id=e0,node-name=disk0,addr.type=unix,"
+                 "addr.path=/run/ember-linux-blk.sock,writable=on > $S/qsd.log 2>&1 &\n"
+                 "qsd=$!\n"
+                 "for i in $(seq 100); do [ -S /run/ember-linux-blk.sock ] && break; sleep 0.05; "
+                 "done\n" +
+                 EMBER_BINARY +
+                 " --no-api --config-file $S/vm-vu.json > $S/out-vu 2> $S/err-vu; echo $? > "
+                 "$S/rc-vu\n"
+                 "kill $qsd; wait $qsd\n");
+  for (const std::string suffix : {"", "-vu"}) {
+    SCOPED_TRACE(suffix.empty() ? "ember's virtio-blk" : "vhost-user-blk");
+    const std::string console = testing::ReadFile(scratch.File("out" + suffix));
+    const std::string log = testing::ReadFile(scratch.File("err" + suffix));
+    EXPECT_EQ(testing::ReadFile(scratch.File("rc" + suffix)), "0\n") << log;
+    EXPECT_NE(console.find("EMBER-LINUX: root /dev/vda ext4 rw"), std::string::npos) << console;
+    EXPECT_NE(console.find("EMBER-LINUX: blk wrote /from-guest.txt"), std::string::npos) << console;
+    EXPECT_NE(console.find("EMBER-LINUX: blk ro hello=hello from the host"), std::string::npos)
+        << console;
+    EXPECT_NE(console.find("EMBER-LINUX: blk ro write: touch: /mnt/ro/new: Read-only file system"),
+              std::string::npos)
+        << console;
+    EXPECT_NE(console.find("EMBER-LINUX: blk ro=1 size=16384"), std::string::npos) << console;
+    EXPECT_NE(console.find("EMBER-LINUX: blk root remounted ro"), std::string::npos) << console;
+    EXPECT_NE(log.find("VM stopped: guest reset"), std::string::npos) << log;
+    const std::string image = scratch.File(suffix.empty() ? "root.ext4" : "root-vu.ext4");
+    testing::ProcessResult file =
+        testing::RunProcess({"/usr/sbin/debugfs", "-R", "cat /from-guest.txt", image}, 30000);
+    EXPECT_EQ(file.out, "written by the guest on its root drive\n") << file.err;
+    testing::ProcessResult fsck = testing::RunProcess({"/usr/sbin/e2fsck", "-fn", image}, 30000);
+    EXPECT_EQ(fsck.exit_code, 0) << fsck.out << fsck.err;
+  }
   EXPECT_TRUE(testing::ReadFile(scratch.File("ro.ext4")) == ro_before)
       << "the read-only drive changed";
 }

@@ -130,9 +130,9 @@ TEST_F(VhostUserBlkTest, FlushedWritesSurviveDaemonRestarts) {
   ASSERT_TRUE(WaitUntil([&] { return synced() >= 5; })) << ember.Stdout() << ember.Stderr();
   for (size_t round = 1; round <= 3; ++round) {
     backend_->Kill(SIGKILL);
-    ASSERT_TRUE(
-        WaitUntil([&] { return Occurrences(ember.Stderr(), "backend disconnected") >= round; }))
-        << ember.Stderr();
+    ASSERT_TRUE(WaitUntil([&] {
+      return Occurrences(ember.Stderr(), "backend disconnected") >= round;
+    })) << ember.Stderr();
     long before = synced();
     StartDaemon();
     ASSERT_TRUE(WaitUntil([&] { return Occurrences(ember.Stderr(), "reconnected to") >= round; }))
