@@ -248,6 +248,36 @@ Result<FsConfig> ParseFs(const nlohmann::json& body, const std::string& path,
   return config;
 }
 
+namespace {
+
+Result<std::optional<TokenBucketConfig>> ParseTokenBucket(JsonObjectReader& parent,
+                                                          const std::string& key) {
+  const nlohmann::json* body = parent.Object(key);
+  if (body == nullptr) return std::optional<TokenBucketConfig>();
+  JsonObjectReader reader(*body, parent.FieldPath(key));
+  constexpr uint64_t kMax = uint64_t{1} << 53;  // exact in a double
+  auto size = reader.Unsigned("size", 0, kMax, /*required=*/true);
+  auto burst = reader.Unsigned("one_time_burst", 0, kMax);
+  auto refill = reader.Unsigned("refill_time", 0, 3600ull * 1000 * 1000, /*required=*/true);
+  EMBER_RETURN_IF_ERROR(reader.Finish());
+  return std::optional<TokenBucketConfig>(TokenBucketConfig{*size, burst.value_or(0), *refill});
+}
+
+}  // namespace
+
+Result<RateLimiterConfig> ParseRateLimiter(const nlohmann::json& body, const std::string& path) {
+  JsonObjectReader reader(body, path);
+  RateLimiterConfig config;
+  Result<std::optional<TokenBucketConfig>> bandwidth = ParseTokenBucket(reader, "bandwidth");
+  Result<std::optional<TokenBucketConfig>> ops = ParseTokenBucket(reader, "ops");
+  EMBER_RETURN_IF_ERROR(reader.Finish());
+  if (!bandwidth.ok()) return bandwidth.status();
+  if (!ops.ok()) return ops.status();
+  config.bandwidth = *bandwidth;
+  config.ops = *ops;
+  return config;
+}
+
 Result<DriveConfig> ParseDrive(const nlohmann::json& body, const std::string& path,
                                const std::string& path_id) {
   JsonObjectReader reader(body, path);
@@ -299,8 +329,8 @@ Result<DriveConfig> ParseDrive(const nlohmann::json& body, const std::string& pa
                : ": must be \"Sync\" or \"Async\", got \"" + *engine + "\""));
     }
     if (limiter != nullptr && !limiter->is_null()) {
-      return Status::Error(reader.FieldPath("rate_limiter") +
-                           ": rate limiters are not supported yet");
+      EMBER_ASSIGN_OR_RETURN(config.rate_limiter,
+                             ParseRateLimiter(*limiter, reader.FieldPath("rate_limiter")));
     }
     config.path_on_host = *file;
   }
@@ -327,13 +357,13 @@ Result<DriveUpdate> ParseDriveUpdate(const nlohmann::json& body, const std::stri
   EMBER_RETURN_IF_ERROR(reader.Finish());
   EMBER_RETURN_IF_ERROR(CheckDeviceId(reader, "drive_id", *id, path_id));
   if (limiter != nullptr && !limiter->is_null()) {
-    return Status::Error("rate_limiter: rate limiters are not supported yet");
+    EMBER_ASSIGN_OR_RETURN(update.rate_limiter, ParseRateLimiter(*limiter, "rate_limiter"));
   }
   if (update.path_on_host && update.path_on_host->empty()) {
     return Status::Error("path_on_host: is empty");
   }
-  if (!update.path_on_host) {
-    return Status::Error("the request changes nothing: give path_on_host");
+  if (!update.path_on_host && !update.rate_limiter) {
+    return Status::Error("the request changes nothing: give path_on_host or rate_limiter");
   }
   update.drive_id = *id;
   return update;

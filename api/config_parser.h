@@ -72,7 +72,11 @@ Result<DriveConfig> ParseDrive(const nlohmann::json& body, const std::string& pa
 struct DriveUpdate {
   std::string drive_id;
   std::optional<std::string> path_on_host;
+  std::optional<RateLimiterConfig> rate_limiter;
 };
+// Firecracker's rate_limiter object: {"bandwidth": BUCKET, "ops": BUCKET},
+// BUCKET = {"size", "one_time_burst", "refill_time" (ms)}.
+Result<RateLimiterConfig> ParseRateLimiter(const nlohmann::json& body, const std::string& path);
 Result<DriveUpdate> ParseDriveUpdate(const nlohmann::json& body, const std::string& path_id);
 // Checks a set of drives: ids used once, at most one root device.
 Status CheckDrives(const std::vector<DriveConfig>& drives);

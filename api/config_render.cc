@@ -30,6 +30,17 @@ void RenderEndpoint(const VhostUserEndpoint& endpoint, nlohmann::json& json) {
   json["reconnect_timeout_ms"] = endpoint.reconnect_timeout.count();
 }
 
+nlohmann::json RenderRateLimiter(const RateLimiterConfig& config) {
+  nlohmann::json json = nlohmann::json::object();
+  auto bucket = [](const TokenBucketConfig& b) {
+    return nlohmann::json{
+        {"size", b.size}, {"one_time_burst", b.one_time_burst}, {"refill_time", b.refill_time_ms}};
+  };
+  if (config.bandwidth) json["bandwidth"] = bucket(*config.bandwidth);
+  if (config.ops) json["ops"] = bucket(*config.ops);
+  return json;
+}
+
 }  // namespace
 
 nlohmann::json RenderVmConfig(const VmConfig& config) {
@@ -56,6 +67,7 @@ nlohmann::json RenderVmConfig(const VmConfig& config) {
       entry["io_engine"] = "Sync";
     }
     if (drive.partuuid) entry["partuuid"] = *drive.partuuid;
+    if (drive.rate_limiter) entry["rate_limiter"] = RenderRateLimiter(*drive.rate_limiter);
     json["drives"].push_back(std::move(entry));
   }
   json["fs"] = nlohmann::json::array();

@@ -133,6 +133,7 @@ std::vector<SyscallRule> DeviceRules() {
       {SCMP_SYS(pwritev), {}, "drive writes from guest buffers"},
       {SCMP_SYS(fdatasync), {}, "FLUSH on a Writeback drive"},
       {SCMP_SYS(fsync), {}, "FLUSH on a Writeback drive"},
+      {SCMP_SYS(timerfd_settime), {}, "a throttled queue resumes from a timer"},
   });
 }
 

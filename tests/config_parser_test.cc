@@ -252,7 +252,7 @@ TEST(ConfigParserTest, RefusesBadDrives) {
   EXPECT_EQ(drive_error(R"({"drive_id": "a", "path_on_host": "/a"})"),
             "drives[0].is_root_device: is required");
   EXPECT_EQ(drive_error(R"({"drive_id": "a", "is_root_device": false})"),
-            "drives[0].path_on_host: is required");
+            "drives[0].path_on_host: is required (or \"socket\" for a vhost-user drive)");
   EXPECT_EQ(drive_error(R"({"drive_id": "a", "path_on_host": "", "is_root_device": false})"),
             "drives[0].path_on_host: is empty");
   EXPECT_EQ(drive_error(R"({"drive_id": "a", "path_on_host": "/a", "is_root_device": 1})"),
@@ -271,7 +271,7 @@ TEST(ConfigParserTest, DriveUpdatesNeedAPath) {
   ASSERT_TRUE(update.ok());
   EXPECT_EQ(update->path_on_host, "/p");
   EXPECT_EQ(ParseDriveUpdate(nlohmann::json::parse(R"({"drive_id": "d"})"), "d").status().message(),
-            "the request changes nothing: give path_on_host");
+            "the request changes nothing: give path_on_host or rate_limiter");
   EXPECT_EQ(ParseDriveUpdate(nlohmann::json::parse(R"({"drive_id": "d", "size": 1})"), "d")
                 .status()
                 .message(),

@@ -8,7 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -168,6 +170,36 @@ TEST_F(DriveKvmTest, ConfigFileDrivesAreChecked) {
       << missing.err;
 }
 
+// 8 MiB through a 1 MiB/s bucket (full at the start): about 7 s by the
+// guest's clock; without a limiter a fraction of that. A generous bound:
+// the point is the order of magnitude, not the timing.
+TEST_F(DriveKvmTest, RateLimiterSlowsTheGuestToTheBucketsRate) {
+  WriteFile(dir_.File("disk.img"), Pattern(1 << 20, 1, 0));
+  json drive = Drive("data", dir_.File("disk.img"), false, true);
+  const auto started = std::chrono::steady_clock::now();
+  ProcessResult free = BootWithDrives(dir_, "blkrate", json::array({drive}));
+  const double free_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  ASSERT_EQ(free.exit_code, 0) << free.err;
+  drive["rate_limiter"] = {{"bandwidth", {{"size", 1 << 20}, {"refill_time", 1000}}}};
+  const auto limited_start = std::chrono::steady_clock::now();
+  ProcessResult limited = BootWithDrives(dir_, "blkrate", json::array({drive}));
+  const double limited_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - limited_start).count();
+  ASSERT_EQ(limited.exit_code, 0) << limited.err;
+  std::smatch free_ms, limited_ms;
+  const std::regex line("blkrate bytes=8388608 ms=([0-9]+) failed=0");
+  ASSERT_TRUE(std::regex_search(free.out, free_ms, line)) << free.out;
+  ASSERT_TRUE(std::regex_search(limited.out, limited_ms, line)) << limited.out;
+  std::printf(
+      "8 MiB of reads: %s ms unlimited, %s ms at 1 MiB/s (guest TSC); %.2f s and %.2f s "
+      "wall for the whole boot\n",
+      free_ms[1].str().c_str(), limited_ms[1].str().c_str(), free_s, limited_s);
+  EXPECT_GE(std::stol(limited_ms[1]), 3500) << "expected about 7000";
+  EXPECT_LT(std::stol(limited_ms[1]), 60000);
+  EXPECT_GE(limited_s, 3.5);
+}
+
 class DriveApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -221,8 +253,12 @@ TEST_F(DriveApiTest, FieldsAndErrorsAsFirecrackerAnswersThem) {
   body["io_engine"] = "Async";
   ExpectFault(Put("drive_2", body), "io_engine: the Async engine (io_uring) is not supported yet");
   body = Drive("drive_2", root, false);
-  body["rate_limiter"] = {{"bandwidth", {{"size", 1}, {"refill_time", 1}}}};
-  ExpectFault(Put("drive_2", body), "rate_limiter: rate limiters are not supported yet");
+  body["rate_limiter"] = {{"bandwidth", {{"size", 1}}}};
+  ExpectFault(Put("drive_2", body), "rate_limiter.bandwidth.refill_time: is required");
+  body["rate_limiter"] = {{"ops", {{"size", -1}, {"refill_time", 1}}}};
+  ExpectFault(Put("drive_2", body), "rate_limiter.ops.size: must be");
+  body["rate_limiter"] = {{"iops", {}}};
+  ExpectFault(Put("drive_2", body), "rate_limiter.iops: unknown field");
   body = json{{"drive_id", "drive_2"}, {"is_root_device", false}, {"socket", dir_.File("none")}};
   ExpectFault(Put("drive_2", body),
               "drive drive_2: socket " + dir_.File("none") + ": No such file");
@@ -258,7 +294,7 @@ TEST_F(DriveApiTest, FieldsAndErrorsAsFirecrackerAnswersThem) {
                       json{{"drive_id", "drive_1"}, {"path_on_host", dir_.File("gone")}}.dump()),
       "No such file or directory");
   ExpectFault(ember_->Request("PATCH", "/drives/drive_1", json{{"drive_id", "drive_1"}}.dump()),
-              "the request changes nothing");
+              "the request changes nothing: give path_on_host or rate_limiter");
   WriteFile(dir_.File("other.img"), Pattern(4096, 1, 0));
   EXPECT_EQ(
       ember_
@@ -291,8 +327,18 @@ TEST_F(DriveApiTest, PatchAfterBootMovesAPlaceholderToANewFile) {
       ember_->Request("PATCH", "/drives/drive_0",
                       json{{"drive_id", "drive_0"}, {"path_on_host", dir_.File("new.img")}}.dump());
   ASSERT_EQ(patch.status, 204) << patch.body;
+  // New buckets for the running drive.
+  HttpResponse limit = ember_->Request(
+      "PATCH", "/drives/drive_0",
+      json{{"drive_id", "drive_0"},
+           {"rate_limiter",
+            {{"ops", {{"size", 100}, {"one_time_burst", 10}, {"refill_time", 1000}}}}}}
+          .dump());
+  EXPECT_EQ(limit.status, 204) << limit.body;
   json config = json::parse(ember_->Request("GET", "/vm/config").body);
   EXPECT_EQ(config["drives"][1]["path_on_host"], dir_.File("new.img")) << config.dump();
+  EXPECT_EQ(config["drives"][1]["rate_limiter"]["ops"]["size"], 100) << config.dump();
+  EXPECT_EQ(config["drives"][1]["rate_limiter"]["ops"]["one_time_burst"], 10) << config.dump();
   ASSERT_TRUE(ember_->WaitForOutput("ember-guest: done\n")) << ember_->Stdout();
   const std::string out = ember_->Stdout();
   EXPECT_TRUE(HasLine(out, "ember-guest: blkswap capacity=512 isr=0x3")) << out;

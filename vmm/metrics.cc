@@ -70,6 +70,7 @@ constexpr CounterName kCounters[] = {
     {"block", "execute_fails", &Metrics::block_execute_fails},
     {"block", "update_count", &Metrics::block_update_count},
     {"block", "update_fails", &Metrics::block_update_fails},
+    {"block", "rate_limiter_throttled_events", &Metrics::block_rate_limiter_throttled},
     {"seccomp", "num_faults", &Metrics::seccomp_faults},
     {"vhost_user", "disconnects", &Metrics::vhost_user_disconnects},
     {"vhost_user", "reconnects", &Metrics::vhost_user_reconnects},

@@ -42,7 +42,7 @@ struct Metrics {
   // block (emulated virtio-blk drives, all drives together)
   Counter block_read_count, block_write_count, block_flush_count, block_read_bytes,
       block_write_bytes, block_invalid_requests, block_execute_fails, block_update_count,
-      block_update_fails;
+      block_update_fails, block_rate_limiter_throttled;
   // vcpu
   Counter exit_io_in, exit_io_out, exit_mmio_read, exit_mmio_write, vcpu_failures;
   // devices

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "devices/rate_limiter.h"
 #include "devices/vhost_user/vhost_user_endpoint.h"
 
 namespace ember {
@@ -79,6 +80,7 @@ struct DriveConfig {
   bool is_read_only = false;
   std::optional<std::string> partuuid;  // root=PARTUUID=... instead of /dev/vda
   CacheType cache_type = CacheType::kUnsafe;
+  std::optional<RateLimiterConfig> rate_limiter;
 };
 
 struct VmConfig {

@@ -135,30 +135,41 @@ Status Vmm::PatchDrive(const DriveUpdate& update) {
     return Status::Error("drive_id: no drive \"" + update.drive_id + "\" is configured");
   }
   if (drive->socket) {
-    return Status::Error("path_on_host: drive " + update.drive_id +
-                         " is a vhost-user drive; its backend owns the file");
+    return Status::Error(std::string(update.path_on_host ? "path_on_host" : "rate_limiter") +
+                         ": drive " + update.drive_id +
+                         " is a vhost-user drive; its backend owns the file and the data");
   }
-  Result<UniqueFd> file = BlockDevice::OpenBackingFile(*update.path_on_host, drive->is_read_only);
-  if (!file.ok()) return file.status().Context("path_on_host");
+  std::optional<UniqueFd> file;
+  if (update.path_on_host) {
+    Result<UniqueFd> opened =
+        BlockDevice::OpenBackingFile(*update.path_on_host, drive->is_read_only);
+    if (!opened.ok()) return opened.status().Context("path_on_host");
+    file = std::move(*opened);
+  }
   if (machine_) {
-    // After boot: the running device takes the new file and tells the driver.
+    // After boot: the running device takes the new file or buckets.
     auto running =
         std::find_if(machine_->drives.begin(), machine_->drives.end(),
                      [&](const Machine::Drive& d) { return d.drive_id == update.drive_id; });
-    if (running == machine_->drives.end()) {
+    if (running == machine_->drives.end() || running->device == nullptr) {
       return Status::Error("drive_id: drive \"" + update.drive_id + "\" is not running");
     }
-    Status replaced = running->device->ReplaceFile(std::move(*file));
     GlobalMetrics().block_update_count.Add();
-    if (!replaced.ok()) {
-      GlobalMetrics().block_update_fails.Add();
-      return replaced;
+    if (file) {
+      Status replaced = running->device->ReplaceFile(std::move(*file));
+      if (!replaced.ok()) {
+        GlobalMetrics().block_update_fails.Add();
+        return replaced;
+      }
+      // The driver reads the new capacity after a config-change interrupt.
+      running->transport->NotifyConfigChange();
+      spdlog::info("drive {}: now on {} ({} sectors)", update.drive_id, *update.path_on_host,
+                   running->device->capacity_sectors());
     }
-    running->transport->NotifyConfigChange();
-    spdlog::info("drive {}: now on {} ({} sectors)", update.drive_id, *update.path_on_host,
-                 running->device->capacity_sectors());
+    if (update.rate_limiter) running->device->SetRateLimiter(*update.rate_limiter);
   }
-  drive->path_on_host = *update.path_on_host;
+  if (update.path_on_host) drive->path_on_host = *update.path_on_host;
+  if (update.rate_limiter) drive->rate_limiter = update.rate_limiter;
   return Status::Ok();
 }
 

@@ -127,11 +127,29 @@ Status BlockDevice::Activate(const Activation& activation) {
 void BlockDevice::Reset() {
   worker_.Stop();
   queue_.reset();
+  throttled_.reset();
   needs_reset_ = nullptr;
 }
 
 void BlockDevice::Warn(const std::string& message) {
   if (warnings_++ < kMaxWarnings) spdlog::warn("{}: {}", name_, message);
+}
+
+void BlockDevice::SetRateLimiter(const RateLimiterConfig& config) {
+  {
+    std::lock_guard lock(limiter_mutex_);
+    limiter_ = RateLimiter(config);
+  }
+  worker_.Poke();  // a throttled request may go now
+}
+
+std::chrono::nanoseconds BlockDevice::Throttle(const DescriptorChain& chain) {
+  std::lock_guard lock(limiter_mutex_);
+  if (!limiter_.limits()) return std::chrono::nanoseconds::zero();
+  // Bytes: the data buffers, between the header and the status byte.
+  uint64_t bytes = 0;
+  for (size_t i = 1; i + 1 < chain.descriptors.size(); ++i) bytes += chain.descriptors[i].length;
+  return limiter_.TryTake(bytes);
 }
 
 void BlockDevice::Serve() {
@@ -140,7 +158,13 @@ void BlockDevice::Serve() {
   DescriptorChain chain;
   std::string problem;
   while (true) {
-    VirtQueue::Pop popped = queue_->Next(chain, problem);
+    VirtQueue::Pop popped = VirtQueue::Pop::kChain;
+    if (throttled_) {
+      chain = std::move(*throttled_);
+      throttled_.reset();
+    } else {
+      popped = queue_->Next(chain, problem);
+    }
     if (popped == VirtQueue::Pop::kEmpty) break;
     if (popped == VirtQueue::Pop::kBrokenRing) {
       spdlog::error("{}: {}: the device needs a reset", name_, problem);
@@ -152,6 +176,12 @@ void BlockDevice::Serve() {
     if (popped == VirtQueue::Pop::kBadChain) {
       Warn("request dropped: " + problem);
       GlobalMetrics().block_invalid_requests.Add();
+    } else if (std::chrono::nanoseconds wait = Throttle(chain); wait.count() > 0) {
+      // Keep the request and resume from the worker's timer.
+      GlobalMetrics().block_rate_limiter_throttled.Add();
+      throttled_ = std::move(chain);
+      worker_.ServeAgainAfter(wait);
+      break;
     } else {
       written = Execute(chain);
     }

@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 
+#include "devices/rate_limiter.h"
 #include "devices/virtio/queue_worker.h"
 #include "devices/virtio/virtio_device.h"
 #include "devices/virtio/virtqueue.h"
@@ -35,6 +36,7 @@ struct BlockDeviceOptions {
   bool read_only = false;
   bool honour_flush = false;  // cache_type Writeback: FLUSH reaches the disk
   uint16_t queue_size = 256;
+  RateLimiterConfig rate_limiter;
 };
 
 class BlockDevice : public VirtioDevice {
@@ -64,15 +66,23 @@ class BlockDevice : public VirtioDevice {
   // change interrupt).
   Status ReplaceFile(UniqueFd file);
   uint64_t capacity_sectors() const { return capacity_.load(); }
+  // New buckets (PATCH /drives after boot), full, from the next request.
+  void SetRateLimiter(const RateLimiterConfig& config);
   const std::string& name() const { return name_; }
 
  private:
   BlockDevice(BlockDeviceOptions options, std::string name)
-      : options_(std::move(options)), name_(std::move(name)), worker_(name_) {}
+      : options_(std::move(options)),
+        name_(std::move(name)),
+        limiter_(options_.rate_limiter),
+        worker_(name_) {}
 
   Status SetFile(UniqueFd file);
-  // Serves every available request (on the worker).
+  // Serves every available request (on the worker), until the rate
+  // limiter says to wait.
   void Serve();
+  // Zero when `chain` may run now; else how long the limiter says to wait.
+  std::chrono::nanoseconds Throttle(const DescriptorChain& chain);
   // Runs one request; returns the bytes written into the chain.
   uint32_t Execute(const DescriptorChain& chain);
   uint8_t Transfer(uint32_t type, uint64_t sector, const DescriptorChain& chain, uint32_t& written);
@@ -85,11 +95,15 @@ class BlockDevice : public VirtioDevice {
   std::mutex file_mutex_;  // held per request and by ReplaceFile
   UniqueFd file_;
 
+  std::mutex limiter_mutex_;  // the worker and PATCH
+  RateLimiter limiter_;
+
   // Set by Activate, cleared by Reset; used by the worker in between.
   std::optional<VirtQueue> queue_;
   int interrupt_fd_ = -1;
   std::function<void()> needs_reset_;
   bool broken_ = false;
+  std::optional<DescriptorChain> throttled_;  // taken from the ring, waiting for tokens
   std::atomic<int> warnings_{0};
 
   QueueWorker worker_;  // last: stops before the rest goes

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,6 +29,8 @@ QueueWorker::~QueueWorker() {
 Status QueueWorker::Launch() {
   wake_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake_.valid()) return ErrnoStatus(thread_name_ + ": eventfd");
+  timer_.reset(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  if (!timer_.valid()) return ErrnoStatus(thread_name_ + ": timerfd_create");
   try {
     thread_ = std::thread([this] { ThreadMain(); });
   } catch (const std::system_error& error) {
@@ -67,6 +70,14 @@ void QueueWorker::Stop() {
 
 void QueueWorker::Poke() { WakeUp(); }
 
+void QueueWorker::ServeAgainAfter(std::chrono::nanoseconds delay) {
+  const auto ns = std::max<int64_t>(delay.count(), 1);
+  itimerspec when{};
+  when.it_value.tv_sec = ns / 1000000000;
+  when.it_value.tv_nsec = ns % 1000000000;
+  timerfd_settime(timer_.get(), 0, &when, nullptr);
+}
+
 void QueueWorker::ThreadMain() {
   Status filtered = InstallThreadFilter(ThreadKind::kDevice);
   {
@@ -82,7 +93,7 @@ void QueueWorker::ThreadMain() {
     {
       std::lock_guard lock(mutex_);
       if (quit_) return;
-      fds.assign(1, pollfd{wake_.get(), POLLIN, 0});
+      fds.assign({pollfd{wake_.get(), POLLIN, 0}, pollfd{timer_.get(), POLLIN, 0}});
       if (active_) {
         for (int fd : kick_fds_) fds.push_back(pollfd{fd, POLLIN, 0});
         // A new activation serves once: requests may predate the kick fds.
@@ -98,10 +109,9 @@ void QueueWorker::ThreadMain() {
     for (const pollfd& fd : fds) {
       if (fd.revents & POLLIN) (void)!read(fd.fd, &count, sizeof(count));
     }
-    // A Poke (wake_ alone) also serves: it means "look at the queues again".
-    const bool kicked =
-        serve_now || fds[0].revents != 0 ||
-        std::any_of(fds.begin() + 1, fds.end(), [](const pollfd& fd) { return fd.revents != 0; });
+    // A Poke (wake_) or the timer also serves: "look at the queues again".
+    const bool kicked = serve_now || std::any_of(fds.begin(), fds.end(),
+                                                 [](const pollfd& fd) { return fd.revents != 0; });
     std::function<void()> serve;
     {
       std::lock_guard lock(mutex_);

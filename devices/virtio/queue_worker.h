@@ -15,6 +15,7 @@
 // lock), Poke from any thread; `serve` runs only on the worker.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -41,15 +42,19 @@ class QueueWorker {
   // `serve` once at the start for requests queued before activation.
   void Start(std::vector<int> kick_fds, std::function<void()> serve);
   void Stop();
-  // Runs `serve` once more soon (e.g. a new backing file, a timer).
+  // Runs `serve` once more soon (e.g. a new backing file).
   void Poke();
+  // From `serve` only: runs it again after `delay` (a throttled queue
+  // resumes from this timer, never by spinning). A later call replaces it.
+  void ServeAgainAfter(std::chrono::nanoseconds delay);
 
  private:
   void ThreadMain();
   void WakeUp();
 
   const std::string thread_name_;
-  UniqueFd wake_;  // eventfd: something changed under mutex_
+  UniqueFd wake_;   // eventfd: something changed under mutex_
+  UniqueFd timer_;  // timerfd: ServeAgainAfter
   std::thread thread_;
 
   std::mutex mutex_;

@@ -177,6 +177,7 @@ enum {
   T_BLKBAD = 1 << 21,
   T_BLKSWAP = 1 << 22,
   T_BLKLOOP = 1 << 23,
+  T_BLKRATE = 1 << 24,
 };
 
 /* Bit i of the mask is kTestNames[i]; run_tests() gives the run order. */
@@ -185,7 +186,8 @@ static const char *const kTestNames[] = {"cmdline", "e820",    "initrd",  "cpuid
                                          "ticks",   "virtio",  "fs",      "fsbench",
                                          "net",     "netpeer", "netloop", "netbench",
                                          "fsloop",  "ctrlaltdel", "poweroff", "flood",
-                                         "blk",     "blkbad",  "blkswap", "blkloop"};
+                                         "blk",     "blkbad",  "blkswap", "blkloop",
+                                         "blkrate"};
 #define NUM_TESTS (sizeof(kTestNames) / sizeof(kTestNames[0]))
 
 static int is_sep(char c) { return (u8)c <= ' '; }  /* NUL, space, tab, newline */
@@ -566,6 +568,7 @@ static void __attribute__((noinline)) run_tests(u32 tests, u32 kind, uptr info,
   if (tests & T_BLKBAD) test_blkbad(cmdline);
   if (tests & T_BLKSWAP) test_blkswap(cmdline);
   if (tests & T_BLKLOOP) test_blkloop(cmdline);
+  if (tests & T_BLKRATE) test_blkrate(cmdline);
   if (tests & T_CTRLALTDEL) test_ctrlaltdel();
   if (tests & T_POWEROFF) test_poweroff();
   if (tests & T_FLOOD) test_flood();

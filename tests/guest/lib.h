@@ -73,6 +73,7 @@ void test_blk(const char *cmdline);
 void test_blkbad(const char *cmdline);
 void test_blkswap(const char *cmdline);
 void test_blkloop(const char *cmdline);
+void test_blkrate(const char *cmdline);
 
 /* acpi.c; rsdp is where the boot information says the RSDP is (0: not said) */
 void test_acpi(u64 rsdp);

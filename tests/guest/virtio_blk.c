@@ -484,3 +484,39 @@ void test_blkloop(const char *cmdline) {
   put_char('\n');
   line(synced && !failures ? "blkloop ok\n" : "blkloop failed\n");
 }
+
+/* ---- blkrate: 8 MiB of reads, timed by the guest's TSC ---------------------- */
+
+#define RATE_BYTES		(8u << 20)
+
+/*
+ * Reads 8 MiB from drive 0 in 8 KiB requests (sector 0 onwards, wrapping
+ * at the capacity) and prints how long it took in ms of lib.h's TSC_PER_MS
+ * (the guest sees no TSC frequency): for a rate limiter's effect.
+ */
+void test_blkrate(const char *cmdline) {
+  struct blk_drive d;
+  uptr base = blk_find(cmdline, 0);
+  const char *err = base ? blk_start(&d, base, 0) : "no-device";
+  if (err || d.capacity < READ_SECTORS) {
+    line("blkrate error ");
+    put_str(err ? err : "too-small");
+    put_char('\n');
+    return;
+  }
+  u32 bad = 0;
+  u64 sector = 0, start = rdtsc();
+  for (u32 done = 0; done < RATE_BYTES; done += sizeof(blk_data)) {
+    if (sector + READ_SECTORS > d.capacity) sector = 0;
+    if (blk_request(&d, BLK_T_IN, sector, 2, 4096, 1, 0) != BLK_S_OK) bad++;
+    sector += READ_SECTORS;
+  }
+  u64 cycles = rdtsc() - start;
+  line("blkrate bytes=");
+  put_dec(RATE_BYTES);
+  put_str(" ms=");
+  put_dec(cycles / TSC_PER_MS);
+  put_str(" failed=");
+  put_dec(bad);
+  put_char('\n');
+}
