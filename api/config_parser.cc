@@ -321,13 +321,11 @@ Result<DriveConfig> ParseDrive(const nlohmann::json& body, const std::string& pa
                            ": is required (or \"socket\" for a vhost-user drive)");
     }
     if (file->empty()) return Status::Error(reader.FieldPath("path_on_host") + ": is empty");
-    if (engine && *engine != "Sync") {
-      return Status::Error(
-          reader.FieldPath("io_engine") +
-          (*engine == "Async"
-               ? std::string(": the Async engine (io_uring) is not supported yet; use \"Sync\"")
-               : ": must be \"Sync\" or \"Async\", got \"" + *engine + "\""));
+    if (engine && *engine != "Sync" && *engine != "Async") {
+      return Status::Error(reader.FieldPath("io_engine") +
+                           ": must be \"Sync\" or \"Async\", got \"" + *engine + "\"");
     }
+    config.async_io = engine && *engine == "Async";
     if (limiter != nullptr && !limiter->is_null()) {
       EMBER_ASSIGN_OR_RETURN(config.rate_limiter,
                              ParseRateLimiter(*limiter, reader.FieldPath("rate_limiter")));

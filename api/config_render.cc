@@ -64,7 +64,7 @@ nlohmann::json RenderVmConfig(const VmConfig& config) {
     } else {
       entry["path_on_host"] = drive.path_on_host;
       entry["is_read_only"] = drive.is_read_only;
-      entry["io_engine"] = "Sync";
+      entry["io_engine"] = drive.async_io ? "Async" : "Sync";
     }
     if (drive.partuuid) entry["partuuid"] = *drive.partuuid;
     if (drive.rate_limiter) entry["rate_limiter"] = RenderRateLimiter(*drive.rate_limiter);

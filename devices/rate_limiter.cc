@@ -15,7 +15,8 @@ void TokenBucket::Refill(Clock::time_point now) {
   if (now <= last_) return;
   const double elapsed_ms = std::chrono::duration<double, std::milli>(now - last_).count();
   const double size = static_cast<double>(config_.size);
-  tokens_ = std::min(size, tokens_ + elapsed_ms * size / static_cast<double>(config_.refill_time_ms));
+  tokens_ =
+      std::min(size, tokens_ + elapsed_ms * size / static_cast<double>(config_.refill_time_ms));
   last_ = now;
 }
 

@@ -134,6 +134,7 @@ std::vector<SyscallRule> DeviceRules() {
       {SCMP_SYS(fdatasync), {}, "FLUSH on a Writeback drive"},
       {SCMP_SYS(fsync), {}, "FLUSH on a Writeback drive"},
       {SCMP_SYS(timerfd_settime), {}, "a throttled queue resumes from a timer"},
+      {SCMP_SYS(io_uring_enter), {}, "io_engine Async submits and reaps"},
   });
 }
 

@@ -8,6 +8,8 @@ packages=(
   build-essential cmake pkg-config git
   # libraries ember links or includes
   libcpp-httplib-dev nlohmann-json3-dev libseccomp-dev libspdlog-dev
+  # io_engine Async of drives (io_uring)
+  liburing-dev
   # tests (acpica-tools: iasl, the independent parser of ember's ACPI tables)
   libgtest-dev libgmock-dev acpica-tools
   # the Linux guest (scripts/linux-guest.sh): apt-get download + initramfs

@@ -55,11 +55,11 @@ class BlockDeviceTest : public ::testing::Test {
     interrupt_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   }
 
-  void Create(bool read_only = false, bool flush = false) {
+  void Create(bool read_only = false, bool flush = false, bool async_io = false) {
     Result<UniqueFd> file = BlockDevice::OpenBackingFile(dir_.File("disk.img"), read_only);
     ASSERT_TRUE(file.ok()) << file.status().message();
-    Result<std::shared_ptr<BlockDevice>> device =
-        BlockDevice::Create({"disk_id", read_only, flush, kQueueSize}, std::move(*file));
+    Result<std::shared_ptr<BlockDevice>> device = BlockDevice::Create(
+        {"disk_id", read_only, flush, kQueueSize, {}, async_io}, std::move(*file));
     ASSERT_TRUE(device.ok()) << device.status().message();
     device_ = *device;
     queue_ = {kQueueSize, true, kDescriptors, kAvailable, kUsed};
@@ -153,6 +153,26 @@ TEST_F(BlockDeviceTest, ReadsWritesFlushesAndAnswersGetId) {
   uint64_t interrupts = 0;
   EXPECT_EQ(read(interrupt_.get(), &interrupts, sizeof(interrupts)), 8) << "no interrupt";
   EXPECT_GT(interrupts, 0u);
+}
+
+TEST_F(BlockDeviceTest, AsyncEngineReadsWritesAndFlushesThroughIoUring) {
+  Create(false, true, /*async_io=*/true);
+  ASSERT_EQ(Request(VIRTIO_BLK_T_IN, 2, 1024, true), 1025);
+  EXPECT_EQ(StatusByte(), VIRTIO_BLK_S_OK);
+  for (uint64_t i = 0; i < 1024; ++i) {
+    ASSERT_EQ(Get<uint8_t>(kData + i), static_cast<uint8_t>((1024 + i) * 13 + 5)) << i;
+  }
+  std::vector<uint8_t> ones(512, 0x22);
+  ASSERT_TRUE(memory_->Write(kData, ones).ok());
+  ASSERT_EQ(Request(VIRTIO_BLK_T_OUT, 5, 512, false), 1);
+  EXPECT_EQ(StatusByte(), VIRTIO_BLK_S_OK);
+  ASSERT_EQ(Request(VIRTIO_BLK_T_FLUSH, 0, 0, false), 1);
+  EXPECT_EQ(StatusByte(), VIRTIO_BLK_S_OK);
+  EXPECT_EQ(testing::ReadFile(dir_.File("disk.img")).substr(5 * 512, 512),
+            std::string(512, '\x22'));
+  // Checks before the ring are the same as Sync's.
+  EXPECT_EQ(Request(VIRTIO_BLK_T_IN, 128, 512, true), 1);
+  EXPECT_EQ(StatusByte(), VIRTIO_BLK_S_IOERR);
 }
 
 TEST_F(BlockDeviceTest, RefusesRequestsThatAreWrongOrOutsideTheDrive) {

@@ -124,6 +124,35 @@ TEST_F(DriveKvmTest, GuestReadsWritesFlushesAndGetsIds) {
   EXPECT_EQ(ReadFile(dir_.File("data.img")), std::string(data.begin(), data.end()));
 }
 
+// The same guest I/O and hostile driver with io_engine Async: requests go
+// through an io_uring, and a reset waits for those in the kernel.
+TEST_F(DriveKvmTest, AsyncEngineServesTheSameRequestsThroughIoUring) {
+  const std::vector<uint8_t> root = Pattern(1 << 20, 13, 5);
+  WriteFile(dir_.File("root.img"), root);
+  WriteFile(dir_.File("data.img"), Pattern(64 * 1024, 3, 1));
+  json root_drive = Drive("rootfs", dir_.File("root.img"), true);
+  root_drive["cache_type"] = "Writeback";
+  root_drive["io_engine"] = "Async";
+  json data_drive = Drive("data", dir_.File("data.img"), false, true);
+  data_drive["io_engine"] = "Async";
+  ProcessResult result = BootWithDrives(dir_, "blk,blkbad", json::array({root_drive, data_drive}));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const std::string& out = result.out;
+  EXPECT_TRUE(HasLine(out, "ember-guest: blk drive=0 read sectors=16 sum=0x" +
+                               Sum(root, 0, 16 * kSector) + " status=0"))
+      << out;
+  const std::vector<uint8_t> written = Pattern(8 * kSector, 7, 0);
+  EXPECT_TRUE(HasLine(out, "ember-guest: blk drive=0 wrote sectors=8 sum=0x" +
+                               Sum(written, 0, written.size()) + " status=0 flush=0 readback=ok"))
+      << out;
+  EXPECT_TRUE(HasLine(out, "ember-guest: blk drive=1 write-ro status=1")) << out;
+  EXPECT_TRUE(HasLine(out, "ember-guest: blk drives=2 ok")) << out;
+  EXPECT_TRUE(HasLine(out, "ember-guest: blkbad ok")) << out;
+  const std::string after = ReadFile(dir_.File("root.img"));
+  EXPECT_TRUE(std::equal(written.begin(), written.end(),
+                         reinterpret_cast<const uint8_t*>(after.data()) + 16 * kSector));
+}
+
 TEST_F(DriveKvmTest, PartuuidAndReadOnlyRootGoOnTheCommandLine) {
   WriteFile(dir_.File("root.img"), Pattern(64 * 1024, 1, 0));
   json root = Drive("rootfs", dir_.File("root.img"), true, true);
@@ -250,8 +279,8 @@ TEST_F(DriveApiTest, FieldsAndErrorsAsFirecrackerAnswersThem) {
   body["cache_type"] = "Always";
   ExpectFault(Put("drive_2", body), "cache_type: must be \"Unsafe\" or \"Writeback\"");
   body = Drive("drive_2", root, false);
-  body["io_engine"] = "Async";
-  ExpectFault(Put("drive_2", body), "io_engine: the Async engine (io_uring) is not supported yet");
+  body["io_engine"] = "Fast";
+  ExpectFault(Put("drive_2", body), "io_engine: must be \"Sync\" or \"Async\", got \"Fast\"");
   body = Drive("drive_2", root, false);
   body["rate_limiter"] = {{"bandwidth", {{"size", 1}}}};
   ExpectFault(Put("drive_2", body), "rate_limiter.bandwidth.refill_time: is required");

@@ -196,6 +196,7 @@ Result<std::string> AddDrive(Machine& machine, const DriveConfig& config, size_t
   if (!file.ok()) return file.status().Context(name + ": path_on_host");
   BlockDeviceOptions options{config.drive_id, config.is_read_only, honour_flush};
   options.rate_limiter = config.rate_limiter.value_or(RateLimiterConfig{});
+  options.async_io = config.async_io;
   EMBER_ASSIGN_OR_RETURN(std::shared_ptr<BlockDevice> device,
                          BlockDevice::Create(std::move(options), std::move(*file)));
   std::string token;

@@ -80,6 +80,7 @@ struct DriveConfig {
   bool is_read_only = false;
   std::optional<std::string> partuuid;  // root=PARTUUID=... instead of /dev/vda
   CacheType cache_type = CacheType::kUnsafe;
+  bool async_io = false;  // io_engine "Async" (io_uring); "Sync" by default
   std::optional<RateLimiterConfig> rate_limiter;
 };
 

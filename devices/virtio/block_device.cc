@@ -16,6 +16,9 @@ namespace ember {
 namespace {
 
 constexpr int kMaxWarnings = 10;
+// Transfer's answer for a request that went to the io_uring (not a status
+// the spec defines).
+constexpr uint8_t kPending = 0xff;
 constexpr uint32_t kHeaderBytes = sizeof(virtio_blk_outhdr);
 
 // Reads or writes all of [offset, offset + total) through `iov`, going on
@@ -67,8 +70,32 @@ Result<std::shared_ptr<BlockDevice>> BlockDevice::Create(BlockDeviceOptions opti
   std::string name = "drive " + options.drive_id;
   std::shared_ptr<BlockDevice> device(new BlockDevice(std::move(options), std::move(name)));
   EMBER_RETURN_IF_ERROR(device->SetFile(std::move(file)));
+  if (device->options_.async_io) {
+    Result<std::unique_ptr<BlockAsyncIo>> async = BlockAsyncIo::Create(device->options_.queue_size);
+    if (!async.ok()) return async.status().Context(device->name_);
+    device->async_ = std::move(*async);
+    device->in_flight_.resize(device->options_.queue_size);
+    for (uint64_t slot = 0; slot < device->in_flight_.size(); ++slot) {
+      device->free_slots_.push_back(slot);
+    }
+  }
   EMBER_RETURN_IF_ERROR(device->worker_.Launch());
   return device;
+}
+
+BlockDevice::~BlockDevice() { DrainInFlight(); }
+
+void BlockDevice::DrainInFlight() {
+  if (!async_ || in_kernel_ == 0) return;
+  // The worker reaps (it alone touches the ring); the guest memory the
+  // requests point at must outlive them.
+  std::unique_lock lock(drain_mutex_);
+  draining_ = true;
+  lock.unlock();
+  worker_.Poke();
+  lock.lock();
+  drained_.wait(lock, [this] { return in_kernel_ == 0; });
+  draining_ = false;
 }
 
 Status BlockDevice::SetFile(UniqueFd file) {
@@ -120,11 +147,14 @@ Status BlockDevice::Activate(const Activation& activation) {
   interrupt_fd_ = activation.interrupt_fd;
   needs_reset_ = activation.needs_reset;
   broken_ = false;
-  worker_.Start({activation.kick_fds.begin(), activation.kick_fds.end()}, [this] { Serve(); });
+  std::vector<int> wake_on(activation.kick_fds.begin(), activation.kick_fds.end());
+  if (async_) wake_on.push_back(async_->completion_fd());
+  worker_.Start(std::move(wake_on), [this] { Serve(); });
   return Status::Ok();
 }
 
 void BlockDevice::Reset() {
+  DrainInFlight();
   worker_.Stop();
   queue_.reset();
   throttled_.reset();
@@ -152,9 +182,67 @@ std::chrono::nanoseconds BlockDevice::Throttle(const DescriptorChain& chain) {
   return limiter_.TryTake(bytes);
 }
 
+bool BlockDevice::ReapCompletions(bool wait) {
+  bool any = false;
+  async_->Reap(wait, [&](uint64_t token, int result) {
+    InFlight& request = in_flight_[token];
+    const bool ok = request.type == VIRTIO_BLK_T_FLUSH
+                        ? result == 0
+                        : result >= 0 && static_cast<uint64_t>(result) == request.bytes;
+    *request.status = ok ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
+    Metrics& metrics = GlobalMetrics();
+    if (!ok) {
+      Warn(std::string("request failed in the io_uring: ") +
+           (result < 0 ? strerror(-result) : "short transfer"));
+      metrics.block_execute_fails.Add();
+    } else if (request.type == VIRTIO_BLK_T_IN || request.type == VIRTIO_BLK_T_OUT) {
+      const bool is_write = request.type == VIRTIO_BLK_T_OUT;
+      (is_write ? metrics.block_write_count : metrics.block_read_count).Add();
+      (is_write ? metrics.block_write_bytes : metrics.block_read_bytes).Add(request.bytes);
+    }
+    const uint32_t written =
+        (ok && request.type == VIRTIO_BLK_T_IN ? static_cast<uint32_t>(request.bytes) : 0) + 1;
+    queue_->Complete(request.head, written);
+    request.iov.clear();
+    free_slots_.push_back(token);
+    --in_kernel_;
+    any = true;
+  });
+  return any;
+}
+
+uint8_t BlockDevice::QueueAsync(uint32_t type, const DescriptorChain& chain, std::vector<iovec> iov,
+                                uint64_t offset, uint64_t bytes) {
+  if (free_slots_.empty()) return VIRTIO_BLK_S_IOERR;  // cannot happen: one slot per entry
+  const uint64_t token = free_slots_.back();
+  InFlight& request = in_flight_[token];
+  request = InFlight{chain.head, chain.descriptors.back().host, type, bytes, std::move(iov)};
+  const bool queued = type == VIRTIO_BLK_T_FLUSH
+                          ? async_->QueueFlush(file_.get(), token)
+                          : async_->QueueTransfer(type == VIRTIO_BLK_T_OUT, file_.get(),
+                                                  request.iov, offset, token);
+  if (!queued) return VIRTIO_BLK_S_IOERR;
+  free_slots_.pop_back();
+  ++in_kernel_;
+  submit_pending_ = true;
+  return kPending;
+}
+
 void BlockDevice::Serve() {
-  if (!queue_ || broken_) return;
-  bool completed = false;
+  if (!queue_) return;
+  bool completed = async_ && ReapCompletions(/*wait=*/false);
+  {
+    std::unique_lock lock(drain_mutex_);
+    if (draining_) {
+      // Reset or teardown: no new requests; wait for those in the kernel.
+      lock.unlock();
+      while (in_kernel_ > 0) completed |= ReapCompletions(/*wait=*/true);
+      lock.lock();
+      drained_.notify_all();
+      return;
+    }
+  }
+  if (broken_) return;
   DescriptorChain chain;
   std::string problem;
   while (true) {
@@ -182,11 +270,17 @@ void BlockDevice::Serve() {
       throttled_ = std::move(chain);
       worker_.ServeAgainAfter(wait);
       break;
+    } else if (std::optional<uint32_t> done = Execute(chain)) {
+      written = *done;
     } else {
-      written = Execute(chain);
+      continue;  // in the io_uring: its completion returns the chain
     }
     queue_->Complete(chain.head, written);
     completed = true;
+  }
+  if (submit_pending_) {
+    async_->Submit();
+    submit_pending_ = false;
   }
   if (completed && queue_->DriverWantsInterrupt()) {
     uint64_t one = 1;
@@ -194,7 +288,7 @@ void BlockDevice::Serve() {
   }
 }
 
-uint32_t BlockDevice::Execute(const DescriptorChain& chain) {
+std::optional<uint32_t> BlockDevice::Execute(const DescriptorChain& chain) {
   const std::vector<Descriptor>& d = chain.descriptors;
   // The status byte: the last descriptor, written by the device.
   if (d.size() < 2 || !d.back().device_writable || d.back().length < 1) {
@@ -212,8 +306,10 @@ uint32_t BlockDevice::Execute(const DescriptorChain& chain) {
   virtio_blk_outhdr header;
   std::memcpy(&header, d[0].host, sizeof(header));
   uint32_t written = 0;
-  *status = Transfer(header.type, header.sector, chain, written);
-  if (*status == VIRTIO_BLK_S_IOERR) GlobalMetrics().block_execute_fails.Add();
+  const uint8_t answer = Transfer(header.type, header.sector, chain, written);
+  if (answer == kPending) return std::nullopt;
+  *status = answer;
+  if (answer == VIRTIO_BLK_S_IOERR) GlobalMetrics().block_execute_fails.Add();
   return written + 1;
 }
 
@@ -247,6 +343,11 @@ uint8_t BlockDevice::Transfer(uint32_t type, uint64_t sector, const DescriptorCh
       }
       std::lock_guard lock(file_mutex_);
       const uint64_t capacity = capacity_.load();
+      const bool in_range = total % kSectorSize == 0 && sector <= capacity &&
+                            total / kSectorSize <= capacity - sector;
+      if (in_range && async_) {
+        return QueueAsync(type, chain, std::move(iov), sector * kSectorSize, total);
+      }
       if (total % kSectorSize != 0 || sector > capacity ||
           total / kSectorSize > capacity - sector) {
         Warn("request of " + std::to_string(total) + " bytes at sector " + std::to_string(sector) +
@@ -268,6 +369,7 @@ uint8_t BlockDevice::Transfer(uint32_t type, uint64_t sector, const DescriptorCh
       GlobalMetrics().block_flush_count.Add();
       if (!options_.honour_flush) return VIRTIO_BLK_S_OK;  // Unsafe: the host decides
       std::lock_guard lock(file_mutex_);
+      if (async_) return QueueAsync(type, chain, {}, 0, 0);
       return fdatasync(file_.get()) == 0 ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
     }
     case VIRTIO_BLK_T_GET_ID: {

@@ -15,12 +15,14 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 
 #include "devices/rate_limiter.h"
+#include "devices/virtio/block_async_io.h"
 #include "devices/virtio/queue_worker.h"
 #include "devices/virtio/virtio_device.h"
 #include "devices/virtio/virtqueue.h"
@@ -37,6 +39,7 @@ struct BlockDeviceOptions {
   bool honour_flush = false;  // cache_type Writeback: FLUSH reaches the disk
   uint16_t queue_size = 256;
   RateLimiterConfig rate_limiter;
+  bool async_io = false;  // io_engine Async: io_uring instead of pread/pwrite
 };
 
 class BlockDevice : public VirtioDevice {
@@ -49,8 +52,9 @@ class BlockDevice : public VirtioDevice {
   static Result<UniqueFd> OpenBackingFile(const std::string& path, bool read_only);
 
   // `file` is open for reading (and writing unless read-only). Starts the
-  // worker thread.
+  // worker thread (and with async_io sets up the io_uring).
   static Result<std::shared_ptr<BlockDevice>> Create(BlockDeviceOptions options, UniqueFd file);
+  ~BlockDevice() override;
 
   uint32_t device_type() const override { return kVirtioBlockDeviceType; }
   uint16_t queue_count() const override { return 1; }
@@ -83,9 +87,17 @@ class BlockDevice : public VirtioDevice {
   void Serve();
   // Zero when `chain` may run now; else how long the limiter says to wait.
   std::chrono::nanoseconds Throttle(const DescriptorChain& chain);
-  // Runs one request; returns the bytes written into the chain.
-  uint32_t Execute(const DescriptorChain& chain);
+  // Runs one request; returns the bytes written into the chain, or nullopt
+  // when it went to the io_uring (its completion returns the chain).
+  std::optional<uint32_t> Execute(const DescriptorChain& chain);
   uint8_t Transfer(uint32_t type, uint64_t sector, const DescriptorChain& chain, uint32_t& written);
+  // Async: queues the transfer; kPending, or IOERR when the ring is full.
+  uint8_t QueueAsync(uint32_t type, const DescriptorChain& chain, std::vector<iovec> iov,
+                     uint64_t offset, uint64_t bytes);
+  // Async: returns finished requests to the driver; true if any.
+  bool ReapCompletions(bool wait);
+  // Async: waits until no request is in the kernel (reset, teardown).
+  void DrainInFlight();
   void Warn(const std::string& message);
 
   const BlockDeviceOptions options_;
@@ -104,6 +116,23 @@ class BlockDevice : public VirtioDevice {
   std::function<void()> needs_reset_;
   bool broken_ = false;
   std::optional<DescriptorChain> throttled_;  // taken from the ring, waiting for tokens
+
+  // io_engine Async: requests in the kernel, by token (their slot).
+  struct InFlight {
+    uint16_t head;
+    uint8_t* status;
+    uint32_t type;
+    uint64_t bytes;  // expected result of a transfer
+    std::vector<iovec> iov;
+  };
+  std::unique_ptr<BlockAsyncIo> async_;
+  std::vector<InFlight> in_flight_;
+  std::vector<uint64_t> free_slots_;
+  bool submit_pending_ = false;
+  std::mutex drain_mutex_;
+  std::condition_variable drained_;
+  bool draining_ = false;  // under drain_mutex_
+  std::atomic<size_t> in_kernel_{0};
   std::atomic<int> warnings_{0};
 
   QueueWorker worker_;  // last: stops before the rest goes
