@@ -178,6 +178,7 @@ enum {
   T_BLKSWAP = 1 << 22,
   T_BLKLOOP = 1 << 23,
   T_BLKRATE = 1 << 24,
+  T_BLKBENCH = 1 << 25,
 };
 
 /* Bit i of the mask is kTestNames[i]; run_tests() gives the run order. */
@@ -187,7 +188,7 @@ static const char *const kTestNames[] = {"cmdline", "e820",    "initrd",  "cpuid
                                          "net",     "netpeer", "netloop", "netbench",
                                          "fsloop",  "ctrlaltdel", "poweroff", "flood",
                                          "blk",     "blkbad",  "blkswap", "blkloop",
-                                         "blkrate"};
+                                         "blkrate", "blkbench"};
 #define NUM_TESTS (sizeof(kTestNames) / sizeof(kTestNames[0]))
 
 static int is_sep(char c) { return (u8)c <= ' '; }  /* NUL, space, tab, newline */
@@ -569,6 +570,7 @@ static void __attribute__((noinline)) run_tests(u32 tests, u32 kind, uptr info,
   if (tests & T_BLKSWAP) test_blkswap(cmdline);
   if (tests & T_BLKLOOP) test_blkloop(cmdline);
   if (tests & T_BLKRATE) test_blkrate(cmdline);
+  if (tests & T_BLKBENCH) test_blkbench(cmdline);
   if (tests & T_CTRLALTDEL) test_ctrlaltdel();
   if (tests & T_POWEROFF) test_poweroff();
   if (tests & T_FLOOD) test_flood();

@@ -74,6 +74,7 @@ void test_blkbad(const char *cmdline);
 void test_blkswap(const char *cmdline);
 void test_blkloop(const char *cmdline);
 void test_blkrate(const char *cmdline);
+void test_blkbench(const char *cmdline);
 
 /* acpi.c; rsdp is where the boot information says the RSDP is (0: not said) */
 void test_acpi(u64 rsdp);

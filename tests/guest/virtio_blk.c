@@ -520,3 +520,66 @@ void test_blkrate(const char *cmdline) {
   put_dec(bad);
   put_char('\n');
 }
+
+/* ---- blkbench: random 4 KiB reads and sequential 1 MiB reads ---------------- */
+
+#define BENCH_RANDOM_N		2000
+#define BENCH_SEQ_BYTES		(16u << 20)
+#define BENCH_BIG		(1u << 20)
+
+static u8 blk_big[BENCH_BIG] __attribute__((aligned(4096)));
+
+/* One read of `len` bytes into one buffer; the status byte. */
+static u32 bench_read(struct blk_drive *d, u64 sector, uptr buffer, u32 len) {
+  struct vring_desc *desc = d->q.mem->desc;
+  blk_hdr = (struct blk_header){BLK_T_IN, 0, sector};
+  blk_status = BLK_S_NONE;
+  desc[0] = (struct vring_desc){(uptr)&blk_hdr, sizeof(blk_hdr), DESC_F_NEXT, 1};
+  desc[1] = (struct vring_desc){buffer, len, DESC_F_NEXT | DESC_F_WRITE, 2};
+  desc[2] = (struct vring_desc){(uptr)&blk_status, 1, DESC_F_WRITE, 0};
+  blk_publish(d);
+  return blk_wait(d) < 0 ? BLK_TIMEOUT_STATUS : blk_status;
+}
+
+/*
+ * On drive 0 (at least 16 MiB): 2000 reads of 4 KiB at pseudo-random
+ * 4 KiB-aligned offsets, then 16 MiB in 1 MiB reads from sector 0, each
+ * timed in TSC cycles; one request in flight at a time.
+ */
+void test_blkbench(const char *cmdline) {
+  struct blk_drive d;
+  uptr base = blk_find(cmdline, 0);
+  const char *err = base ? blk_start(&d, base, 0) : "no-device";
+  if (!err && d.capacity < BENCH_SEQ_BYTES / SECTOR) err = "too-small";
+  if (err) {
+    line("blkbench error ");
+    put_str(err);
+    put_char('\n');
+    return;
+  }
+  u32 bad = 0;
+  u64 blocks = d.capacity / 8, x = 88172645463325252ULL;
+  u64 start = rdtsc();
+  for (u32 i = 0; i < BENCH_RANDOM_N; i++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    if (bench_read(&d, (x % blocks) * 8, (uptr)blk_data[0], 4096) != BLK_S_OK) bad++;
+  }
+  u64 random_cycles = rdtsc() - start;
+  start = rdtsc();
+  for (u32 done = 0; done < BENCH_SEQ_BYTES; done += BENCH_BIG)
+    if (bench_read(&d, done / SECTOR, (uptr)blk_big, BENCH_BIG) != BLK_S_OK) bad++;
+  u64 seq_cycles = rdtsc() - start;
+  line("blkbench randread n=");
+  put_dec(BENCH_RANDOM_N);
+  put_str(" cycles=");
+  put_dec(random_cycles);
+  put_char('\n');
+  line("blkbench seqread bytes=");
+  put_dec(BENCH_SEQ_BYTES);
+  put_str(" cycles=");
+  put_dec(seq_cycles);
+  put_char('\n');
+  line(bad ? "blkbench failed\n" : "blkbench ok\n");
+}
