@@ -105,4 +105,10 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, int timeout_ms) {
   return result;
 }
 
+size_t Occurrences(const std::string& text, const std::string& what) {
+  size_t count = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++count;
+  return count;
+}
+
 }  // namespace ember::testing

@@ -2,8 +2,10 @@
 // a program with a time limit while capturing what it prints.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace ember::testing {
@@ -30,6 +32,20 @@ struct ProcessResult {
   std::string out;
   std::string err;
 };
+
+// How many times `what` occurs in `text` (overlaps counted).
+size_t Occurrences(const std::string& text, const std::string& what);
+
+// Polls `done` every 10 ms until it holds; false after `seconds`.
+template <typename Predicate>
+bool WaitUntil(Predicate done, int seconds = 30) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
 
 // Where scripts/linux-guest.sh keeps the Debian kernel and initramfs.
 std::string LinuxGuestDir();

@@ -200,12 +200,6 @@ size_t CountEntries(const std::string& dir) {
   return count;
 }
 
-size_t Occurrences(const std::string& text, const std::string& what) {
-  size_t count = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++count;
-  return count;
-}
-
 // A fake backend on `path` that accepts one connection and answers it
 // with `reply` (possibly nothing) before hanging up.
 void MisbehavingBackendOnce(const std::string& path, const std::string& reply) {

@@ -19,7 +19,6 @@ namespace ember::testing {
 namespace {
 
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
 
 // The last number `pattern` (one capture group) matched in `text`, or -1.
 long LastNumber(const std::string& text, const std::string& pattern) {
@@ -30,23 +29,6 @@ long LastNumber(const std::string& text, const std::string& pattern) {
     last = std::stol((*it)[1]);
   }
   return last;
-}
-
-size_t Occurrences(const std::string& text, const std::string& what) {
-  size_t count = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++count;
-  return count;
-}
-
-// Waits until `done()` holds, up to `seconds`.
-template <typename Predicate>
-bool WaitUntil(Predicate done, int seconds = 30) {
-  auto deadline = Clock::now() + std::chrono::seconds(seconds);
-  while (!done()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return true;
 }
 
 class ReconnectTest : public ::testing::Test {

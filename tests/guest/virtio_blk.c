@@ -151,6 +151,24 @@ static uptr blk_find(const char *cmdline, u32 nth) {
   return virtio_find_nth(cmdline, VIRTIO_ID_BLOCK, nth);
 }
 
+/*
+ * Finds block device `nth` and starts it for `test` (at least `min_sectors`
+ * big); 1 when it is usable, else 0 after "<test> no-device" or
+ * "<test> error <why>".
+ */
+static int blk_open(const char *cmdline, u32 nth, const char *test, u64 min_sectors,
+                    struct blk_drive *d) {
+  uptr base = blk_find(cmdline, nth);
+  const char *err = base ? blk_start(d, base, nth) : 0;
+  if (!err && base && d->capacity < min_sectors) err = "too-small";
+  if (base && !err) return 1;
+  line(test);
+  put_str(base ? " error " : " no-device");
+  if (err) put_str(err);
+  put_char('\n');
+  return 0;
+}
+
 static u32 read_sum(struct blk_drive *d, u64 sector, u32 *status) {
   *status = blk_request(d, BLK_T_IN, sector, 2, 4096, 1, 0);
   return byte_sum((uptr)blk_data, sizeof(blk_data));
@@ -263,18 +281,9 @@ static u32 bad_chain(struct blk_drive *d, const char *what, u32 want_status, s64
 
 void test_blkbad(const char *cmdline) {
   struct blk_drive d;
-  uptr base = blk_find(cmdline, 0);
-  if (!base) {
-    line("blkbad no-device\n");
-    return;
-  }
-  const char *err = blk_start(&d, base, 0);
-  if (err) {
-    line("blkbad error ");
-    put_str(err);
-    put_char('\n');
-    return;
-  }
+  if (!blk_open(cmdline, 0, "blkbad", 0, &d)) return;
+  const uptr base = d.base;
+  const char *err;
   struct vring_desc *desc = d.q.mem->desc;
   u32 errors = 0;
 
@@ -352,18 +361,8 @@ void test_blkbad(const char *cmdline) {
 
 void test_blkswap(const char *cmdline) {
   struct blk_drive d;
-  uptr base = blk_find(cmdline, 1);
-  if (!base) {
-    line("blkswap no-device\n");
-    return;
-  }
-  const char *err = blk_start(&d, base, 1);
-  if (err) {
-    line("blkswap error ");
-    put_str(err);
-    put_char('\n');
-    return;
-  }
+  if (!blk_open(cmdline, 1, "blkswap", 0, &d)) return;
+  const uptr base = d.base;
   u64 before = d.capacity;
   line("blkswap waiting capacity=");
   put_dec(before);
@@ -438,18 +437,7 @@ static u32 loop_request(struct blk_drive *d, u32 type, u64 sector, u32 len, u32 
  */
 void test_blkloop(const char *cmdline) {
   struct blk_drive d;
-  uptr base = blk_find(cmdline, 0);
-  if (!base) {
-    line("blkloop no-device\n");
-    return;
-  }
-  const char *err = blk_start(&d, base, 0);
-  if (err) {
-    line("blkloop error ");
-    put_str(err);
-    put_char('\n');
-    return;
-  }
+  if (!blk_open(cmdline, 0, "blkloop", 0, &d)) return;
   u32 cad = 0, failures = 0;
   u64 synced = 0;
   for (u64 i = 0;; i++) {
@@ -496,14 +484,7 @@ void test_blkloop(const char *cmdline) {
  */
 void test_blkrate(const char *cmdline) {
   struct blk_drive d;
-  uptr base = blk_find(cmdline, 0);
-  const char *err = base ? blk_start(&d, base, 0) : "no-device";
-  if (err || d.capacity < READ_SECTORS) {
-    line("blkrate error ");
-    put_str(err ? err : "too-small");
-    put_char('\n');
-    return;
-  }
+  if (!blk_open(cmdline, 0, "blkrate", READ_SECTORS, &d)) return;
   u32 bad = 0;
   u64 sector = 0, start = rdtsc();
   for (u32 done = 0; done < RATE_BYTES; done += sizeof(blk_data)) {
@@ -548,15 +529,7 @@ static u32 bench_read(struct blk_drive *d, u64 sector, uptr buffer, u32 len) {
  */
 void test_blkbench(const char *cmdline) {
   struct blk_drive d;
-  uptr base = blk_find(cmdline, 0);
-  const char *err = base ? blk_start(&d, base, 0) : "no-device";
-  if (!err && d.capacity < BENCH_SEQ_BYTES / SECTOR) err = "too-small";
-  if (err) {
-    line("blkbench error ");
-    put_str(err);
-    put_char('\n');
-    return;
-  }
+  if (!blk_open(cmdline, 0, "blkbench", BENCH_SEQ_BYTES / SECTOR, &d)) return;
   u32 bad = 0;
   u64 blocks = d.capacity / 8, x = 88172645463325252ULL;
   u64 start = rdtsc();
