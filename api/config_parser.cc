@@ -454,14 +454,44 @@ Result<NetConfig> ParseNetworkInterface(const nlohmann::json& body, const std::s
   const nlohmann::json* tx_limiter = reader.Raw("tx_rate_limiter");
   EMBER_RETURN_IF_ERROR(reader.Finish());
   EMBER_RETURN_IF_ERROR(CheckDeviceId(reader, "iface_id", *id, path_id));
+  const bool has_rx_limiter = rx_limiter != nullptr && !rx_limiter->is_null();
+  const bool has_tx_limiter = tx_limiter != nullptr && !tx_limiter->is_null();
   if (tap) {
-    return Status::Error(reader.FieldPath("host_dev_name") +
-                         ": TAP devices are not supported yet; give a vhost-user \"socket\"");
-  }
-  EMBER_ASSIGN_OR_RETURN(config.backend, CheckEndpoint(endpoint, reader));
-  if (rx_limiter != nullptr || tx_limiter != nullptr) {
-    return Status::Error(reader.FieldPath(rx_limiter ? "rx_rate_limiter" : "tx_rate_limiter") +
-                         ": rate limiters are not supported (the backend switches the packets)");
+    // Firecracker's interface: a TAP, with ember's virtio-net.
+    if (endpoint.socket) {
+      return Status::Error(reader.FieldPath("socket") +
+                           ": give either \"host_dev_name\" (a TAP) or \"socket\" (vhost-user), "
+                           "not both");
+    }
+    if (endpoint.mode || endpoint.connect_timeout_ms || endpoint.reconnect_interval_ms ||
+        endpoint.reconnect_timeout_ms) {
+      return Status::Error(reader.FieldPath(endpoint.mode ? "socket_mode" : "connect_timeout_ms") +
+                           ": only for vhost-user interfaces (give \"socket\")");
+    }
+    if (tap->empty() || tap->size() > 15) {
+      return Status::Error(reader.FieldPath("host_dev_name") + ": must be 1 to 15 bytes, got " +
+                           std::to_string(tap->size()));
+    }
+    config.host_dev_name = *tap;
+    if (has_rx_limiter) {
+      EMBER_ASSIGN_OR_RETURN(config.rx_rate_limiter,
+                             ParseRateLimiter(*rx_limiter, reader.FieldPath("rx_rate_limiter")));
+    }
+    if (has_tx_limiter) {
+      EMBER_ASSIGN_OR_RETURN(config.tx_rate_limiter,
+                             ParseRateLimiter(*tx_limiter, reader.FieldPath("tx_rate_limiter")));
+    }
+  } else {
+    if (!endpoint.socket) {
+      return Status::Error(reader.FieldPath("host_dev_name") +
+                           ": is required (a TAP device), or \"socket\" for a vhost-user backend");
+    }
+    EMBER_ASSIGN_OR_RETURN(config.backend, CheckEndpoint(endpoint, reader));
+    if (has_rx_limiter || has_tx_limiter) {
+      return Status::Error(
+          reader.FieldPath(has_rx_limiter ? "rx_rate_limiter" : "tx_rate_limiter") +
+          ": not for vhost-user interfaces (the backend switches the packets)");
+    }
   }
   config.iface_id = *id;
   if (mac) {
@@ -486,12 +516,40 @@ Result<NetConfig> ParseNetworkInterface(const nlohmann::json& body, const std::s
   return config;
 }
 
+Result<NetUpdate> ParseNetworkInterfaceUpdate(const nlohmann::json& body,
+                                              const std::string& path_id) {
+  JsonObjectReader reader(body, "");
+  NetUpdate update;
+  auto id = reader.String("iface_id", /*required=*/true);
+  const nlohmann::json* rx = reader.Raw("rx_rate_limiter");
+  const nlohmann::json* tx = reader.Raw("tx_rate_limiter");
+  EMBER_RETURN_IF_ERROR(reader.Finish());
+  EMBER_RETURN_IF_ERROR(CheckDeviceId(reader, "iface_id", *id, path_id));
+  if (rx != nullptr && !rx->is_null()) {
+    EMBER_ASSIGN_OR_RETURN(update.rx_rate_limiter, ParseRateLimiter(*rx, "rx_rate_limiter"));
+  }
+  if (tx != nullptr && !tx->is_null()) {
+    EMBER_ASSIGN_OR_RETURN(update.tx_rate_limiter, ParseRateLimiter(*tx, "tx_rate_limiter"));
+  }
+  if (!update.rx_rate_limiter && !update.tx_rate_limiter) {
+    return Status::Error("the request changes nothing: give rx_rate_limiter or tx_rate_limiter");
+  }
+  update.iface_id = *id;
+  return update;
+}
+
 Status CheckNetDevices(const std::vector<NetConfig>& devices) {
   for (size_t i = 0; i < devices.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
       if (devices[i].iface_id == devices[j].iface_id) {
         return Status::Error("network-interfaces: the id \"" + devices[i].iface_id +
                              "\" is used twice");
+      }
+      if (!devices[i].host_dev_name.empty() &&
+          devices[i].host_dev_name == devices[j].host_dev_name) {
+        return Status::Error("network-interfaces: the TAP " + devices[i].host_dev_name +
+                             " is used by both " + devices[j].iface_id + " and " +
+                             devices[i].iface_id);
       }
       if (devices[i].guest_mac == devices[j].guest_mac) {
         return Status::Error("network-interfaces: the MAC " + FormatMac(devices[i].guest_mac) +

@@ -56,11 +56,19 @@ Result<FsConfig> ParseFs(const nlohmann::json& body, const std::string& path,
 // Checks a set of fs devices for repeated ids or tags.
 Status CheckFsDevices(const std::vector<FsConfig>& devices);
 
-// One network interface (Firecracker's resource, with a vhost-user socket
-// instead of a TAP device).
+// One network interface: Firecracker's resource on a TAP (host_dev_name),
+// or ember's vhost-user backend (socket).
 Result<NetConfig> ParseNetworkInterface(const nlohmann::json& body, const std::string& path,
                                         const std::string& path_id = "");
-// Checks a set of network interfaces for repeated ids or MACs.
+// PATCH /network-interfaces/{iface_id}: new rate limiters (TAP interfaces).
+struct NetUpdate {
+  std::string iface_id;
+  std::optional<RateLimiterConfig> rx_rate_limiter;
+  std::optional<RateLimiterConfig> tx_rate_limiter;
+};
+Result<NetUpdate> ParseNetworkInterfaceUpdate(const nlohmann::json& body,
+                                              const std::string& path_id);
+// Checks a set of network interfaces for repeated ids, TAPs or MACs.
 Status CheckNetDevices(const std::vector<NetConfig>& devices);
 // "52:54:00:12:34:56"
 std::string FormatMac(const std::array<uint8_t, 6>& mac);

@@ -85,7 +85,13 @@ nlohmann::json RenderVmConfig(const VmConfig& config) {
                          {"guest_mac", FormatMac(net.guest_mac)},
                          {"queue_size", net.queue_size}};
     if (net.mtu) iface["mtu"] = *net.mtu;
-    RenderEndpoint(net.backend, iface);
+    if (!net.host_dev_name.empty()) {
+      iface["host_dev_name"] = net.host_dev_name;
+      if (net.rx_rate_limiter) iface["rx_rate_limiter"] = RenderRateLimiter(*net.rx_rate_limiter);
+      if (net.tx_rate_limiter) iface["tx_rate_limiter"] = RenderRateLimiter(*net.tx_rate_limiter);
+    } else {
+      RenderEndpoint(net.backend, iface);
+    }
     json["network-interfaces"].push_back(std::move(iface));
   }
   if (config.serial.serial_out_path) {

@@ -93,6 +93,13 @@ Result<VmmAction> ParsePutNetworkInterface(const ApiRequest& request) {
   return VmmAction(PutNetworkInterface{std::move(config)});
 }
 
+Result<VmmAction> ParsePatchNetworkInterface(const ApiRequest& request) {
+  EMBER_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(request.body));
+  EMBER_ASSIGN_OR_RETURN(NetUpdate update,
+                         ParseNetworkInterfaceUpdate(body, request.path_params.at("iface_id")));
+  return VmmAction(PatchNetworkInterface{std::move(update)});
+}
+
 template <typename Action>
 Result<VmmAction> NoBody(const ApiRequest&) {
   return VmmAction(Action{});
@@ -140,6 +147,7 @@ const std::vector<ApiRoute>& ApiRoutes() {
       {"PATCH", "/drives/{drive_id}", ParsePatchDrive},
       {"PUT", "/fs/{fs_id}", ParsePutFs},
       {"PUT", "/network-interfaces/{iface_id}", ParsePutNetworkInterface},
+      {"PATCH", "/network-interfaces/{iface_id}", ParsePatchNetworkInterface},
   };
   return routes;
 }

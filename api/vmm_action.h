@@ -43,6 +43,9 @@ struct PutDrive {
 struct PatchDrive {
   DriveUpdate update;
 };
+struct PatchNetworkInterface {
+  NetUpdate update;
+};
 struct StartInstance {};
 struct SendCtrlAltDel {};
 struct FlushMetrics {};
@@ -53,7 +56,8 @@ struct SetVmState {
 using VmmAction =
     std::variant<GetInstanceInfo, GetVersion, GetVmConfig, GetMachineConfig, PutBootSource,
                  UpdateMachineConfig, PutLogger, PutMetrics, PutSerial, PutDrive, PatchDrive, PutFs,
-                 PutNetworkInterface, StartInstance, SendCtrlAltDel, FlushMetrics, SetVmState>;
+                 PutNetworkInterface, PatchNetworkInterface, StartInstance, SendCtrlAltDel,
+                 FlushMetrics, SetVmState>;
 
 // HTTP status and body, Firecracker's conventions: 204 with no body on
 // success, 200 with JSON for reads, 400 with {"fault_message": ...} for

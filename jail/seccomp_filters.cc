@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <sched.h>
 #include <sys/ioctl.h>
@@ -135,6 +136,8 @@ std::vector<SyscallRule> DeviceRules() {
       {SCMP_SYS(fsync), {}, "FLUSH on a Writeback drive"},
       {SCMP_SYS(timerfd_settime), {}, "a throttled queue resumes from a timer"},
       {SCMP_SYS(io_uring_enter), {}, "io_engine Async submits and reaps"},
+      {SCMP_SYS(writev), {}, "frames to a TAP"},
+      {SCMP_SYS(ioctl), {Arg(1, TUNSETOFFLOAD)}, "the offloads a virtio-net driver accepted"},
   });
 }
 

@@ -184,9 +184,24 @@ TEST(ConfigParserTest, NetworkInterfaces) {
   EXPECT_NE(ParseVmConfig(net(R"({"iface_id": "eth2", "socket": "/x"})"))->net[0].guest_mac,
             generated);
 
-  EXPECT_EQ(ErrorOf(net(R"({"iface_id": "eth0", "host_dev_name": "tap0"})")),
-            "network-interfaces[0].host_dev_name: TAP devices are not supported yet; give a "
-            "vhost-user \"socket\"");
+  Result<VmConfig> tap = ParseVmConfig(net(R"({"iface_id": "eth0", "host_dev_name": "tap0",
+      "rx_rate_limiter": {"bandwidth": {"size": 1000, "refill_time": 10}}})"));
+  ASSERT_TRUE(tap.ok()) << tap.status().message();
+  EXPECT_EQ(tap->net[0].host_dev_name, "tap0");
+  EXPECT_EQ(tap->net[0].rx_rate_limiter->bandwidth->size, 1000u);
+  EXPECT_FALSE(tap->net[0].tx_rate_limiter);
+  EXPECT_EQ(ErrorOf(net(R"({"iface_id": "eth0"})")),
+            "network-interfaces[0].host_dev_name: is required (a TAP device), or \"socket\" for "
+            "a vhost-user backend");
+  EXPECT_EQ(
+      ErrorOf(net(R"({"iface_id": "eth0", "host_dev_name": "tap0", "socket_mode": "server"})")),
+      "network-interfaces[0].socket_mode: only for vhost-user interfaces (give \"socket\")");
+  EXPECT_EQ(ErrorOf(net(R"({"iface_id": "eth0", "host_dev_name": "a-name-longer-than-15"})")),
+            "network-interfaces[0].host_dev_name: must be 1 to 15 bytes, got 21");
+  EXPECT_EQ(ErrorOf(net(R"({"iface_id": "eth0", "socket": "/s",
+      "tx_rate_limiter": {"ops": {"size": 1, "refill_time": 1}}})")),
+            "network-interfaces[0].tx_rate_limiter: not for vhost-user interfaces (the backend "
+            "switches the packets)");
   EXPECT_EQ(ErrorOf(net(R"({"iface_id": "eth0", "socket": "/s", "guest_mac": "52:54:00:12:34"})")),
             "network-interfaces[0].guest_mac: \"52:54:00:12:34\" is not a MAC address like "
             "52:54:00:12:34:56");
@@ -198,14 +213,15 @@ TEST(ConfigParserTest, NetworkInterfaces) {
       ErrorOf(net(R"({"iface_id": "eth0", "socket": "/s", "guest_mac": "01:00:5e:00:00:01"})"))
           .find("multicast"),
       std::string::npos);
-  EXPECT_EQ(ErrorOf(net(R"({"iface_id": "eth0"})")),
-            "network-interfaces[0].socket: is required (the vhost-user backend's socket)");
   EXPECT_EQ(ErrorOf(net(R"({"iface_id": "a", "socket": "/s", "guest_mac": "52:54:00:00:00:01"},
                           {"iface_id": "b", "socket": "/t", "guest_mac": "52:54:00:00:00:01"})")),
             "network-interfaces: the MAC 52:54:00:00:00:01 is used by both a and b");
   EXPECT_NE(ErrorOf(net(R"({"iface_id": "a", "socket": "/s", "rx_rate_limiter": {}})"))
-                .find("rate limiters"),
+                .find("not for vhost-user interfaces"),
             std::string::npos);
+  EXPECT_EQ(ErrorOf(net(R"({"iface_id": "a", "host_dev_name": "tap0"},
+                          {"iface_id": "b", "host_dev_name": "tap0"})")),
+            "network-interfaces: the TAP tap0 is used by both a and b");
 }
 
 TEST(ConfigParserTest, PatchKeepsFieldsThatAreAbsent) {

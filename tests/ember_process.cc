@@ -72,9 +72,13 @@ HttpResponse HttpRequest(const std::string& socket_path, const std::string& meth
   return response;
 }
 
-EmberProcess::EmberProcess(const TempDir& dir, const std::vector<std::string>& args)
+EmberProcess::EmberProcess(const TempDir& dir, const std::vector<std::string>& args,
+                           const std::vector<std::string>& wrapper)
     : dir_(dir.path()), socket_(dir.File("api.sock")) {
-  std::vector<std::string> argv = {EMBER_BINARY, "--api-sock", socket_};
+  std::vector<std::string> argv = wrapper;
+  for (const std::string& arg : {std::string(EMBER_BINARY), std::string("--api-sock"), socket_}) {
+    argv.push_back(arg);
+  }
   argv.insert(argv.end(), args.begin(), args.end());
   pid_ = fork();
   if (pid_ == 0) {

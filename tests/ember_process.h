@@ -30,7 +30,10 @@ class EmberProcess {
  public:
   // Starts `ember --api-sock <dir>/api.sock <args>` with stdout and stderr
   // in <dir>/stdout and <dir>/stderr, and waits until the socket answers.
-  EmberProcess(const TempDir& dir, const std::vector<std::string>& args);
+  // `wrapper` runs it, e.g. {"/usr/sbin/ip", "netns", "exec", NAME} (it
+  // must exec ember, so that pid() is ember's).
+  EmberProcess(const TempDir& dir, const std::vector<std::string>& args,
+               const std::vector<std::string>& wrapper = {});
   ~EmberProcess();  // SIGTERM, then SIGKILL if it lingers
 
   bool started() const { return started_; }

@@ -204,8 +204,8 @@ TEST_F(VhostUserNetTest, ApiRefusesWhatCannotWork) {
   auto put = [&](const json& body) {
     return ember.Request("PUT", "/network-interfaces/eth0", body.dump());
   };
-  EXPECT_NE(fault(put({{"iface_id", "eth0"}, {"host_dev_name", "tap0"}}))
-                .find("TAP devices are not supported yet"),
+  EXPECT_NE(fault(put({{"iface_id", "eth0"}, {"host_dev_name", "tap0"}, {"socket", "/s"}}))
+                .find("give either \"host_dev_name\" (a TAP) or \"socket\""),
             std::string::npos);
   EXPECT_NE(fault(put({{"iface_id", "eth0"}, {"socket", dir_.File("none")}}))
                 .find("net device eth0: socket"),

@@ -17,6 +17,7 @@
 #include "arch/x86_64/vcpu_setup.h"
 #include "devices/acpi_power.h"
 #include "devices/boot_timer.h"
+#include "devices/tap.h"
 #include "devices/virtio/block_device.h"
 #include "devices/virtio/mmio_transport.h"
 #include "devices/virtio/vhost_user_blk.h"
@@ -206,6 +207,26 @@ Result<std::string> AddDrive(Machine& machine, const DriveConfig& config, size_t
   return token;
 }
 
+// A network interface on its TAP, with ember's virtio-net.
+Result<std::string> AddTapNet(Machine& machine, const NetConfig& config, size_t slot) {
+  const std::string name = "net device " + config.iface_id;
+  Result<UniqueFd> tap = OpenTap(config.host_dev_name);
+  if (!tap.ok()) return tap.status().Context(name);
+  TapNetOptions options{config.iface_id,
+                        config.host_dev_name,
+                        config.guest_mac,
+                        static_cast<uint16_t>(config.queue_size),
+                        config.mtu,
+                        config.rx_rate_limiter.value_or(RateLimiterConfig{}),
+                        config.tx_rate_limiter.value_or(RateLimiterConfig{})};
+  EMBER_ASSIGN_OR_RETURN(std::shared_ptr<TapNetDevice> device,
+                         TapNetDevice::Create(std::move(options), std::move(*tap)));
+  std::string token;
+  EMBER_RETURN_IF_ERROR(AttachVirtioDevice(machine, device, name, slot, token).status());
+  machine.tap_nets.push_back({config.iface_id, device});
+  return token;
+}
+
 // Firecracker's root=: the root drive is /dev/vda (it is attached first),
 // or the partition the user named.
 std::string RootDeviceArgs(const VmConfig& config) {
@@ -242,6 +263,11 @@ Result<std::string> AddVirtioDevices(Machine& machine, const VmConfig& config) {
     cmdline += token;
   }
   for (const NetConfig& net : config.net) {
+    if (!net.host_dev_name.empty()) {
+      EMBER_ASSIGN_OR_RETURN(std::string token, AddTapNet(machine, net, slot++));
+      cmdline += token;
+      continue;
+    }
     EMBER_ASSIGN_OR_RETURN(std::string token,
                            AddVhostUserDevice(machine, net.backend, "net device " + net.iface_id,
                                               slot++, [&](VhostUserConnection connection) {

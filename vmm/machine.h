@@ -14,6 +14,7 @@
 #include "devices/vhost_user/vhost_user_endpoint.h"
 #include "devices/virtio/block_device.h"
 #include "devices/virtio/mmio_transport.h"
+#include "devices/virtio/tap_net_device.h"
 #include "devices/virtio/vhost_user_device.h"
 #include "vmm/kvm.h"
 #include "vmm/unique_fd.h"
@@ -57,6 +58,12 @@ struct Machine {
     std::shared_ptr<VirtioMmioTransport> transport;
   };
   std::vector<Drive> drives;
+  // TAP network interfaces, by id, for PATCH /network-interfaces after boot.
+  struct TapNet {
+    std::string iface_id;
+    std::shared_ptr<TapNetDevice> device;
+  };
+  std::vector<TapNet> tap_nets;
 };
 
 }  // namespace ember

@@ -43,6 +43,11 @@ struct Metrics {
   Counter block_read_count, block_write_count, block_flush_count, block_read_bytes,
       block_write_bytes, block_invalid_requests, block_execute_fails, block_update_count,
       block_update_fails, block_rate_limiter_throttled;
+  // net (emulated virtio-net on TAP devices, all interfaces together)
+  Counter net_rx_bytes, net_rx_packets, net_tx_bytes, net_tx_packets, net_rx_dropped,
+      net_tx_dropped, net_tx_malformed_frames, net_rx_malformed_buffers, net_no_rx_avail_buffer,
+      net_rx_rate_limiter_throttled, net_tx_rate_limiter_throttled;
+  Counter patch_network, patch_network_fails;
   // vcpu
   Counter exit_io_in, exit_io_out, exit_mmio_read, exit_mmio_write, vcpu_failures;
   // devices

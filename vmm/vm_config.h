@@ -58,12 +58,17 @@ struct FsConfig {
   uint32_t queue_size = 1024;  // virtiofsd's and QEMU's usual size
 };
 
-// A vhost-user-net device ("network-interfaces", PUT /network-interfaces/{iface_id}).
+// A network interface ("network-interfaces", PUT /network-interfaces/{iface_id}):
+// on a TAP device (Firecracker's host_dev_name, ember's virtio-net) or on a
+// vhost-user backend.
 struct NetConfig {
   std::string iface_id;
   std::array<uint8_t, 6> guest_mac{};  // given, or generated from the id
   bool mac_given = false;
-  VhostUserEndpoint backend;  // e.g. testpmd's socket and how to (re)connect
+  std::string host_dev_name;                         // the TAP; empty for a vhost-user interface
+  std::optional<RateLimiterConfig> rx_rate_limiter;  // TAP only
+  std::optional<RateLimiterConfig> tx_rate_limiter;
+  VhostUserEndpoint backend;  // vhost-user: e.g. testpmd's socket and how to (re)connect
   uint32_t queue_size = 256;
   std::optional<uint16_t> mtu;
 };

@@ -13,6 +13,7 @@
 
 #include "api/config_render.h"
 #include "devices/boot_timer.h"
+#include "devices/tap.h"
 #include "jail/seccomp.h"
 #include "vmm/backend_reconnector.h"
 #include "vmm/builder.h"
@@ -173,6 +174,33 @@ Status Vmm::PatchDrive(const DriveUpdate& update) {
   return Status::Ok();
 }
 
+Status Vmm::PatchNetDevice(const NetUpdate& update) {
+  auto iface = std::find_if(config_.net.begin(), config_.net.end(),
+                            [&](const NetConfig& n) { return n.iface_id == update.iface_id; });
+  if (iface == config_.net.end()) {
+    return Status::Error("iface_id: no network interface \"" + update.iface_id +
+                         "\" is configured");
+  }
+  if (iface->host_dev_name.empty()) {
+    return Status::Error(
+        std::string(update.rx_rate_limiter ? "rx_rate_limiter" : "tx_rate_limiter") + ": " +
+        update.iface_id + " is a vhost-user interface; its backend switches the packets");
+  }
+  if (machine_) {
+    auto running =
+        std::find_if(machine_->tap_nets.begin(), machine_->tap_nets.end(),
+                     [&](const Machine::TapNet& n) { return n.iface_id == update.iface_id; });
+    if (running == machine_->tap_nets.end()) {
+      return Status::Error("iface_id: network interface \"" + update.iface_id +
+                           "\" is not running");
+    }
+    running->device->SetRateLimiters(update.rx_rate_limiter, update.tx_rate_limiter);
+  }
+  if (update.rx_rate_limiter) iface->rx_rate_limiter = update.rx_rate_limiter;
+  if (update.tx_rate_limiter) iface->tx_rate_limiter = update.tx_rate_limiter;
+  return Status::Ok();
+}
+
 Status Vmm::PutFsDevice(const FsConfig& device) {
   if (device.backend.mode == SocketMode::kClient) {
     EMBER_RETURN_IF_ERROR(CheckBackendSocket("fs device " + device.fs_id, device.backend.socket));
@@ -184,7 +212,11 @@ Status Vmm::PutFsDevice(const FsConfig& device) {
 }
 
 Status Vmm::PutNetDevice(const NetConfig& device) {
-  if (device.backend.mode == SocketMode::kClient) {
+  if (!device.host_dev_name.empty()) {
+    // As Firecracker, the TAP is checked at PUT (missing, busy, not ours);
+    // it is opened again at InstanceStart.
+    EMBER_RETURN_IF_ERROR(OpenTap(device.host_dev_name).status());
+  } else if (device.backend.mode == SocketMode::kClient) {
     EMBER_RETURN_IF_ERROR(
         CheckBackendSocket("net device " + device.iface_id, device.backend.socket));
   }
@@ -298,6 +330,9 @@ VmmReply Vmm::Handle(const VmmAction& action) {
           [&](const PutNetworkInterface& put) {
             if (started) return VmmReply::Error(kNotAfterStart);
             return FromStatus(PutNetDevice(put.config));
+          },
+          [&](const ember::PatchNetworkInterface& patch) {
+            return FromStatus(PatchNetDevice(patch.update));
           },
           [&](const ember::StartInstance&) { return HandleStart(); },
           [&](const SendCtrlAltDel&) {

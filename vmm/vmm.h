@@ -64,6 +64,7 @@ class Vmm {
   Status PatchDrive(const DriveUpdate& update);
   Status PutFsDevice(const FsConfig& device);
   Status PutNetDevice(const NetConfig& device);
+  Status PatchNetDevice(const NetUpdate& update);
   VmmReply HandleSetVmState(bool paused);
   Status AttachMachineToLoop();
   void DetachMachineFromLoop();

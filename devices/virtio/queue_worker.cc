@@ -47,10 +47,12 @@ void QueueWorker::WakeUp() {
   (void)!write(wake_.get(), &one, sizeof(one));
 }
 
-void QueueWorker::Start(std::vector<int> kick_fds, std::function<void()> serve) {
+void QueueWorker::Start(std::vector<int> kick_fds, std::function<void()> serve,
+                        std::vector<int> data_fds) {
   {
     std::lock_guard lock(mutex_);
     kick_fds_ = std::move(kick_fds);
+    data_fds_ = std::move(data_fds);
     serve_ = std::move(serve);
     active_ = true;
     ++generation_;
@@ -69,6 +71,8 @@ void QueueWorker::Stop() {
 }
 
 void QueueWorker::Poke() { WakeUp(); }
+
+void QueueWorker::MuteUntilKick(int fd) { muted_.push_back(fd); }
 
 void QueueWorker::ServeAgainAfter(std::chrono::nanoseconds delay) {
   const auto ns = std::max<int64_t>(delay.count(), 1);
@@ -90,12 +94,19 @@ void QueueWorker::ThreadMain() {
   std::vector<pollfd> fds;
   while (true) {
     bool serve_now = false;
+    size_t drained = 2;  // wake_ and timer_, then the kick fds
     {
       std::lock_guard lock(mutex_);
       if (quit_) return;
       fds.assign({pollfd{wake_.get(), POLLIN, 0}, pollfd{timer_.get(), POLLIN, 0}});
       if (active_) {
         for (int fd : kick_fds_) fds.push_back(pollfd{fd, POLLIN, 0});
+        drained = fds.size();
+        for (int fd : data_fds_) {
+          if (std::find(muted_.begin(), muted_.end(), fd) == muted_.end()) {
+            fds.push_back(pollfd{fd, POLLIN, 0});
+          }
+        }
         // A new activation serves once: requests may predate the kick fds.
         serve_now = served_generation != generation_;
         served_generation = generation_;
@@ -105,9 +116,14 @@ void QueueWorker::ThreadMain() {
       spdlog::error("{}: poll: {}", thread_name_, strerror(errno));
       return;
     }
+    // Drain the eventfds and timer that fired (serve reads the data fds);
+    // any of them unmutes the data fds.
     uint64_t count;
-    for (const pollfd& fd : fds) {
-      if (fd.revents & POLLIN) (void)!read(fd.fd, &count, sizeof(count));
+    for (size_t i = 0; i < drained; ++i) {
+      if (fds[i].revents & POLLIN) {
+        (void)!read(fds[i].fd, &count, sizeof(count));
+        muted_.clear();
+      }
     }
     // A Poke (wake_) or the timer also serves: "look at the queues again".
     const bool kicked = serve_now || std::any_of(fds.begin(), fds.end(),

@@ -38,15 +38,21 @@ class QueueWorker {
 
   // Creates the thread and waits until its filter is in.
   Status Launch();
-  // Serves `kick_fds` (eventfds, not owned) with `serve` until Stop. Runs
-  // `serve` once at the start for requests queued before activation.
-  void Start(std::vector<int> kick_fds, std::function<void()> serve);
+  // Serves `kick_fds` (eventfds, drained here) and `data_fds` (e.g. a TAP,
+  // which `serve` reads itself) with `serve` until Stop; none is owned.
+  // Runs `serve` once at the start for requests queued before activation.
+  void Start(std::vector<int> kick_fds, std::function<void()> serve,
+             std::vector<int> data_fds = {});
   void Stop();
   // Runs `serve` once more soon (e.g. a new backing file).
   void Poke();
   // From `serve` only: runs it again after `delay` (a throttled queue
   // resumes from this timer, never by spinning). A later call replaces it.
   void ServeAgainAfter(std::chrono::nanoseconds delay);
+  // From `serve` only: stops watching data fd `fd` until another fd fires
+  // (a kick): a TAP with frames the guest has no buffers for would
+  // otherwise wake the worker in a loop.
+  void MuteUntilKick(int fd);
 
  private:
   void ThreadMain();
@@ -65,7 +71,9 @@ class QueueWorker {
   bool serving_ = false;
   uint64_t generation_ = 0;  // bumped by Start: the worker picks up new fds
   std::vector<int> kick_fds_;
+  std::vector<int> data_fds_;
   std::function<void()> serve_;
+  std::vector<int> muted_;  // worker only
 };
 
 }  // namespace ember

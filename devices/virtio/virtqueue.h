@@ -42,6 +42,9 @@ class VirtQueue {
   // Takes the next available chain. On kBadChain and kBrokenRing, `problem`
   // says what is wrong.
   Pop Next(DescriptorChain& chain, std::string& problem);
+  // Gives back the chain Next just returned, untouched: it is returned by
+  // the next Next (a receive queue whose frame did not fit yet).
+  void GoBack() { --next_available_; }
   // Returns a chain to the driver with `written` bytes written into it.
   void Complete(uint16_t head, uint32_t written);
   // Whether the driver wants an interrupt for what was completed (it can

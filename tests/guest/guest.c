@@ -179,6 +179,7 @@ enum {
   T_BLKLOOP = 1 << 23,
   T_BLKRATE = 1 << 24,
   T_BLKBENCH = 1 << 25,
+  T_NETTAP = 1 << 26,
 };
 
 /* Bit i of the mask is kTestNames[i]; run_tests() gives the run order. */
@@ -188,7 +189,7 @@ static const char *const kTestNames[] = {"cmdline", "e820",    "initrd",  "cpuid
                                          "net",     "netpeer", "netloop", "netbench",
                                          "fsloop",  "ctrlaltdel", "poweroff", "flood",
                                          "blk",     "blkbad",  "blkswap", "blkloop",
-                                         "blkrate", "blkbench"};
+                                         "blkrate", "blkbench", "nettap"};
 #define NUM_TESTS (sizeof(kTestNames) / sizeof(kTestNames[0]))
 
 static int is_sep(char c) { return (u8)c <= ' '; }  /* NUL, space, tab, newline */
@@ -564,6 +565,7 @@ static void __attribute__((noinline)) run_tests(u32 tests, u32 kind, uptr info,
   if (tests & T_NETPEER) test_netpeer(cmdline);
   if (tests & T_NETLOOP) test_netloop(cmdline);
   if (tests & T_NETBENCH) test_netbench(cmdline);
+  if (tests & T_NETTAP) test_nettap(cmdline);
   if (tests & T_FSLOOP) test_fsloop(cmdline);
   if (tests & T_BLK) test_blk(cmdline);
   if (tests & T_BLKBAD) test_blkbad(cmdline);

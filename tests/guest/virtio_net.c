@@ -652,3 +652,164 @@ void test_netbench(const char *cmdline) {
   put_char('\n');
   line(n == BENCH_RTT_N && received ? "netbench ok\n" : "netbench failed\n");
 }
+
+/* ---- nettap: ARP and ICMP with the host kernel on the other side of a TAP -- */
+
+/* The addresses the nettap test expects (the host test gives the TAP
+   10.77.0.1/24). */
+static const u8 kTapGuestIp[4] = {10, 77, 0, 2};
+static const u8 kTapHostIp[4] = {10, 77, 0, 1};
+#define ETHERTYPE_ARP		0x0806
+#define ETHERTYPE_IPV4		0x0800
+#define ICMP_ID			0x4242
+#define ICMP_PAYLOAD		32
+#define TAP_TIMEOUT		(5000 * TSC_PER_MS)
+#define TAP_RETRY		(100 * TSC_PER_MS)
+
+static void put_be16(u8 *p, u16 v) { p[0] = (u8)(v >> 8), p[1] = (u8)v; }
+static u16 get_be16(const u8 *p) { return (u16)(p[0] << 8 | p[1]); }
+
+/* The Internet checksum (RFC 1071) of n bytes. */
+static u16 inet_checksum(const u8 *p, u32 n) {
+  u32 sum = 0;
+  for (u32 i = 0; i + 1 < n; i += 2) sum += get_be16(p + i);
+  if (n & 1) sum += (u32)p[n - 1] << 8;
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return (u16)~sum;
+}
+
+/* Sends `len` bytes of frame `f` (padded to the Ethernet minimum). */
+static int tx_raw(const u8 *f, u32 len) {
+  if (!net.tx_nfree) tx_reclaim();
+  if (!net.tx_nfree) return 0;
+  struct queue *q = &net.tx;
+  u32 id = net.tx_free[--net.tx_nfree];
+  u8 *b = tx_buf[id];
+  for (u32 i = 0; i < NET_HDR_LEN; i++) b[i] = 0;
+  for (u32 i = 0; i < len; i++) b[NET_HDR_LEN + i] = f[i];
+  for (u32 i = len; i < ETH_MIN; i++) b[NET_HDR_LEN + i] = 0;
+  q->mem->desc[id].len = NET_HDR_LEN + (len < ETH_MIN ? ETH_MIN : len);
+  q->mem->avail.ring[q->avail_idx & (q->size - 1)] = (u16)id;
+  q->avail_idx++;
+  vq_publish(net.base, TX_QUEUE, q);
+  return 1;
+}
+
+static int ip_eq(const u8 *a, const u8 *b) {
+  return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
+}
+
+/* An ARP reply from the host's address: its MAC into `mac`. */
+static int is_arp_reply(const u8 *f, u32 len, u8 *mac) {
+  if (len < ETH_HLEN + 28 || get_be16(f + 12) != ETHERTYPE_ARP) return 0;
+  const u8 *a = f + ETH_HLEN;
+  if (get_be16(a + 6) != 2 || !ip_eq(a + 14, kTapHostIp) || !ip_eq(a + 24, kTapGuestIp)) return 0;
+  mac_copy(mac, a + 8);
+  return 1;
+}
+
+/* An intact echo reply to our request `seq`, from the host. */
+static int is_echo_reply(const u8 *f, u32 len, u16 seq) {
+  if (len < ETH_HLEN + 20 + 8 + ICMP_PAYLOAD || get_be16(f + 12) != ETHERTYPE_IPV4) return 0;
+  const u8 *ip = f + ETH_HLEN;
+  if (ip[0] != 0x45 || ip[9] != 1 || !ip_eq(ip + 12, kTapHostIp) || inet_checksum(ip, 20) != 0)
+    return 0;
+  const u8 *icmp = ip + 20;
+  if (icmp[0] != 0 || get_be16(icmp + 4) != ICMP_ID || get_be16(icmp + 6) != seq) return 0;
+  if (inet_checksum(icmp, 8 + ICMP_PAYLOAD) != 0) return 0;
+  for (u32 i = 0; i < ICMP_PAYLOAD; i++)
+    if (icmp[8 + i] != (u8)(i * 3 + seq)) return 0;
+  return 1;
+}
+
+/* Receives until `match` holds for a frame or `deadline`; 1 if it did.
+   Every buffer goes back to the device. */
+static int rx_until(u64 deadline, int (*match)(const u8 *, u32, void *), void *arg) {
+  int found = 0;
+  while (!found && rdtsc() < deadline) {
+    u32 id, written, len;
+    if (!rx_next(&id, &written)) {
+      __asm__ volatile("pause");
+      continue;
+    }
+    const u8 *f = rx_frame(id, written, &len);
+    if (f && match(f, len, arg)) found = 1;
+    rx_repost(id);
+    rx_publish();
+  }
+  return found;
+}
+
+static int match_arp(const u8 *f, u32 len, void *mac) { return is_arp_reply(f, len, (u8 *)mac); }
+static int match_echo(const u8 *f, u32 len, void *seq) {
+  return is_echo_reply(f, len, *(u16 *)seq);
+}
+
+/*
+ * Resolves 10.77.0.1 with ARP (a request every 100 ms, up to ~5 s), then
+ * pings it three times and checks each reply (IP and ICMP checksums,
+ * identifier, sequence, payload).
+ */
+void test_nettap(const char *cmdline) {
+  if (!net_start(cmdline, "nettap")) return;
+  u8 frame[ETH_HLEN + 20 + 8 + ICMP_PAYLOAD];
+  u8 host_mac[ETH_ALEN];
+  /* ARP request: who has 10.77.0.1? */
+  mac_copy(frame, kBroadcast);
+  mac_copy(frame + ETH_ALEN, net.mac);
+  put_be16(frame + 12, ETHERTYPE_ARP);
+  u8 *a = frame + ETH_HLEN;
+  put_be16(a, 1);
+  put_be16(a + 2, ETHERTYPE_IPV4);
+  a[4] = ETH_ALEN, a[5] = 4;
+  put_be16(a + 6, 1);
+  mac_copy(a + 8, net.mac);
+  for (u32 i = 0; i < 4; i++) a[14 + i] = kTapGuestIp[i], a[24 + i] = kTapHostIp[i];
+  for (u32 i = 0; i < ETH_ALEN; i++) a[18 + i] = 0;
+  int resolved = 0;
+  u64 end = rdtsc() + TAP_TIMEOUT;
+  while (!resolved && rdtsc() < end) {
+    tx_raw(frame, ETH_HLEN + 28);
+    resolved = rx_until(rdtsc() + TAP_RETRY, match_arp, host_mac);
+  }
+  if (!resolved) {
+    line("nettap arp no-reply\nember-guest: nettap failed\n");
+    return;
+  }
+  line("nettap arp host-mac=");
+  put_mac(host_mac);
+  put_char('\n');
+  u32 replies = 0;
+  for (u16 seq = 1; seq <= 3; seq++) {
+    mac_copy(frame, host_mac);
+    put_be16(frame + 12, ETHERTYPE_IPV4);
+    u8 *ip = frame + ETH_HLEN;
+    ip[0] = 0x45, ip[1] = 0;
+    put_be16(ip + 2, 20 + 8 + ICMP_PAYLOAD);
+    put_be16(ip + 4, seq);
+    put_be16(ip + 6, 0);
+    ip[8] = 64, ip[9] = 1;
+    put_be16(ip + 10, 0);
+    for (u32 i = 0; i < 4; i++) ip[12 + i] = kTapGuestIp[i], ip[16 + i] = kTapHostIp[i];
+    put_be16(ip + 10, inet_checksum(ip, 20));
+    u8 *icmp = ip + 20;
+    icmp[0] = 8, icmp[1] = 0;
+    put_be16(icmp + 2, 0);
+    put_be16(icmp + 4, ICMP_ID);
+    put_be16(icmp + 6, seq);
+    for (u32 i = 0; i < ICMP_PAYLOAD; i++) icmp[8 + i] = (u8)(i * 3 + seq);
+    put_be16(icmp + 2, inet_checksum(icmp, 8 + ICMP_PAYLOAD));
+    tx_raw(frame, sizeof(frame));
+    if (rx_until(rdtsc() + TAP_TIMEOUT, match_echo, &seq)) {
+      line("nettap icmp seq=");
+      put_dec(seq);
+      put_str(" reply ok\n");
+      replies++;
+    } else {
+      line("nettap icmp seq=");
+      put_dec(seq);
+      put_str(" no-reply\n");
+    }
+  }
+  line(replies == 3 ? "nettap ok\n" : "nettap failed\n");
+}

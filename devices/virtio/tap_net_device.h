@@ -1,0 +1,111 @@
+// virtio-net (device type 1) emulated in ember on a TAP device: Firecracker's
+// network interface (`host_dev_name`). Receive queue 0, transmit queue 1,
+// served by the device's QueueWorker with the TAP's fd watched beside the
+// kicks. Frames keep their 12-byte virtio-net header on the TAP
+// (IFF_VNET_HDR), so checksum and TSO/UFO offloads pass through: the
+// offloads the driver accepts are set on the TAP (TUNSETOFFLOAD).
+//
+// Receive takes one chain per frame (no MRG_RXBUF: a Linux driver that
+// accepts TSO then posts 64 KiB buffers). When the driver has posted no
+// buffer, the frame waits in ember and the TAP is not read again until the
+// next kick: no busy loop, no queue growing in ember. A hostile driver's
+// chains (wrong directions, outside RAM, frames shorter than a header or
+// longer than the largest TSO frame) are dropped and counted.
+//
+// Thread-safety: the transport calls in under its lock from vCPU threads;
+// SetRateLimiters comes from the VMM thread; frames move on the worker.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "devices/rate_limiter.h"
+#include "devices/virtio/queue_worker.h"
+#include "devices/virtio/virtio_device.h"
+#include "devices/virtio/virtqueue.h"
+#include "vmm/unique_fd.h"
+
+namespace ember {
+
+struct TapNetOptions {
+  std::string iface_id;
+  std::string tap_name;
+  std::array<uint8_t, 6> mac{};
+  uint16_t queue_size = 256;
+  std::optional<uint16_t> mtu;
+  RateLimiterConfig rx_rate_limiter;
+  RateLimiterConfig tx_rate_limiter;
+};
+
+class TapNetDevice : public VirtioDevice {
+ public:
+  static constexpr uint32_t kDeviceType = 1;
+  // The largest frame either way: a 64 KiB TSO segment plus headers.
+  static constexpr size_t kMaxFrame = 65562;
+
+  // `tap` comes from OpenTap. Starts the worker thread.
+  static Result<std::shared_ptr<TapNetDevice>> Create(TapNetOptions options, UniqueFd tap);
+
+  uint32_t device_type() const override { return kDeviceType; }
+  uint16_t queue_count() const override { return 2; }
+  uint16_t max_queue_size() const override { return options_.queue_size; }
+  uint64_t device_features() const override;
+  void ReadConfig(uint64_t offset, std::span<uint8_t> data) override;
+  void WriteConfig(uint64_t, std::span<const uint8_t>) override {}
+  Status Activate(const Activation& activation) override;
+  void Reset() override;
+
+  // PATCH /network-interfaces after boot: new buckets, full.
+  void SetRateLimiters(const std::optional<RateLimiterConfig>& rx,
+                       const std::optional<RateLimiterConfig>& tx);
+  const std::string& name() const { return name_; }
+
+ private:
+  TapNetDevice(TapNetOptions options, UniqueFd tap, std::string name)
+      : options_(std::move(options)),
+        name_(std::move(name)),
+        tap_(std::move(tap)),
+        rx_limiter_(options_.rx_rate_limiter),
+        tx_limiter_(options_.tx_rate_limiter),
+        worker_(name_) {}
+
+  void Serve();
+  // Each returns whether it returned chains to the driver.
+  bool Transmit();
+  bool Receive();
+  // Zero, or how long `limiter` says a frame of `bytes` must wait.
+  std::chrono::nanoseconds Throttle(RateLimiter& limiter, uint64_t bytes);
+  void Warn(const std::string& message);
+  // The driver's ring makes no sense: stop and ask for a reset.
+  void Broken(const std::string& problem);
+
+  const TapNetOptions options_;
+  const std::string name_;
+  const UniqueFd tap_;
+
+  std::mutex limiter_mutex_;  // the worker and PATCH
+  RateLimiter rx_limiter_;
+  RateLimiter tx_limiter_;
+
+  // Set by Activate, cleared by Reset; used by the worker in between.
+  std::optional<VirtQueue> rx_;
+  std::optional<VirtQueue> tx_;
+  int interrupt_fd_ = -1;
+  std::function<void()> needs_reset_;
+  bool broken_ = false;
+  unsigned offloads_wanted_ = 0;  // TUN_F_*, from the acked features
+  std::optional<unsigned> offloads_set_;
+  std::optional<DescriptorChain> tx_throttled_;
+  std::vector<uint8_t> frame_;  // a received frame waiting for a buffer
+  size_t frame_length_ = 0;
+  std::atomic<int> warnings_{0};
+
+  QueueWorker worker_;  // last: stops before the rest goes
+};
+
+}  // namespace ember

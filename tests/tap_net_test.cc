@@ -1,0 +1,149 @@
+// Network interfaces on TAP devices (Firecracker's host_dev_name) with
+// ember's virtio-net: the test guest resolves the host's address with ARP
+// and pings it, and the host kernel answers. Each test makes its own
+// network namespace with a TAP in it (removed at the end), so no frame
+// leaves it; ember runs inside it with `ip netns exec`. Needs /dev/kvm and
+// root (CAP_NET_ADMIN); skips, saying which, without them.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "tests/ember_process.h"
+
+namespace ember::testing {
+namespace {
+
+using nlohmann::json;
+
+std::string Fault(const HttpResponse& response) {
+  try {
+    return json::parse(response.body).at("fault_message").get<std::string>();
+  } catch (const std::exception&) {
+    return "<no fault_message in: " + response.body + ">";
+  }
+}
+
+int Ip(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"/usr/sbin/ip"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunProcess(argv, 10000).exit_code;
+}
+
+class TapNetTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/kvm is absent: the guest needs it";
+    if (geteuid() != 0) GTEST_SKIP() << "not root: creating a network namespace and a TAP needs it";
+    netns_ = "ember-tap-" + std::to_string(getpid());
+    ASSERT_EQ(Ip({"netns", "add", netns_}), 0);
+    ASSERT_EQ(Ip({"-n", netns_, "tuntap", "add", "tap0", "mode", "tap"}), 0);
+    ASSERT_EQ(Ip({"-n", netns_, "addr", "add", "10.77.0.1/24", "dev", "tap0"}), 0);
+    ASSERT_EQ(Ip({"-n", netns_, "link", "set", "tap0", "up"}), 0);
+  }
+  void TearDown() override {
+    if (!netns_.empty()) Ip({"netns", "del", netns_});
+  }
+  // ember inside the namespace, with its API socket.
+  std::unique_ptr<EmberProcess> StartEmber(const TempDir& dir) {
+    auto ember = std::make_unique<EmberProcess>(
+        dir, std::vector<std::string>{},
+        std::vector<std::string>{"/usr/sbin/ip", "netns", "exec", netns_});
+    EXPECT_TRUE(ember->started()) << ember->Stderr();
+    return ember;
+  }
+  json Iface(const std::string& tap) {
+    return {{"iface_id", "eth0"}, {"guest_mac", "06:00:ac:10:00:02"}, {"host_dev_name", tap}};
+  }
+
+  TempDir dir_;
+  std::string netns_;
+};
+
+TEST_F(TapNetTest, GuestResolvesAndPingsTheHostThroughTheTap) {
+  std::unique_ptr<EmberProcess> ember = StartEmber(dir_);
+  ASSERT_TRUE(ember->started());
+  json boot{{"kernel_image_path", std::string(EMBER_GUEST_DIR) + "/guest-pvh.elf"},
+            {"boot_args", "console=ttyS0 ember.tests=nettap,ctrlaltdel"}};
+  ASSERT_EQ(ember->Request("PUT", "/boot-source", boot.dump()).status, 204);
+  HttpResponse put = ember->Request("PUT", "/network-interfaces/eth0", Iface("tap0").dump());
+  ASSERT_EQ(put.status, 204) << put.body;
+  ASSERT_EQ(ember->Request("PUT", "/actions", R"({"action_type": "InstanceStart"})").status, 204);
+  ASSERT_TRUE(ember->WaitForOutput("ember-guest: waiting for ctrl-alt-del\n", 30000))
+      << ember->Stdout() << ember->Stderr();
+  // While this VM holds the TAP, another VMM cannot have it.
+  TempDir other_dir;
+  std::unique_ptr<EmberProcess> other = StartEmber(other_dir);
+  HttpResponse busy = other->Request("PUT", "/network-interfaces/eth0", Iface("tap0").dump());
+  EXPECT_EQ(busy.status, 400);
+  EXPECT_NE(Fault(busy).find("host_dev_name tap0: busy"), std::string::npos) << Fault(busy);
+  ASSERT_EQ(ember->Request("PUT", "/actions", R"({"action_type": "SendCtrlAltDel"})").status, 204);
+  EXPECT_EQ(ember->WaitForExit(20000), 0) << ember->Stderr();
+  const std::string out = ember->Stdout();
+  EXPECT_NE(out.find("ember-guest: nettap mac=06:00:ac:10:00:02 status=1\n"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("ember-guest: nettap arp host-mac="), std::string::npos) << out;
+  for (int seq = 1; seq <= 3; ++seq) {
+    EXPECT_NE(out.find("ember-guest: nettap icmp seq=" + std::to_string(seq) + " reply ok\n"),
+              std::string::npos)
+        << out;
+  }
+  EXPECT_NE(out.find("ember-guest: nettap ok\n"), std::string::npos) << out;
+  // The host's side saw the frames too.
+  ProcessResult link = RunProcess(
+      {"/usr/sbin/ip", "-n", netns_, "-s", "-j", "link", "show", "tap0"}, 10000);
+  json stats = json::parse(link.out)[0]["stats64"];
+  EXPECT_GE(stats["rx"]["packets"].get<int>(), 4) << link.out;  // ARP + 3 echo requests
+  EXPECT_GE(stats["tx"]["packets"].get<int>(), 4) << link.out;
+}
+
+TEST_F(TapNetTest, FieldsAndErrorsAsFirecrackerAnswersThem) {
+  std::unique_ptr<EmberProcess> ember = StartEmber(dir_);
+  ASSERT_TRUE(ember->started());
+  auto put = [&](const json& body) {
+    return ember->Request("PUT", "/network-interfaces/eth0", body.dump());
+  };
+  HttpResponse missing = put(Iface("tap9"));
+  EXPECT_EQ(missing.status, 400);
+  EXPECT_NE(Fault(missing).find("host_dev_name tap9: no such network interface (create it first"),
+            std::string::npos)
+      << Fault(missing);
+  HttpResponse not_tap = put(Iface("lo"));
+  EXPECT_EQ(not_tap.status, 400);
+  EXPECT_NE(Fault(not_tap).find("host_dev_name lo: is not a TAP device"), std::string::npos)
+      << Fault(not_tap);
+  json both = Iface("tap0");
+  both["socket"] = dir_.File("x.sock");
+  EXPECT_NE(Fault(put(both)).find("give either \"host_dev_name\""), std::string::npos);
+  json neither = Iface("tap0");
+  neither.erase("host_dev_name");
+  EXPECT_NE(Fault(put(neither)).find("host_dev_name: is required"), std::string::npos);
+  json limited = Iface("tap0");
+  limited["rx_rate_limiter"] = {{"bandwidth", {{"size", 1000000}, {"refill_time", 100}}}};
+  limited["tx_rate_limiter"] = {{"ops", {{"size", 100}, {"refill_time", 1000}}}};
+  HttpResponse ok = put(limited);
+  ASSERT_EQ(ok.status, 204) << ok.body;
+  json config = json::parse(ember->Request("GET", "/vm/config").body);
+  EXPECT_EQ(config["network-interfaces"][0]["host_dev_name"], "tap0") << config.dump();
+  EXPECT_EQ(config["network-interfaces"][0]["rx_rate_limiter"]["bandwidth"]["size"], 1000000);
+  EXPECT_EQ(config["network-interfaces"][0]["tx_rate_limiter"]["ops"]["refill_time"], 1000);
+  HttpResponse patch = ember->Request(
+      "PATCH", "/network-interfaces/eth0",
+      json{{"iface_id", "eth0"}, {"rx_rate_limiter", {{"ops", {{"size", 5}, {"refill_time", 10}}}}}}
+          .dump());
+  EXPECT_EQ(patch.status, 204) << patch.body;
+  HttpResponse nothing =
+      ember->Request("PATCH", "/network-interfaces/eth0", json{{"iface_id", "eth0"}}.dump());
+  EXPECT_NE(Fault(nothing).find("the request changes nothing"), std::string::npos);
+  // One TAP, one interface.
+  json second = Iface("tap0");
+  second["iface_id"] = "eth1";
+  second["guest_mac"] = "06:00:ac:10:00:03";
+  HttpResponse twice = ember->Request("PUT", "/network-interfaces/eth1", second.dump());
+  EXPECT_NE(Fault(twice).find("the TAP tap0 is used by both eth0 and eth1"), std::string::npos)
+      << Fault(twice);
+}
+
+}  // namespace
+}  // namespace ember::testing
