@@ -18,7 +18,8 @@ Result<UniqueFd> OpenTap(const std::string& name) {
   }
   // TUNSETIFF would create a missing TAP; Firecracker's users create it.
   if (if_nametoindex(name.c_str()) == 0) {
-    return Status::Error(field + ": no such network interface (create it first, e.g. `ip tuntap add " +
+    return Status::Error(field +
+                         ": no such network interface (create it first, e.g. `ip tuntap add " +
                          name + " mode tap`)");
   }
   UniqueFd fd(open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
@@ -29,12 +30,14 @@ Result<UniqueFd> OpenTap(const std::string& name) {
   if (ioctl(fd.get(), TUNSETIFF, &request) != 0) {
     switch (errno) {
       case EBUSY:
-        return Status::Error(field + ": busy (another process has it open, or it is a "
-                                     "multi-queue TAP)");
+        return Status::Error(field +
+                             ": busy (another process has it open, or it is a "
+                             "multi-queue TAP)");
       case EPERM:
       case EACCES:
-        return Status::Error(field + ": not permitted (it belongs to another user; see `ip "
-                                     "tuntap add ... user`)");
+        return Status::Error(field +
+                             ": not permitted (it belongs to another user; see `ip "
+                             "tuntap add ... user`)");
       case EINVAL:
         return Status::Error(field + ": is not a TAP device");
       default:

@@ -34,7 +34,8 @@ int Ip(const std::vector<std::string>& args) {
 class TapNetTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/kvm is absent: the guest needs it";
+    if (access("/dev/kvm", R_OK | W_OK) != 0)
+      GTEST_SKIP() << "/dev/kvm is absent: the guest needs it";
     if (geteuid() != 0) GTEST_SKIP() << "not root: creating a network namespace and a TAP needs it";
     netns_ = "ember-tap-" + std::to_string(getpid());
     ASSERT_EQ(Ip({"netns", "add", netns_}), 0);
@@ -91,8 +92,8 @@ TEST_F(TapNetTest, GuestResolvesAndPingsTheHostThroughTheTap) {
   }
   EXPECT_NE(out.find("ember-guest: nettap ok\n"), std::string::npos) << out;
   // The host's side saw the frames too.
-  ProcessResult link = RunProcess(
-      {"/usr/sbin/ip", "-n", netns_, "-s", "-j", "link", "show", "tap0"}, 10000);
+  ProcessResult link =
+      RunProcess({"/usr/sbin/ip", "-n", netns_, "-s", "-j", "link", "show", "tap0"}, 10000);
   json stats = json::parse(link.out)[0]["stats64"];
   EXPECT_GE(stats["rx"]["packets"].get<int>(), 4) << link.out;  // ARP + 3 echo requests
   EXPECT_GE(stats["tx"]["packets"].get<int>(), 4) << link.out;
