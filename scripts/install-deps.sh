@@ -16,6 +16,8 @@ packages=(
   cpio gzip xz-utils zstd kmod
   # ext4 images for drives (mke2fs -d) and reading them back (debugfs)
   e2fsprogs
+  # TAP tests: namespaces and TAPs (ip), the TCP sink beside a nested guest
+  iproute2 python3
   # peers and backends: QEMU's microvm for the benchmarks, virtiofsd (in
   # qemu-system-common) and DPDK's testpmd for the vhost-user devices
   qemu-system-x86 qemu-system-common dpdk-dev

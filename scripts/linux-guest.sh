@@ -340,14 +340,19 @@ for arg in $(cat /proc/cmdline); do
     ember.ip=*) net_ip=${arg#ember.ip=} ;;
     ember.ping=*) net_peer=${arg#ember.ping=} ;;
     ember.tcp=*) net_tcp=${arg#ember.tcp=} ;;
+    ember.tcpmb=*) net_tcp_mib=${arg#ember.tcpmb=} ;;
   esac
 done
 # ember.ip=ADDR/LEN [ember.ping=PEER] [ember.tcp=listen|PEER]: configure
 # eth0, ping the peer until it answers, then receive (listen) or send a
-# 1 MiB TCP stream on port 5000 and print its md5 (the receiver confirms on
+# 1 MiB (ember.tcpmb=N: N MiB) TCP stream on port 5000 and print its md5 (the receiver confirms on
 # port 5001, and the sender waits for that before going on).
 if [ -n "${net_ip:-}" ]; then
   ip link set eth0 up && ip addr add "$net_ip" dev eth0 && echo "EMBER-LINUX: eth0 $net_ip"
+  # The virtio features the driver negotiated (bit 11: HOST_TSO4).
+  for d in /sys/bus/virtio/devices/*; do
+    [ -e "$d/net" ] && echo "EMBER-LINUX: eth0 virtio features=$(cat "$d/features")"
+  done
   # busybox nc loses data when a side closes at end of input; with -e the
   # stream goes through cat, which ends the connection cleanly.
   if [ "${net_tcp:-}" = listen ]; then
@@ -370,7 +375,7 @@ if [ -n "${net_ip:-}" ]; then
     i=0
     until echo received | nc -w 2 "${net_peer:-}" 5001; do i=$((i + 1)); [ $i -ge 30 ] && break; sleep 1; done
   elif [ -n "${net_tcp:-}" ]; then
-    dd if=/dev/urandom of=/tmp/stream bs=65536 count=16 2>/dev/null
+    dd if=/dev/urandom of=/tmp/stream bs=65536 count=$((16 * ${net_tcp_mib:-1})) 2>/dev/null
     printf '#!/bin/sh\nexec cat /tmp/stream\n' > /tmp/send.sh && chmod +x /tmp/send.sh
     nc -l -p 5001 > /tmp/ack &
     ack=$!

@@ -151,7 +151,7 @@ trap 'exit 141' PIPE
 # The outer initramfs is linux-guest.sh's (busybox and its applet links)
 # followed by a second archive that replaces /init and adds the KVM modules:
 # the kernel unpacks concatenated archives in order, later files win.
-WANTED_MODULES=(irqbypass kvm kvm_amd virtio_ring virtio virtio_mmio fuse virtiofs)
+WANTED_MODULES=(irqbypass kvm kvm_amd virtio_ring virtio virtio_mmio fuse virtiofs tun)
 
 build_outer() {
   local root="$tmp/overlay" line m n d w src dst

@@ -266,6 +266,77 @@ TEST(LinuxBootKvmTest, DebianKernelBootsFromAnExt4DriveAndWritesToIt) {
       << "the read-only drive changed";
 }
 
+// Debian's kernel on a TAP (Firecracker's host_dev_name) in the outer
+// machine: eth0 with ember's virtio-net, a ping to the TAP's address, and
+// a 16 MiB TCP stream to a listener on the host side of the TAP, with the
+// TSO the driver negotiated (the guest prints its virtio feature bits).
+TEST(LinuxBootKvmTest, DebianKernelPingsAndStreamsThroughATap) {
+  testing::TempDir scratch;
+  const std::string linux_dir = testing::LinuxGuestDir();
+  // The host side: receive everything, report size and md5, then tell the
+  // guest (which waits for it before powering off).
+  testing::WriteFile(scratch.File("sink.py"), std::string(R"(import hashlib, socket, sys, time
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("10.78.0.1", 5000))
+server.listen(1)
+server.settimeout(400)
+conn, _ = server.accept()
+digest, size = hashlib.md5(), 0
+while True:
+    data = conn.recv(1 << 16)
+    if not data:
+        break
+    digest.update(data)
+    size += len(data)
+open(sys.argv[1], "w").write("%d %s\n" % (size, digest.hexdigest()))
+for _ in range(30):
+    try:
+        socket.create_connection(("10.78.0.2", 5001), timeout=2).sendall(b"received\n")
+        break
+    except OSError:
+        time.sleep(1)
+)"));
+  testing::WriteFile(
+      scratch.File("vm.json"),
+      R"({"boot-source": {"kernel_image_path": ")" + linux_dir + R"(/vmlinuz", "initrd_path": ")" +
+          linux_dir +
+          R"(/initramfs.cpio.gz", "boot_args": "console=ttyS0 quiet reboot=k panic=-1 pci=off ember.ip=10.78.0.2/24 ember.ping=10.78.0.1 ember.tcp=10.78.0.1 ember.tcpmb=16 ember.poweroff"},
+          "machine-config": {"vcpu_count": 1, "mem_size_mib": 256},
+          "network-interfaces": [{"iface_id": "eth0", "guest_mac": "06:00:0a:4e:00:02", "host_dev_name": "tap0"}]})");
+  RunWithKvm(scratch,
+             "ip tuntap add tap0 mode tap && ip addr add 10.78.0.1/24 dev tap0 && "
+             "ip link set tap0 up || echo tap-setup-failed > $S/rc\n"
+             "python3 $S/sink.py $S/received > $S/sink.log 2>&1 &\n"
+             "sink=$!\n"
+             "sleep 0.5\n" +
+                 std::string(EMBER_BINARY) +
+                 " --no-api --config-file $S/vm.json > $S/out 2> $S/err; echo $? >> $S/rc\n"
+                 "wait $sink\n"
+                 "ip -s link show tap0 > $S/tap-stats\n"
+                 "ip tuntap del tap0 mode tap\n");
+  const std::string console = testing::ReadFile(scratch.File("out"));
+  const std::string log = testing::ReadFile(scratch.File("err"));
+  EXPECT_EQ(testing::ReadFile(scratch.File("rc")), "0\n") << log;
+  EXPECT_NE(console.find("EMBER-LINUX: eth0 10.78.0.2/24"), std::string::npos) << console;
+  EXPECT_NE(console.find("EMBER-LINUX: ping 10.78.0.1 ok"), std::string::npos) << console;
+  std::smatch features, sent;
+  ASSERT_TRUE(std::regex_search(console, features, std::regex("eth0 virtio features=([01]+)")))
+      << console;
+  const std::string bits = features[1];
+  std::printf("virtio-net features the guest negotiated: %s\n", bits.c_str());
+  ASSERT_GT(bits.size(), 11u);
+  EXPECT_EQ(bits[0], '1') << "CSUM";
+  EXPECT_EQ(bits[11], '1') << "HOST_TSO4: the guest sends TSO segments";
+  ASSERT_TRUE(
+      std::regex_search(console, sent, std::regex("tcp sent 16777216 bytes md5=([0-9a-f]{32})")))
+      << console;
+  EXPECT_EQ(testing::ReadFile(scratch.File("received")), "16777216 " + sent[1].str() + "\n")
+      << testing::ReadFile(scratch.File("sink.log"));
+  EXPECT_NE(console.find("EMBER-LINUX: tcp peer says received"), std::string::npos) << console;
+  std::printf("tap0 after the run:\n%s\n", testing::ReadFile(scratch.File("tap-stats")).c_str());
+}
+
 // Two Linux guests joined by DPDK testpmd (io mode) ping each other and
 // move a 1 MiB TCP stream, through ember's vhost-user-net devices.
 // The guests boot with `quiet`: every console byte is a guest exit, about

@@ -121,7 +121,9 @@ class TapNetDeviceTest : public ::testing::Test {
 
 TEST_F(TapNetDeviceTest, TransmitsFramesAndDropsMalformedOnes) {
   const std::string frame = Frame(100, 'a');
-  ASSERT_TRUE(memory_->Write(kBuffers, {reinterpret_cast<const uint8_t*>(frame.data()), frame.size()}).ok());
+  ASSERT_TRUE(
+      memory_->Write(kBuffers, {reinterpret_cast<const uint8_t*>(frame.data()), frame.size()})
+          .ok());
   // Split across two descriptors: the device gathers them.
   PutDesc(1, 0, {kBuffers, 40, kNext, 1});
   PutDesc(1, 1, {kBuffers + 40, static_cast<uint32_t>(frame.size() - 40), 0, 0});
