@@ -180,6 +180,7 @@ enum {
   T_BLKRATE = 1 << 24,
   T_BLKBENCH = 1 << 25,
   T_NETTAP = 1 << 26,
+  T_NETTAPBENCH = 1 << 27,
 };
 
 /* Bit i of the mask is kTestNames[i]; run_tests() gives the run order. */
@@ -189,7 +190,8 @@ static const char *const kTestNames[] = {"cmdline", "e820",    "initrd",  "cpuid
                                          "net",     "netpeer", "netloop", "netbench",
                                          "fsloop",  "ctrlaltdel", "poweroff", "flood",
                                          "blk",     "blkbad",  "blkswap", "blkloop",
-                                         "blkrate", "blkbench", "nettap"};
+                                         "blkrate", "blkbench", "nettap",
+                                         "nettapbench"};
 #define NUM_TESTS (sizeof(kTestNames) / sizeof(kTestNames[0]))
 
 static int is_sep(char c) { return (u8)c <= ' '; }  /* NUL, space, tab, newline */
@@ -566,6 +568,7 @@ static void __attribute__((noinline)) run_tests(u32 tests, u32 kind, uptr info,
   if (tests & T_NETLOOP) test_netloop(cmdline);
   if (tests & T_NETBENCH) test_netbench(cmdline);
   if (tests & T_NETTAP) test_nettap(cmdline);
+  if (tests & T_NETTAPBENCH) test_nettapbench(cmdline);
   if (tests & T_FSLOOP) test_fsloop(cmdline);
   if (tests & T_BLK) test_blk(cmdline);
   if (tests & T_BLKBAD) test_blkbad(cmdline);

@@ -69,6 +69,7 @@ void test_netpeer(const char *cmdline);
 void test_netloop(const char *cmdline);
 void test_netbench(const char *cmdline);
 void test_nettap(const char *cmdline);
+void test_nettapbench(const char *cmdline);
 void test_fsloop(const char *cmdline);
 void test_blk(const char *cmdline);
 void test_blkbad(const char *cmdline);

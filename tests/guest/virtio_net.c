@@ -745,16 +745,9 @@ static int match_echo(const u8 *f, u32 len, void *seq) {
   return is_echo_reply(f, len, *(u16 *)seq);
 }
 
-/*
- * Resolves 10.77.0.1 with ARP (a request every 100 ms, up to ~5 s), then
- * pings it three times and checks each reply (IP and ICMP checksums,
- * identifier, sequence, payload).
- */
-void test_nettap(const char *cmdline) {
-  if (!net_start(cmdline, "nettap")) return;
-  u8 frame[ETH_HLEN + 20 + 8 + ICMP_PAYLOAD];
-  u8 host_mac[ETH_ALEN];
-  /* ARP request: who has 10.77.0.1? */
+/* ARP for 10.77.0.1 (a request every 100 ms, up to ~5 s); 1 with its MAC. */
+static int tap_resolve(u8 *host_mac) {
+  u8 frame[ETH_HLEN + 28];
   mac_copy(frame, kBroadcast);
   mac_copy(frame + ETH_ALEN, net.mac);
   put_be16(frame + 12, ETHERTYPE_ARP);
@@ -766,50 +759,126 @@ void test_nettap(const char *cmdline) {
   mac_copy(a + 8, net.mac);
   for (u32 i = 0; i < 4; i++) a[14 + i] = kTapGuestIp[i], a[24 + i] = kTapHostIp[i];
   for (u32 i = 0; i < ETH_ALEN; i++) a[18 + i] = 0;
-  int resolved = 0;
   u64 end = rdtsc() + TAP_TIMEOUT;
-  while (!resolved && rdtsc() < end) {
-    tx_raw(frame, ETH_HLEN + 28);
-    resolved = rx_until(rdtsc() + TAP_RETRY, match_arp, host_mac);
+  while (rdtsc() < end) {
+    tx_raw(frame, sizeof(frame));
+    if (rx_until(rdtsc() + TAP_RETRY, match_arp, host_mac)) return 1;
   }
-  if (!resolved) {
-    line("nettap arp no-reply\nember-guest: nettap failed\n");
-    return;
+  return 0;
+}
+
+/* Sends ICMP echo request `seq` to 10.77.0.1; 0 if no transmit buffer. */
+static int tap_send_echo(const u8 *host_mac, u16 seq) {
+  u8 frame[ETH_HLEN + 20 + 8 + ICMP_PAYLOAD];
+  mac_copy(frame, host_mac);
+  mac_copy(frame + ETH_ALEN, net.mac);
+  put_be16(frame + 12, ETHERTYPE_IPV4);
+  u8 *ip = frame + ETH_HLEN;
+  ip[0] = 0x45, ip[1] = 0;
+  put_be16(ip + 2, 20 + 8 + ICMP_PAYLOAD);
+  put_be16(ip + 4, seq);
+  put_be16(ip + 6, 0);
+  ip[8] = 64, ip[9] = 1;
+  put_be16(ip + 10, 0);
+  for (u32 i = 0; i < 4; i++) ip[12 + i] = kTapGuestIp[i], ip[16 + i] = kTapHostIp[i];
+  put_be16(ip + 10, inet_checksum(ip, 20));
+  u8 *icmp = ip + 20;
+  icmp[0] = 8, icmp[1] = 0;
+  put_be16(icmp + 2, 0);
+  put_be16(icmp + 4, ICMP_ID);
+  put_be16(icmp + 6, seq);
+  for (u32 i = 0; i < ICMP_PAYLOAD; i++) icmp[8 + i] = (u8)(i * 3 + seq);
+  put_be16(icmp + 2, inet_checksum(icmp, 8 + ICMP_PAYLOAD));
+  return tx_raw(frame, sizeof(frame));
+}
+
+/* Resolves the host (prints its MAC); 0 after "<test> arp no-reply". */
+static int tap_start(const char *cmdline, const char *test, u8 *host_mac) {
+  if (!net_start(cmdline, test)) return 0;
+  line(test);
+  if (!tap_resolve(host_mac)) {
+    put_str(" arp no-reply\n");
+    line(test);
+    put_str(" failed\n");
+    return 0;
   }
-  line("nettap arp host-mac=");
+  put_str(" arp host-mac=");
   put_mac(host_mac);
   put_char('\n');
+  return 1;
+}
+
+/*
+ * Resolves 10.77.0.1 with ARP, then pings it three times and checks each
+ * reply (IP and ICMP checksums, identifier, sequence, payload).
+ */
+void test_nettap(const char *cmdline) {
+  u8 host_mac[ETH_ALEN];
+  if (!tap_start(cmdline, "nettap", host_mac)) return;
   u32 replies = 0;
   for (u16 seq = 1; seq <= 3; seq++) {
-    mac_copy(frame, host_mac);
-    put_be16(frame + 12, ETHERTYPE_IPV4);
-    u8 *ip = frame + ETH_HLEN;
-    ip[0] = 0x45, ip[1] = 0;
-    put_be16(ip + 2, 20 + 8 + ICMP_PAYLOAD);
-    put_be16(ip + 4, seq);
-    put_be16(ip + 6, 0);
-    ip[8] = 64, ip[9] = 1;
-    put_be16(ip + 10, 0);
-    for (u32 i = 0; i < 4; i++) ip[12 + i] = kTapGuestIp[i], ip[16 + i] = kTapHostIp[i];
-    put_be16(ip + 10, inet_checksum(ip, 20));
-    u8 *icmp = ip + 20;
-    icmp[0] = 8, icmp[1] = 0;
-    put_be16(icmp + 2, 0);
-    put_be16(icmp + 4, ICMP_ID);
-    put_be16(icmp + 6, seq);
-    for (u32 i = 0; i < ICMP_PAYLOAD; i++) icmp[8 + i] = (u8)(i * 3 + seq);
-    put_be16(icmp + 2, inet_checksum(icmp, 8 + ICMP_PAYLOAD));
-    tx_raw(frame, sizeof(frame));
-    if (rx_until(rdtsc() + TAP_TIMEOUT, match_echo, &seq)) {
-      line("nettap icmp seq=");
-      put_dec(seq);
-      put_str(" reply ok\n");
-      replies++;
-    } else {
-      line("nettap icmp seq=");
-      put_dec(seq);
-      put_str(" no-reply\n");
-    }
+    tap_send_echo(host_mac, seq);
+    int ok = rx_until(rdtsc() + TAP_TIMEOUT, match_echo, &seq);
+    line("nettap icmp seq=");
+    put_dec(seq);
+    put_str(ok ? " reply ok\n" : " no-reply\n");
+    replies += (u32)ok;
   }
   line(replies == 3 ? "nettap ok\n" : "nettap failed\n");
+}
+
+/* Counts echo replies (any sequence) while polling; the buffers go back. */
+static u32 count_echo_replies(void) {
+  u32 n = 0, id, written, len;
+  while (rx_next(&id, &written)) {
+    const u8 *f = rx_frame(id, written, &len);
+    if (f && len >= ETH_HLEN + 28 && get_be16(f + 12) == ETHERTYPE_IPV4 && f[ETH_HLEN + 9] == 1 &&
+        f[ETH_HLEN + 20] == 0)
+      n++;
+    rx_repost(id);
+  }
+  if (n) rx_publish();
+  return n;
+}
+
+/*
+ * The host kernel as the echo peer: 1000 pings one at a time (round
+ * trip), then as many as the transmit ring takes for ~500 ms (frames/s),
+ * counting the replies; TSC cycles.
+ */
+void test_nettapbench(const char *cmdline) {
+  u8 host_mac[ETH_ALEN];
+  if (!tap_start(cmdline, "nettapbench", host_mac)) return;
+  u32 done = 0;
+  u64 start = rdtsc();
+  for (u16 seq = 1; seq <= BENCH_RTT_N; seq++) {
+    if (!tap_send_echo(host_mac, seq) || !rx_until(rdtsc() + BENCH_RTT_TIMEOUT, match_echo, &seq))
+      break;
+    done++;
+  }
+  u64 rtt_cycles = rdtsc() - start;
+  line("nettapbench rtt n=");
+  put_dec(done);
+  put_str(" cycles=");
+  put_dec(rtt_cycles);
+  put_char('\n');
+  u32 sent = 0, received = 0;
+  u16 seq = 0x8000;
+  start = rdtsc();
+  u64 end = start + BENCH_BURST;
+  while (rdtsc() < end) {
+    if (tap_send_echo(host_mac, seq)) sent++, seq++;
+    received += count_echo_replies();
+  }
+  u64 drain = rdtsc() + BENCH_DRAIN;
+  while (rdtsc() < drain) received += count_echo_replies();
+  u64 burst_cycles = rdtsc() - start;
+  line("nettapbench burst sent=");
+  put_dec(sent);
+  put_str(" received=");
+  put_dec(received);
+  put_str(" cycles=");
+  put_dec(burst_cycles);
+  put_char('\n');
+  line(done == BENCH_RTT_N && received ? "nettapbench ok\n" : "nettapbench failed\n");
 }
