@@ -126,7 +126,8 @@ Status BlockDevice::ReplaceFile(UniqueFd file) {
 }
 
 uint64_t BlockDevice::device_features() const {
-  uint64_t features = kVirtioFeatureVersion1 | (1ull << VIRTIO_BLK_F_SEG_MAX);
+  uint64_t features =
+      kVirtioFeatureVersion1 | kVirtioFeatureRingEventIdx | (1ull << VIRTIO_BLK_F_SEG_MAX);
   if (options_.read_only) features |= 1ull << VIRTIO_BLK_F_RO;
   if (options_.honour_flush) features |= 1ull << VIRTIO_BLK_F_FLUSH;
   return features;
@@ -144,6 +145,7 @@ void BlockDevice::ReadConfig(uint64_t offset, std::span<uint8_t> data) {
 
 Status BlockDevice::Activate(const Activation& activation) {
   queue_.emplace(activation.memory, activation.queues[0]);
+  queue_->SetEventIdx((activation.acked_features & kVirtioFeatureRingEventIdx) != 0);
   interrupt_fd_ = activation.interrupt_fd;
   needs_reset_ = activation.needs_reset;
   broken_ = false;
@@ -253,7 +255,10 @@ void BlockDevice::Serve() {
     } else {
       popped = queue_->Next(chain, problem);
     }
-    if (popped == VirtQueue::Pop::kEmpty) break;
+    if (popped == VirtQueue::Pop::kEmpty) {
+      if (queue_->ArmNotification()) continue;  // arrived while asking for kicks
+      break;
+    }
     if (popped == VirtQueue::Pop::kBrokenRing) {
       spdlog::error("{}: {}: the device needs a reset", name_, problem);
       broken_ = true;

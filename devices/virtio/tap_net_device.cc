@@ -68,9 +68,10 @@ Result<std::shared_ptr<TapNetDevice>> TapNetDevice::Create(TapNetOptions options
 }
 
 uint64_t TapNetDevice::device_features() const {
-  uint64_t features = kVirtioFeatureVersion1 | Bit(kMac) | Bit(kStatus) | Bit(kCsum) |
-                      Bit(kGuestCsum) | Bit(kGuestTso4) | Bit(kGuestTso6) | Bit(kGuestUfo) |
-                      Bit(kHostTso4) | Bit(kHostTso6) | Bit(kHostUfo);
+  uint64_t features = kVirtioFeatureVersion1 | kVirtioFeatureRingEventIdx | Bit(kMac) |
+                      Bit(kStatus) | Bit(kCsum) | Bit(kGuestCsum) | Bit(kGuestTso4) |
+                      Bit(kGuestTso6) | Bit(kGuestUfo) | Bit(kHostTso4) | Bit(kHostTso6) |
+                      Bit(kHostUfo);
   if (options_.mtu) features |= Bit(kMtu);
   return features;
 }
@@ -90,6 +91,9 @@ void TapNetDevice::ReadConfig(uint64_t offset, std::span<uint8_t> data) {
 Status TapNetDevice::Activate(const Activation& activation) {
   rx_.emplace(activation.memory, activation.queues[kRxQueue]);
   tx_.emplace(activation.memory, activation.queues[kTxQueue]);
+  const bool event_idx = (activation.acked_features & kVirtioFeatureRingEventIdx) != 0;
+  rx_->SetEventIdx(event_idx);
+  tx_->SetEventIdx(event_idx);
   interrupt_fd_ = activation.interrupt_fd;
   offloads_wanted_ = TapOffloads(activation.acked_features);
   needs_reset_ = activation.needs_reset;
@@ -105,6 +109,7 @@ void TapNetDevice::Reset() {
   tx_.reset();
   tx_throttled_.reset();
   frame_length_ = 0;  // a frame for a driver that went away
+  frame_paid_ = false;
 }
 
 void TapNetDevice::SetRateLimiters(const std::optional<RateLimiterConfig>& rx,
@@ -163,7 +168,10 @@ bool TapNetDevice::Transmit() {
     } else {
       popped = tx_->Next(chain, problem);
     }
-    if (popped == VirtQueue::Pop::kEmpty) break;
+    if (popped == VirtQueue::Pop::kEmpty) {
+      if (tx_->ArmNotification()) continue;
+      break;
+    }
     if (popped == VirtQueue::Pop::kBrokenRing) {
       Broken("transmit queue: " + problem);
       break;
@@ -235,14 +243,18 @@ bool TapNetDevice::Receive() {
       }
       frame_length_ = static_cast<size_t>(n);
     }
-    if (std::chrono::nanoseconds wait = Throttle(rx_limiter_, frame_length_ - kTapVnetHeaderBytes);
-        wait.count() > 0) {
+    // A frame pays its tokens once, however long it then waits for a buffer.
+    std::chrono::nanoseconds wait{0};
+    if (!frame_paid_) wait = Throttle(rx_limiter_, frame_length_ - kTapVnetHeaderBytes);
+    frame_paid_ = wait.count() == 0;
+    if (wait.count() > 0) {
       metrics.net_rx_rate_limiter_throttled.Add();
       worker_.MuteUntilKick(tap_.get());
       worker_.ServeAgainAfter(wait);
       break;
     }
     VirtQueue::Pop popped = rx_->Next(chain, problem);
+    if (popped == VirtQueue::Pop::kEmpty && rx_->ArmNotification()) continue;
     if (popped == VirtQueue::Pop::kEmpty) {
       // Backpressure: the frame waits here and the TAP keeps the rest.
       metrics.net_no_rx_avail_buffer.Add();
@@ -275,6 +287,7 @@ bool TapNetDevice::Receive() {
       metrics.net_rx_dropped.Add();
       rx_->GoBack();
       frame_length_ = 0;
+      frame_paid_ = false;
       continue;
     }
     // One buffer per frame: num_buffers is 1.
@@ -291,6 +304,7 @@ bool TapNetDevice::Receive() {
     metrics.net_rx_bytes.Add(frame_length_ - kTapVnetHeaderBytes);
     rx_->Complete(chain.head, static_cast<uint32_t>(frame_length_));
     frame_length_ = 0;
+    frame_paid_ = false;
     completed = true;
   }
   return completed;

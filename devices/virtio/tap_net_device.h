@@ -6,7 +6,7 @@
 // offloads the driver accepts are set on the TAP (TUNSETOFFLOAD).
 //
 // Receive takes one chain per frame (no MRG_RXBUF: a Linux driver that
-// accepts TSO then posts 64 KiB buffers). When the driver has posted no
+// accepts TSO then posts 64 KiB buffers). EVENT_IDX is offered. When the driver has posted no
 // buffer, the frame waits in ember and the TAP is not read again until the
 // next kick: no busy loop, no queue growing in ember. A hostile driver's
 // chains (wrong directions, outside RAM, frames shorter than a header or
@@ -103,6 +103,7 @@ class TapNetDevice : public VirtioDevice {
   std::optional<DescriptorChain> tx_throttled_;
   std::vector<uint8_t> frame_;  // a received frame waiting for a buffer
   size_t frame_length_ = 0;
+  bool frame_paid_ = false;  // its rx tokens are taken
   std::atomic<int> warnings_{0};
 
   QueueWorker worker_;  // last: stops before the rest goes

@@ -54,6 +54,7 @@ VirtQueue::VirtQueue(const GuestMemory& memory, const VirtQueueState& state)
   // the driver kept them; a fresh activation starts where the rings are.
   next_used_ = LoadAcquire(used_ + 2);
   next_available_ = next_used_;
+  signalled_used_ = next_used_;
 }
 
 uint16_t VirtQueue::AvailableIndex() const { return LoadAcquire(available_ + 2); }
@@ -117,11 +118,26 @@ void VirtQueue::Complete(uint16_t head, uint32_t written) {
   StoreRelease(used_ + 2, next_used_);
 }
 
-bool VirtQueue::DriverWantsInterrupt() const {
+bool VirtQueue::DriverWantsInterrupt() {
   // Our used index must be visible before the driver's flags are read, or
   // a driver re-enabling interrupts meanwhile could miss this one.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  return !(LoadAcquire(available_) & VRING_AVAIL_F_NO_INTERRUPT);
+  const uint16_t old = signalled_used_;
+  signalled_used_ = next_used_;
+  if (!event_idx_) return !(LoadAcquire(available_) & VRING_AVAIL_F_NO_INTERRUPT);
+  // used_event follows the available ring; interrupt when it lies in
+  // (old, next_used_].
+  const uint16_t event = LoadAcquire(available_ + kAvailRingOffset + 2ull * size_);
+  return static_cast<uint16_t>(next_used_ - event - 1) < static_cast<uint16_t>(next_used_ - old);
+}
+
+bool VirtQueue::ArmNotification() {
+  if (event_idx_) {
+    // avail_event follows the used ring.
+    StoreRelease(used_ + kUsedRingOffset + 8ull * size_, next_available_);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
+  return AvailableIndex() != next_available_;
 }
 
 }  // namespace ember

@@ -3,7 +3,8 @@
 // returns them through the used ring. Everything it reads is guest memory
 // and hostile: chains are checked (in guest memory, no loops, no more
 // descriptors than the queue holds, no indirect tables, which ember does
-// not offer) before a device sees them.
+// not offer) before a device sees them. With EVENT_IDX the device asks
+// for kicks and decides on interrupts as the spec's vring_need_event does.
 //
 // Thread-safety: one thread at a time (the device's worker).
 #pragma once
@@ -47,9 +48,15 @@ class VirtQueue {
   void GoBack() { --next_available_; }
   // Returns a chain to the driver with `written` bytes written into it.
   void Complete(uint16_t head, uint32_t written);
-  // Whether the driver wants an interrupt for what was completed (it can
-  // suppress them with VRING_AVAIL_F_NO_INTERRUPT; EVENT_IDX is not offered).
-  bool DriverWantsInterrupt() const;
+  // VIRTIO_F_EVENT_IDX negotiated: used_event/avail_event instead of flags.
+  void SetEventIdx(bool on) { event_idx_ = on; }
+  // Whether the driver wants an interrupt for what was completed since the
+  // last call (VRING_AVAIL_F_NO_INTERRUPT, or its used_event with EVENT_IDX).
+  bool DriverWantsInterrupt();
+  // The ring ran empty: with EVENT_IDX, asks for a kick at the next entry
+  // (avail_event). True when entries arrived meanwhile: take them now, no
+  // kick will come for them.
+  bool ArmNotification();
 
  private:
   uint16_t AvailableIndex() const;
@@ -61,6 +68,8 @@ class VirtQueue {
   uint8_t* used_;               // struct vring_used
   uint16_t next_available_ = 0;
   uint16_t next_used_ = 0;
+  uint16_t signalled_used_ = 0;  // next_used_ when the driver was last asked
+  bool event_idx_ = false;
 };
 
 }  // namespace ember
