@@ -20,14 +20,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string Fault(const HttpResponse& response) {
-  try {
-    return json::parse(response.body).at("fault_message").get<std::string>();
-  } catch (const std::exception&) {
-    return "<no fault_message in: " + response.body + ">";
-  }
-}
-
 std::string GuestPvh() { return std::string(EMBER_GUEST_DIR) + "/guest-pvh.elf"; }
 
 bool HaveKvm() { return access("/dev/kvm", R_OK | W_OK) == 0; }

@@ -47,14 +47,6 @@ std::string Sum(const std::vector<uint8_t>& data, size_t offset, size_t bytes) {
   return text;
 }
 
-std::string Fault(const HttpResponse& response) {
-  try {
-    return json::parse(response.body).at("fault_message").get<std::string>();
-  } catch (const std::exception&) {
-    return "<no fault_message in: " + response.body + ">";
-  }
-}
-
 json Drive(const std::string& id, const std::string& path, bool root, bool read_only = false) {
   return {{"drive_id", id},
           {"path_on_host", path},

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 namespace ember::testing {
@@ -70,6 +71,14 @@ HttpResponse HttpRequest(const std::string& socket_path, const std::string& meth
   size_t header_end = raw.find("\r\n\r\n");
   if (header_end != std::string::npos) response.body = raw.substr(header_end + 4);
   return response;
+}
+
+std::string Fault(const HttpResponse& response) {
+  try {
+    return nlohmann::json::parse(response.body).at("fault_message").get<std::string>();
+  } catch (const std::exception&) {
+    return "<no fault_message in: " + response.body + ">";
+  }
 }
 
 EmberProcess::EmberProcess(const TempDir& dir, const std::vector<std::string>& args,

@@ -16,6 +16,9 @@ struct HttpResponse {
   std::string body;
 };
 
+// The fault_message of an error reply (or a note saying there is none).
+std::string Fault(const HttpResponse& response);
+
 // One request over AF_UNIX with "Connection: close"; gives up after
 // `timeout_ms`.
 HttpResponse HttpRequest(const std::string& socket_path, const std::string& method,

@@ -17,14 +17,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string Fault(const HttpResponse& response) {
-  try {
-    return json::parse(response.body).at("fault_message").get<std::string>();
-  } catch (const std::exception&) {
-    return "<no fault_message in: " + response.body + ">";
-  }
-}
-
 int Ip(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {"/usr/sbin/ip"};
   argv.insert(argv.end(), args.begin(), args.end());

@@ -276,20 +276,33 @@ static void tx_reclaim(void) {
   }
 }
 
-/* Sends the frame for `seq` to `dst`; 0 if no transmit buffer is free. */
-static int tx_send(const u8 *dst, u32 seq) {
+/* A free transmit buffer with its virtio-net header zeroed (no offloads),
+   its index in *id; 0 if none is free. */
+static u8 *tx_claim(u32 *id) {
   if (!net.tx_nfree) tx_reclaim();
   if (!net.tx_nfree) return 0;
-  struct queue *q = &net.tx;
-  u32 id = net.tx_free[--net.tx_nfree];
-  u8 *b = tx_buf[id];
-  *(u64_unaligned *)b = 0;  /* struct virtio_net_hdr: no offloads */
+  *id = net.tx_free[--net.tx_nfree];
+  u8 *b = tx_buf[*id];
+  *(u64_unaligned *)b = 0;
   *(u32_unaligned *)(b + 8) = 0;
-  u32 len = build_frame(b + NET_HDR_LEN, dst, seq);
+  return b;
+}
+
+/* Sends buffer `id` with `len` frame bytes after its header. */
+static void tx_post(u32 id, u32 len) {
+  struct queue *q = &net.tx;
   q->mem->desc[id].len = NET_HDR_LEN + len;
   q->mem->avail.ring[q->avail_idx & (q->size - 1)] = (u16)id;
   q->avail_idx++;
   vq_publish(net.base, TX_QUEUE, q);
+}
+
+/* Sends the frame for `seq` to `dst`; 0 if no transmit buffer is free. */
+static int tx_send(const u8 *dst, u32 seq) {
+  u32 id;
+  u8 *b = tx_claim(&id);
+  if (!b) return 0;
+  tx_post(id, build_frame(b + NET_HDR_LEN, dst, seq));
   return 1;
 }
 
@@ -680,18 +693,12 @@ static u16 inet_checksum(const u8 *p, u32 n) {
 
 /* Sends `len` bytes of frame `f` (padded to the Ethernet minimum). */
 static int tx_raw(const u8 *f, u32 len) {
-  if (!net.tx_nfree) tx_reclaim();
-  if (!net.tx_nfree) return 0;
-  struct queue *q = &net.tx;
-  u32 id = net.tx_free[--net.tx_nfree];
-  u8 *b = tx_buf[id];
-  for (u32 i = 0; i < NET_HDR_LEN; i++) b[i] = 0;
+  u32 id;
+  u8 *b = tx_claim(&id);
+  if (!b) return 0;
   for (u32 i = 0; i < len; i++) b[NET_HDR_LEN + i] = f[i];
   for (u32 i = len; i < ETH_MIN; i++) b[NET_HDR_LEN + i] = 0;
-  q->mem->desc[id].len = NET_HDR_LEN + (len < ETH_MIN ? ETH_MIN : len);
-  q->mem->avail.ring[q->avail_idx & (q->size - 1)] = (u16)id;
-  q->avail_idx++;
-  vq_publish(net.base, TX_QUEUE, q);
+  tx_post(id, len < ETH_MIN ? ETH_MIN : len);
   return 1;
 }
 
