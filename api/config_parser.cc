@@ -577,12 +577,7 @@ Status CheckFsDevices(const std::vector<FsConfig>& devices) {
 }
 
 Result<VmConfig> ParseVmConfig(std::string_view text) {
-  nlohmann::json document;
-  try {  // exceptions stop here, at the JSON boundary
-    document = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& error) {
-    return Status::Error(std::string("invalid JSON: ") + error.what());
-  }
+  EMBER_ASSIGN_OR_RETURN(nlohmann::json document, ParseJsonDocument(text));
   JsonObjectReader reader(document, "");
   VmConfig config;
   const nlohmann::json* boot_source = reader.Object("boot-source");

@@ -122,4 +122,12 @@ Status JsonObjectReader::Finish() const {
   return Status::Ok();
 }
 
+Result<nlohmann::json> ParseJsonDocument(std::string_view text) {
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& error) {
+    return Status::Error(std::string("invalid JSON: ") + error.what());
+  }
+}
+
 }  // namespace ember

@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 
 #include "vmm/status.h"
 
@@ -44,6 +45,11 @@ class JsonObjectReader {
   std::set<std::string> seen_;
   Status status_ = Status::Ok();
 };
+
+// Parses a whole document (a config file, a request body). Every failure
+// of nlohmann's parser, syntax or a number too big for a double
+// (out_of_range.406), is an error here: exceptions stop at this boundary.
+Result<nlohmann::json> ParseJsonDocument(std::string_view text);
 
 // Name of a JSON value's type for messages ("a string", "an integer").
 std::string JsonTypeName(const nlohmann::json& value);

@@ -7,11 +7,7 @@ namespace {
 
 Result<nlohmann::json> ParseBody(const std::string& body) {
   if (body.empty()) return Status::Error("the request body is empty: a JSON object is expected");
-  try {  // exceptions stop here, at the JSON boundary
-    return nlohmann::json::parse(body);
-  } catch (const nlohmann::json::parse_error& error) {
-    return Status::Error(std::string("invalid JSON: ") + error.what());
-  }
+  return ParseJsonDocument(body);
 }
 
 Result<VmmAction> ParsePutBootSource(const ApiRequest& request) {

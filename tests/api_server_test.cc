@@ -111,6 +111,8 @@ TEST_F(ApiTest, EveryErrorIsA400WithAFaultMessage) {
   ExpectFault(ember_->Request("POST", "/actions", "{}"), "Invalid request method and/or path");
   ExpectFault(ember_->Request("PUT", "/machine-config", R"({"vcpu_count": 1,)"), "invalid JSON");
   ExpectFault(ember_->Request("PUT", "/machine-config", ""), "the request body is empty");
+  ExpectFault(ember_->Request("PUT", "/machine-config", R"({"vcpu_count": 1e999999})"),
+              "invalid JSON: [json.exception.out_of_range.406] number overflow");
   ExpectFault(
       ember_->Request("PUT", "/machine-config", R"({"vcpu_count": "2", "mem_size_mib": 1})"),
       "vcpu_count: must be an integer between 1 and 32, got a string");

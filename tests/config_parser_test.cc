@@ -297,6 +297,11 @@ TEST(ConfigParserTest, DriveUpdatesNeedAPath) {
 TEST(ConfigParserTest, ReportsInvalidJsonAndOverlongCmdline) {
   EXPECT_NE(ErrorOf(R"({"boot-source": )").find("invalid JSON"), std::string::npos);
   EXPECT_NE(ErrorOf("").find("invalid JSON"), std::string::npos);
+  // A number too big for a double: nlohmann throws out_of_range, not
+  // parse_error (found by fuzz_config; it ended ember).
+  EXPECT_NE(ErrorOf(R"({"machine-config": {"vcpu_count": 1e999999}})")
+                .find("invalid JSON: [json.exception.out_of_range.406] number overflow"),
+            std::string::npos);
   std::string long_args(3000, 'a');
   EXPECT_NE(
       ErrorOf(R"({"boot-source": {"kernel_image_path": "/k", "boot_args": ")" + long_args + "\"}}")

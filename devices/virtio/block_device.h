@@ -70,6 +70,8 @@ class BlockDevice : public VirtioDevice {
   // change interrupt).
   Status ReplaceFile(UniqueFd file);
   uint64_t capacity_sectors() const { return capacity_.load(); }
+  // Returns once every request kicked before the call has been looked at.
+  void Sync() { worker_.Sync(); }
   // New buckets (PATCH /drives after boot), full, from the next request.
   void SetRateLimiter(const RateLimiterConfig& config);
   const std::string& name() const { return name_; }

@@ -72,6 +72,16 @@ void QueueWorker::Stop() {
 
 void QueueWorker::Poke() { WakeUp(); }
 
+void QueueWorker::Sync() {
+  std::unique_lock lock(mutex_);
+  if (!active_ || !thread_.joinable()) return;
+  const uint64_t target = ++sync_requested_;
+  lock.unlock();
+  WakeUp();
+  lock.lock();
+  changed_.wait(lock, [&] { return sync_done_ >= target || !active_ || quit_; });
+}
+
 void QueueWorker::MuteUntilKick(int fd) { muted_.push_back(fd); }
 
 void QueueWorker::ServeAgainAfter(std::chrono::nanoseconds delay) {
@@ -95,6 +105,7 @@ void QueueWorker::ThreadMain() {
   while (true) {
     bool serve_now = false;
     size_t drained = 2;  // wake_ and timer_, then the kick fds
+    uint64_t syncs = 0;  // the Sync calls this round's serve covers
     {
       std::lock_guard lock(mutex_);
       if (quit_) return;
@@ -134,12 +145,14 @@ void QueueWorker::ThreadMain() {
       if (quit_) return;
       if (!active_ || !kicked) continue;
       serving_ = true;
+      syncs = sync_requested_;  // a serve that starts now covers them
       serve = serve_;
     }
     serve();
     {
       std::lock_guard lock(mutex_);
       serving_ = false;
+      sync_done_ = std::max(sync_done_, syncs);
     }
     changed_.notify_all();
   }

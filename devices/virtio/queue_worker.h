@@ -46,6 +46,10 @@ class QueueWorker {
   void Stop();
   // Runs `serve` once more soon (e.g. a new backing file).
   void Poke();
+  // Returns once `serve` has run after this call (so every kick made
+  // before it is served), or at once when not started: a quiet point for
+  // whoever drives the device from outside (fuzzing; later, snapshots).
+  void Sync();
   // From `serve` only: runs it again after `delay` (a throttled queue
   // resumes from this timer, never by spinning). A later call replaces it.
   void ServeAgainAfter(std::chrono::nanoseconds delay);
@@ -69,7 +73,9 @@ class QueueWorker {
   bool quit_ = false;
   bool active_ = false;
   bool serving_ = false;
-  uint64_t generation_ = 0;  // bumped by Start: the worker picks up new fds
+  uint64_t generation_ = 0;      // bumped by Start: the worker picks up new fds
+  uint64_t sync_requested_ = 0;  // Sync calls so far
+  uint64_t sync_done_ = 0;       // those a finished serve covered
   std::vector<int> kick_fds_;
   std::vector<int> data_fds_;
   std::function<void()> serve_;

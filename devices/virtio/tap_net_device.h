@@ -64,6 +64,8 @@ class TapNetDevice : public VirtioDevice {
   void SetRateLimiters(const std::optional<RateLimiterConfig>& rx,
                        const std::optional<RateLimiterConfig>& tx);
   const std::string& name() const { return name_; }
+  // Returns once every kick and frame before the call has been looked at.
+  void Sync() { worker_.Sync(); }
 
  private:
   TapNetDevice(TapNetOptions options, UniqueFd tap, std::string name)

@@ -1,0 +1,98 @@
+// Fuzz target: a hostile virtio-net driver on a TAP, and whatever frames
+// the TAP hands over. Input: byte 0 the queue size, byte 1 the acked
+// offloads and EVENT_IDX, bytes 2-3 how many of the following bytes are
+// guest memory (receive rings at 0/0x1000/0x2000, transmit rings at
+// 0x4000/0x5000/0x6000, buffers anywhere in the first 64 KiB); the rest
+// are frames (2-byte length, then the bytes) written to the "TAP", a
+// SEQPACKET socket pair. The device serves one kick of each queue.
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "devices/virtio/tap_net_device.h"
+#include "jail/seccomp.h"
+
+namespace ember {
+namespace {
+
+constexpr uint64_t kMemory = 1 << 20;
+constexpr uint64_t kWindow = 64 * 1024;
+
+struct Rig {
+  GuestMemory memory;
+  std::shared_ptr<TapNetDevice> device;
+  UniqueFd host, kicks[2], interrupt;
+};
+
+Rig* MakeRig() {
+  SetSeccompEnabled(false);
+  spdlog::set_level(spdlog::level::off);
+  Result<GuestMemory> memory = GuestMemory::Create(kMemory);
+  if (!memory.ok()) std::abort();
+  auto* rig = new Rig{std::move(*memory), {}, {}, {}, {}};
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) != 0) std::abort();
+  rig->host.reset(pair[0]);
+  TapNetOptions options;
+  options.iface_id = "fuzz";
+  options.tap_name = "fuzz";
+  Result<std::shared_ptr<TapNetDevice>> device =
+      TapNetDevice::Create(std::move(options), UniqueFd(pair[1]));
+  if (!device.ok()) std::abort();
+  rig->device = *device;
+  for (UniqueFd& kick : rig->kicks) kick.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  rig->interrupt.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  return rig;
+}
+
+}  // namespace
+}  // namespace ember
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace ember;
+  static Rig* rig = MakeRig();
+  if (size < 4) return 0;
+  const uint16_t queue_size = static_cast<uint16_t>(1u << (data[0] % 9));
+  // What the driver "acked": EVENT_IDX and the receive offloads (GUEST_CSUM
+  // bit 1, GUEST_TSO4 7, GUEST_TSO6 8, GUEST_UFO 10), one input bit each.
+  auto acked = [&](unsigned input_bit, uint64_t feature) {
+    return (data[1] >> input_bit) & 1 ? feature : 0;
+  };
+  const uint64_t features = kVirtioFeatureVersion1 | acked(0, kVirtioFeatureRingEventIdx) |
+                            acked(1, 1ull << 1) | acked(2, 1ull << 7) | acked(3, 1ull << 8) |
+                            acked(4, 1ull << 10);
+  const size_t memory_bytes = std::min<size_t>(data[2] | data[3] << 8, size - 4);
+  std::vector<uint8_t> window(kWindow, 0);
+  std::memcpy(window.data(), data + 4, std::min<size_t>(memory_bytes, kWindow));
+  if (!rig->memory.Write(0, window).ok()) std::abort();
+  const VirtQueueState queues[2] = {{queue_size, true, 0, 0x1000, 0x2000},
+                                    {queue_size, true, 0x4000, 0x5000, 0x6000}};
+  for (uint16_t i = 0; i < 2; ++i) {
+    if (!ValidateQueue(rig->memory, i, queues[i], 256).ok()) return 0;
+  }
+  const int kicks[] = {rig->kicks[0].get(), rig->kicks[1].get()};
+  TapNetDevice& device = *rig->device;
+  if (!device.Activate(
+               Activation{features, rig->memory, queues, kicks, rig->interrupt.get(), [] {}})
+           .ok()) {
+    return 0;
+  }
+  // The frames, as the TAP would hand them over.
+  for (size_t at = 4 + memory_bytes; at + 2 <= size;) {
+    const size_t length = std::min<size_t>(data[at] | data[at + 1] << 8, size - at - 2);
+    (void)!write(rig->host.get(), data + at + 2, length);
+    at += 2 + length;
+  }
+  uint64_t one = 1;
+  for (const UniqueFd& kick : rig->kicks) (void)!write(kick.get(), &one, sizeof(one));
+  device.Sync();
+  device.Reset();
+  // What the guest sent, and frames it never took: gone before the next input.
+  uint8_t sink[70000];
+  while (read(rig->host.get(), sink, sizeof(sink)) > 0) {
+  }
+  return 0;
+}
