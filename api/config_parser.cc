@@ -14,8 +14,7 @@ namespace ember {
 namespace {
 
 // Firecracker resources ember does not provide (yet): named, not ignored.
-constexpr const char* kUnsupportedSections[] = {"vsock", "balloon", "mmds-config", "entropy",
-                                                "cpu-config"};
+constexpr const char* kUnsupportedSections[] = {"balloon", "mmds-config", "entropy", "cpu-config"};
 
 }  // namespace
 
@@ -576,6 +575,31 @@ Status CheckFsDevices(const std::vector<FsConfig>& devices) {
   return Status::Ok();
 }
 
+Result<VsockConfig> ParseVsock(const nlohmann::json& body, const std::string& path) {
+  JsonObjectReader reader(body, path);
+  VsockConfig config;
+  auto id = reader.String("vsock_id");
+  // 0-2 are the hypervisor, local and host addresses; 0xffffffff is "any".
+  auto cid = reader.Unsigned("guest_cid", 3, 0xfffffffeu, /*required=*/true);
+  auto uds_path = reader.String("uds_path", /*required=*/true);
+  EMBER_RETURN_IF_ERROR(reader.Finish());
+  if (id) {
+    EMBER_RETURN_IF_ERROR(CheckDeviceId(reader, "vsock_id", *id, ""));
+    config.vsock_id = *id;
+  }
+  if (uds_path->empty() || uds_path->size() > kMaxUnixPathBytes) {
+    return Status::Error(reader.FieldPath("uds_path") + ": must be 1 to " +
+                         std::to_string(kMaxUnixPathBytes) + " bytes (a Unix socket path), got " +
+                         std::to_string(uds_path->size()));
+  }
+  if (uds_path->find('\0') != std::string::npos) {
+    return Status::Error(reader.FieldPath("uds_path") + ": contains a NUL byte");
+  }
+  config.guest_cid = static_cast<uint32_t>(*cid);
+  config.uds_path = *uds_path;
+  return config;
+}
+
 Result<VmConfig> ParseVmConfig(std::string_view text) {
   EMBER_ASSIGN_OR_RETURN(nlohmann::json document, ParseJsonDocument(text));
   JsonObjectReader reader(document, "");
@@ -588,6 +612,7 @@ Result<VmConfig> ParseVmConfig(std::string_view text) {
   const nlohmann::json* metrics = reader.Object("metrics");
   const nlohmann::json* fs = reader.Array("fs");
   const nlohmann::json* net = reader.Array("network-interfaces");
+  const nlohmann::json* vsock = reader.Object("vsock");
   std::string unsupported;
   for (const char* section : kUnsupportedSections) {
     if (reader.Raw(section) != nullptr && unsupported.empty()) unsupported = section;
@@ -632,6 +657,9 @@ Result<VmConfig> ParseVmConfig(std::string_view text) {
       config.net.push_back(std::move(device));
     }
     EMBER_RETURN_IF_ERROR(CheckNetDevices(config.net));
+  }
+  if (vsock != nullptr) {
+    EMBER_ASSIGN_OR_RETURN(config.vsock, ParseVsock(*vsock, "vsock"));
   }
   return config;
 }

@@ -94,6 +94,11 @@ Status CheckDrives(const std::vector<DriveConfig>& drives);
 std::vector<DriveConfig> UpsertDrive(const std::vector<DriveConfig>& drives,
                                      const DriveConfig& drive);
 
+// The vsock device (PUT /vsock, the config file's "vsock"): guest_cid of
+// 3 or more, uds_path a Unix socket path that fits sockaddr_un.
+constexpr size_t kMaxUnixPathBytes = 107;
+Result<VsockConfig> ParseVsock(const nlohmann::json& body, const std::string& path);
+
 // A Firecracker-style config file ("boot-source", "machine-config", ...).
 Result<VmConfig> ParseVmConfig(std::string_view text);
 Result<VmConfig> LoadVmConfigFile(const std::string& file_path);

@@ -94,6 +94,10 @@ nlohmann::json RenderVmConfig(const VmConfig& config) {
     }
     json["network-interfaces"].push_back(std::move(iface));
   }
+  if (config.vsock) {
+    json["vsock"] = {{"guest_cid", config.vsock->guest_cid}, {"uds_path", config.vsock->uds_path}};
+    if (config.vsock->vsock_id) json["vsock"]["vsock_id"] = *config.vsock->vsock_id;
+  }
   if (config.serial.serial_out_path) {
     json["serial"] = {{"serial_out_path", *config.serial.serial_out_path}};
   }

@@ -96,6 +96,12 @@ Result<VmmAction> ParsePatchNetworkInterface(const ApiRequest& request) {
   return VmmAction(PatchNetworkInterface{std::move(update)});
 }
 
+Result<VmmAction> ParsePutVsock(const ApiRequest& request) {
+  EMBER_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(request.body));
+  EMBER_ASSIGN_OR_RETURN(VsockConfig config, ParseVsock(body, ""));
+  return VmmAction(PutVsock{std::move(config)});
+}
+
 template <typename Action>
 Result<VmmAction> NoBody(const ApiRequest&) {
   return VmmAction(Action{});
@@ -144,6 +150,7 @@ const std::vector<ApiRoute>& ApiRoutes() {
       {"PUT", "/fs/{fs_id}", ParsePutFs},
       {"PUT", "/network-interfaces/{iface_id}", ParsePutNetworkInterface},
       {"PATCH", "/network-interfaces/{iface_id}", ParsePatchNetworkInterface},
+      {"PUT", "/vsock", ParsePutVsock},
   };
   return routes;
 }

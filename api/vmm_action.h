@@ -37,6 +37,9 @@ struct PutFs {
 struct PutNetworkInterface {
   NetConfig config;
 };
+struct PutVsock {
+  VsockConfig config;
+};
 struct PutDrive {
   DriveConfig config;
 };
@@ -56,7 +59,7 @@ struct SetVmState {
 using VmmAction =
     std::variant<GetInstanceInfo, GetVersion, GetVmConfig, GetMachineConfig, PutBootSource,
                  UpdateMachineConfig, PutLogger, PutMetrics, PutSerial, PutDrive, PatchDrive, PutFs,
-                 PutNetworkInterface, PatchNetworkInterface, StartInstance, SendCtrlAltDel,
+                 PutNetworkInterface, PatchNetworkInterface, PutVsock, StartInstance, SendCtrlAltDel,
                  FlushMetrics, SetVmState>;
 
 // HTTP status and body, Firecracker's conventions: 204 with no body on

@@ -89,6 +89,14 @@ struct DriveConfig {
   std::optional<RateLimiterConfig> rate_limiter;
 };
 
+// The vsock device ("vsock", PUT /vsock): Firecracker's hybrid vsock, the
+// guest's AF_VSOCK sockets reached through Unix sockets on the host.
+struct VsockConfig {
+  std::optional<std::string> vsock_id;  // accepted and shown; Firecracker deprecated it
+  uint32_t guest_cid = 3;
+  std::string uds_path;  // host-initiated connections; guest-initiated go to uds_path_PORT
+};
+
 struct VmConfig {
   std::optional<BootSourceConfig> boot_source;
   MachineConfig machine;
@@ -99,6 +107,7 @@ struct VmConfig {
   std::vector<DriveConfig> drives;
   std::vector<FsConfig> fs;
   std::vector<NetConfig> net;
+  std::optional<VsockConfig> vsock;
 };
 
 }  // namespace ember
