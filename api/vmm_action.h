@@ -59,8 +59,8 @@ struct SetVmState {
 using VmmAction =
     std::variant<GetInstanceInfo, GetVersion, GetVmConfig, GetMachineConfig, PutBootSource,
                  UpdateMachineConfig, PutLogger, PutMetrics, PutSerial, PutDrive, PatchDrive, PutFs,
-                 PutNetworkInterface, PatchNetworkInterface, PutVsock, StartInstance, SendCtrlAltDel,
-                 FlushMetrics, SetVmState>;
+                 PutNetworkInterface, PatchNetworkInterface, PutVsock, StartInstance,
+                 SendCtrlAltDel, FlushMetrics, SetVmState>;
 
 // HTTP status and body, Firecracker's conventions: 204 with no body on
 // success, 200 with JSON for reads, 400 with {"fault_message": ...} for

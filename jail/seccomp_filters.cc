@@ -141,6 +141,28 @@ std::vector<SyscallRule> DeviceRules() {
   });
 }
 
+// The vsock device's worker: its kicks and timer as any device, plus the
+// host's Unix sockets (accepting clients, connecting to uds_path_PORT,
+// moving stream data between them and guest buffers).
+std::vector<SyscallRule> VsockRules() {
+  return With({
+      {SCMP_SYS(poll), {}, "waits for kicks and sockets"},
+      {SCMP_SYS(ppoll), {}, "waits for kicks and sockets"},
+      {SCMP_SYS(timerfd_settime), {}, "connect and shutdown deadlines"},
+      {SCMP_SYS(epoll_wait), {}, "which sockets are ready"},
+      {SCMP_SYS(epoll_pwait), {}, "which sockets are ready"},
+      {SCMP_SYS(epoll_ctl), {}, "watches sockets as streams come and go"},
+      {SCMP_SYS(accept4), {}, "clients of uds_path"},
+      {SCMP_SYS(socket), {Arg(0, AF_UNIX)}, "guest-initiated streams to uds_path_PORT"},
+      {SCMP_SYS(connect), {}, "guest-initiated streams to uds_path_PORT"},
+      {SCMP_SYS(recvfrom), {}, "peeks at a client's CONNECT line"},
+      {SCMP_SYS(sendto), {}, "the OK line, buffered stream data"},
+      {SCMP_SYS(sendmsg), {}, "stream data from guest buffers"},
+      {SCMP_SYS(readv), {}, "stream data into guest buffers"},
+      {SCMP_SYS(shutdown), {}, "the guest stopped sending"},
+  });
+}
+
 std::vector<SyscallRule> ApiRules() {
   return With({
       {SCMP_SYS(accept), {}, nullptr},
@@ -182,6 +204,8 @@ const char* ThreadKindName(ThreadKind kind) {
       return "api";
     case ThreadKind::kDevice:
       return "device";
+    case ThreadKind::kVsock:
+      return "vsock";
   }
   return "?";
 }
@@ -191,6 +215,7 @@ const std::vector<SyscallRule>& FilterRules(ThreadKind kind) {
   static const std::vector<SyscallRule> vcpu = VcpuRules();
   static const std::vector<SyscallRule> api = ApiRules();
   static const std::vector<SyscallRule> device = DeviceRules();
+  static const std::vector<SyscallRule> vsock = VsockRules();
   switch (kind) {
     case ThreadKind::kVmm:
       return vmm;
@@ -200,6 +225,8 @@ const std::vector<SyscallRule>& FilterRules(ThreadKind kind) {
       return api;
     case ThreadKind::kDevice:
       return device;
+    case ThreadKind::kVsock:
+      return vsock;
   }
   return vmm;
 }

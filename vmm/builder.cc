@@ -24,6 +24,7 @@
 #include "devices/virtio/vhost_user_fs.h"
 #include "devices/virtio/vhost_user_net.h"
 #include "vmm/hex.h"
+#include "vmm/stale_socket.h"
 #include "vmm/sys_error.h"
 
 namespace ember {
@@ -227,6 +228,15 @@ Result<std::string> AddTapNet(Machine& machine, const NetConfig& config, size_t 
   return token;
 }
 
+// The vsock device, listening on its uds_path from here on.
+Result<std::string> AddVsock(Machine& machine, const VsockConfig& config, size_t slot) {
+  EMBER_RETURN_IF_ERROR(RemoveStaleSocket(config.uds_path, "vsock: uds_path"));
+  EMBER_ASSIGN_OR_RETURN(machine.vsock, VsockDevice::Create({config.guest_cid, config.uds_path}));
+  std::string token;
+  EMBER_RETURN_IF_ERROR(AttachVirtioDevice(machine, machine.vsock, "vsock", slot, token).status());
+  return token;
+}
+
 // Firecracker's root=: the root drive is /dev/vda (it is attached first),
 // or the partition the user named.
 std::string RootDeviceArgs(const VmConfig& config) {
@@ -241,10 +251,11 @@ std::string RootDeviceArgs(const VmConfig& config) {
 // Creates every virtio device and gives each a slot: drives first (as
 // Firecracker, so the root drive is vda), then fs, then net.
 Result<std::string> AddVirtioDevices(Machine& machine, const VmConfig& config) {
-  const size_t count = config.drives.size() + config.fs.size() + config.net.size();
+  const size_t count =
+      config.drives.size() + config.fs.size() + config.net.size() + (config.vsock ? 1 : 0);
   if (count > layout::kMaxVirtioDevices) {
     return Status::Error(std::to_string(count) +
-                         " drives, fs and net devices configured, at most " +
+                         " drives, fs, net and vsock devices configured, at most " +
                          std::to_string(layout::kMaxVirtioDevices) + " fit");
   }
   std::string cmdline = RootDeviceArgs(config);
@@ -274,6 +285,10 @@ Result<std::string> AddVirtioDevices(Machine& machine, const VmConfig& config) {
                                                 return VhostUserNetDevice::Connect(
                                                     net, std::move(connection));
                                               }));
+    cmdline += token;
+  }
+  if (config.vsock) {
+    EMBER_ASSIGN_OR_RETURN(std::string token, AddVsock(machine, *config.vsock, slot++));
     cmdline += token;
   }
   return cmdline;

@@ -16,6 +16,7 @@
 #include "devices/virtio/mmio_transport.h"
 #include "devices/virtio/tap_net_device.h"
 #include "devices/virtio/vhost_user_device.h"
+#include "devices/virtio/vsock_device.h"
 #include "vmm/kvm.h"
 #include "vmm/unique_fd.h"
 #include "vmm/vcpu.h"
@@ -64,6 +65,7 @@ struct Machine {
     std::shared_ptr<TapNetDevice> device;
   };
   std::vector<TapNet> tap_nets;
+  std::shared_ptr<VsockDevice> vsock;
 };
 
 }  // namespace ember

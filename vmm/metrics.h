@@ -48,6 +48,11 @@ struct Metrics {
       net_tx_dropped, net_tx_malformed_frames, net_rx_malformed_buffers, net_no_rx_avail_buffer,
       net_rx_rate_limiter_throttled, net_tx_rate_limiter_throttled;
   Counter patch_network, patch_network_fails;
+  Counter put_vsock, put_vsock_fails;
+  // vsock (Firecracker's group names)
+  Counter vsock_rx_bytes, vsock_tx_bytes, vsock_rx_packets, vsock_tx_packets, vsock_conns_added,
+      vsock_conns_killed, vsock_conns_removed, vsock_tx_malformed_packets, vsock_rx_read_fails,
+      vsock_tx_write_fails, vsock_conn_refused, vsock_rst_dropped;
   // vcpu
   Counter exit_io_in, exit_io_out, exit_mmio_read, exit_mmio_write, vcpu_failures;
   // devices

@@ -19,6 +19,7 @@
 #include "vmm/builder.h"
 #include "vmm/logger.h"
 #include "vmm/metrics.h"
+#include "vmm/stale_socket.h"
 #include "vmm/sys_error.h"
 #include "vmm/version.h"
 
@@ -226,6 +227,24 @@ Status Vmm::PutNetDevice(const NetConfig& device) {
   return Status::Ok();
 }
 
+Status Vmm::PutVsock(const VsockConfig& vsock) {
+  // The socket is made at InstanceStart; what can fail then is checked
+  // now: its directory exists and nothing (but a stale socket) is there.
+  const std::string& path = vsock.uds_path;
+  const size_t slash = path.rfind('/');
+  const std::string directory =
+      slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  struct stat info {};
+  if (stat(directory.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
+    return Status::Error("uds_path: the directory " + directory + " of " + path +
+                         " does not exist");
+  }
+  EMBER_RETURN_IF_ERROR(RemoveStaleSocket(path, "uds_path"));
+  // One vsock device: a second PUT replaces the first, as in Firecracker.
+  config_.vsock = vsock;
+  return Status::Ok();
+}
+
 Status Vmm::StartInstance(bool timed_from_now) {
   if (state_ != State::kNotStarted) return Status::Error(kNotAfterStart);
   BuildOptions build;
@@ -333,6 +352,10 @@ VmmReply Vmm::Handle(const VmmAction& action) {
           },
           [&](const ember::PatchNetworkInterface& patch) {
             return FromStatus(PatchNetDevice(patch.update));
+          },
+          [&](const ember::PutVsock& put) {
+            if (started) return VmmReply::Error(kNotAfterStart);
+            return FromStatus(PutVsock(put.config));
           },
           [&](const ember::StartInstance&) { return HandleStart(); },
           [&](const SendCtrlAltDel&) {

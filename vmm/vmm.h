@@ -65,6 +65,7 @@ class Vmm {
   Status PutFsDevice(const FsConfig& device);
   Status PutNetDevice(const NetConfig& device);
   Status PatchNetDevice(const NetUpdate& update);
+  Status PutVsock(const VsockConfig& vsock);
   VmmReply HandleSetVmState(bool paused);
   Status AttachMachineToLoop();
   void DetachMachineFromLoop();

@@ -93,7 +93,7 @@ void QueueWorker::ServeAgainAfter(std::chrono::nanoseconds delay) {
 }
 
 void QueueWorker::ThreadMain() {
-  Status filtered = InstallThreadFilter(ThreadKind::kDevice);
+  Status filtered = InstallThreadFilter(kind_);
   {
     std::lock_guard lock(mutex_);
     launched_ = filtered.Context(thread_name_);

@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "jail/seccomp_filters.h"
 #include "vmm/status.h"
 #include "vmm/unique_fd.h"
 
@@ -31,7 +32,9 @@ namespace ember {
 
 class QueueWorker {
  public:
-  explicit QueueWorker(std::string thread_name) : thread_name_(std::move(thread_name)) {}
+  // `kind` picks the worker's seccomp filter.
+  explicit QueueWorker(std::string thread_name, ThreadKind kind = ThreadKind::kDevice)
+      : thread_name_(std::move(thread_name)), kind_(kind) {}
   ~QueueWorker();
   QueueWorker(const QueueWorker&) = delete;
   QueueWorker& operator=(const QueueWorker&) = delete;
@@ -63,6 +66,7 @@ class QueueWorker {
   void WakeUp();
 
   const std::string thread_name_;
+  const ThreadKind kind_;
   UniqueFd wake_;   // eventfd: something changed under mutex_
   UniqueFd timer_;  // timerfd: ServeAgainAfter
   std::thread thread_;

@@ -63,8 +63,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const int kicks[] = {rig->kick.get()};
   const uint64_t features = kVirtioFeatureVersion1 | (event_idx ? kVirtioFeatureRingEventIdx : 0);
   BlockDevice& device = *rig->device[async];
-  if (!device.Activate(Activation{features, rig->memory, {&queue, 1}, kicks,
-                                  rig->interrupt.get(), [] {}})
+  if (!device
+           .Activate(
+               Activation{features, rig->memory, {&queue, 1}, kicks, rig->interrupt.get(), [] {}})
            .ok()) {
     return 0;
   }

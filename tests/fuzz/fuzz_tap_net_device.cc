@@ -34,7 +34,8 @@ Rig* MakeRig() {
   if (!memory.ok()) std::abort();
   auto* rig = new Rig{std::move(*memory), {}, {}, {}, {}};
   int pair[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) != 0) std::abort();
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) != 0)
+    std::abort();
   rig->host.reset(pair[0]);
   TapNetOptions options;
   options.iface_id = "fuzz";
@@ -75,8 +76,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const int kicks[] = {rig->kicks[0].get(), rig->kicks[1].get()};
   TapNetDevice& device = *rig->device;
-  if (!device.Activate(
-               Activation{features, rig->memory, queues, kicks, rig->interrupt.get(), [] {}})
+  if (!device
+           .Activate(Activation{features, rig->memory, queues, kicks, rig->interrupt.get(), [] {}})
            .ok()) {
     return 0;
   }

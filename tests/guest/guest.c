@@ -181,6 +181,7 @@ enum {
   T_BLKBENCH = 1 << 25,
   T_NETTAP = 1 << 26,
   T_NETTAPBENCH = 1 << 27,
+  T_VSOCK = 1 << 28,
 };
 
 /* Bit i of the mask is kTestNames[i]; run_tests() gives the run order. */
@@ -191,7 +192,7 @@ static const char *const kTestNames[] = {"cmdline", "e820",    "initrd",  "cpuid
                                          "fsloop",  "ctrlaltdel", "poweroff", "flood",
                                          "blk",     "blkbad",  "blkswap", "blkloop",
                                          "blkrate", "blkbench", "nettap",
-                                         "nettapbench"};
+                                         "nettapbench", "vsock"};
 #define NUM_TESTS (sizeof(kTestNames) / sizeof(kTestNames[0]))
 
 static int is_sep(char c) { return (u8)c <= ' '; }  /* NUL, space, tab, newline */
@@ -570,6 +571,7 @@ static void __attribute__((noinline)) run_tests(u32 tests, u32 kind, uptr info,
   if (tests & T_NETTAP) test_nettap(cmdline);
   if (tests & T_NETTAPBENCH) test_nettapbench(cmdline);
   if (tests & T_FSLOOP) test_fsloop(cmdline);
+  if (tests & T_VSOCK) test_vsock(cmdline);
   if (tests & T_BLK) test_blk(cmdline);
   if (tests & T_BLKBAD) test_blkbad(cmdline);
   if (tests & T_BLKSWAP) test_blkswap(cmdline);
