@@ -240,8 +240,46 @@ TEST(ConfigParserTest, PatchKeepsFieldsThatAreAbsent) {
 }
 
 TEST(ConfigParserTest, RefusesWhatEmberDoesNotProvide) {
-  EXPECT_EQ(ErrorOf(R"({"boot-source": {"kernel_image_path": "/k"}, "vsock": {}})"),
-            "vsock: not supported by ember yet");
+  EXPECT_EQ(ErrorOf(R"({"boot-source": {"kernel_image_path": "/k"}, "balloon": {}})"),
+            "balloon: not supported by ember yet");
+}
+
+TEST(ConfigParserTest, ParsesVsockAsFirecrackerWritesIt) {
+  Result<VmConfig> config = ParseVmConfig(R"({"boot-source": {"kernel_image_path": "/k"},
+      "vsock": {"vsock_id": "vsock0", "guest_cid": 3, "uds_path": "/run/v.sock"}})");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  ASSERT_TRUE(config->vsock.has_value());
+  EXPECT_EQ(config->vsock->guest_cid, 3u);
+  EXPECT_EQ(config->vsock->uds_path, "/run/v.sock");
+  EXPECT_EQ(config->vsock->vsock_id, "vsock0");
+  // vsock_id is optional (Firecracker deprecated it).
+  config = ParseVmConfig(R"({"boot-source": {"kernel_image_path": "/k"},
+      "vsock": {"guest_cid": 42, "uds_path": "v.sock"}})");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  EXPECT_FALSE(config->vsock->vsock_id.has_value());
+}
+
+TEST(ConfigParserTest, RefusesBadVsock) {
+  auto vsock_error = [](const std::string& vsock) {
+    return ErrorOf(R"({"boot-source": {"kernel_image_path": "/k"}, "vsock": )" + vsock + "}");
+  };
+  EXPECT_EQ(vsock_error(R"({"guest_cid": 2, "uds_path": "/v"})"),
+            "vsock.guest_cid: must be between 3 and 4294967294, got 2");
+  EXPECT_EQ(vsock_error(R"({"guest_cid": 4294967295, "uds_path": "/v"})"),
+            "vsock.guest_cid: must be between 3 and 4294967294, got 4294967295");
+  EXPECT_EQ(vsock_error(R"({"guest_cid": "3", "uds_path": "/v"})"),
+            "vsock.guest_cid: must be an integer between 3 and 4294967294, got a string");
+  EXPECT_EQ(vsock_error(R"({"uds_path": "/v"})"), "vsock.guest_cid: is required");
+  EXPECT_EQ(vsock_error(R"({"guest_cid": 3})"), "vsock.uds_path: is required");
+  EXPECT_EQ(vsock_error(R"({"guest_cid": 3, "uds_path": ""})"),
+            "vsock.uds_path: must be 1 to 107 bytes (a Unix socket path), got 0");
+  EXPECT_EQ(vsock_error(R"({"guest_cid": 3, "uds_path": ")" + std::string(108, 'a') + R"("})"),
+            "vsock.uds_path: must be 1 to 107 bytes (a Unix socket path), got 108");
+  EXPECT_EQ(vsock_error(R"({"guest_cid": 3, "uds_path": "/v", "cid": 3})"),
+            "vsock.cid: unknown field");
+  EXPECT_EQ(vsock_error(R"({"guest_cid": 3, "uds_path": "/v", "vsock_id": "a/b"})"),
+            "vsock.vsock_id: may hold only letters, digits and '_' (Firecracker's rule)");
+  EXPECT_EQ(vsock_error("[]"), "vsock: must be an object, got an array");
 }
 
 TEST(ConfigParserTest, ParsesDrivesRootFirst) {
