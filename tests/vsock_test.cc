@@ -264,5 +264,45 @@ TEST_F(VsockTest, HostAndGuestTalkThroughTheHybridSocket) {
   close(push_listener);
 }
 
+// PUT /vsock as Firecracker's clients send it, and every refusal (no VM is
+// started: this needs no /dev/kvm).
+TEST(VsockApiTest, FieldsAndErrors) {
+  TempDir dir;
+  EmberProcess ember(dir, {});
+  ASSERT_TRUE(ember.started()) << ember.Stderr();
+  auto put = [&](const json& body) { return ember.Request("PUT", "/vsock", body.dump()); };
+  const std::string uds = dir.File("v.sock");
+  auto refused = [&](const json& body, const std::string& fault) {
+    HttpResponse reply = put(body);
+    EXPECT_EQ(reply.status, 400) << body.dump();
+    EXPECT_NE(Fault(reply).find(fault), std::string::npos) << body.dump() << ": " << Fault(reply);
+  };
+  refused({{"guest_cid", 2}, {"uds_path", uds}}, "guest_cid: must be between 3 and 4294967294, got 2");
+  refused({{"guest_cid", -1}, {"uds_path", uds}}, "guest_cid: must be an integer");
+  refused({{"guest_cid", "3"}, {"uds_path", uds}}, "guest_cid: must be an integer");
+  refused({{"uds_path", uds}}, "guest_cid: is required");
+  refused({{"guest_cid", 3}}, "uds_path: is required");
+  refused({{"guest_cid", 3}, {"uds_path", 7}}, "uds_path: must be a string");
+  refused({{"guest_cid", 3}, {"uds_path", uds}, {"cid", 3}}, "cid: unknown field");
+  refused({{"guest_cid", 3}, {"uds_path", dir.File("no/such/dir/v.sock")}},
+          "uds_path: the directory " + dir.File("no/such/dir") + " of ");
+  // Something else lives at the path: a file, or a socket someone accepts on.
+  WriteFile(dir.File("file"), "x");
+  refused({{"guest_cid", 3}, {"uds_path", dir.File("file")}}, "is not a socket");
+  int live = Listen(dir.File("live.sock"));
+  ASSERT_GE(live, 0);
+  refused({{"guest_cid", 3}, {"uds_path", dir.File("live.sock")}}, "in use");
+  close(live);
+  EXPECT_EQ(ember.Request("PUT", "/vsock", "{\"guest_cid\": 3,").status, 400);
+  // Accepted; a second PUT replaces it; GET /vm/config shows it.
+  EXPECT_EQ(put({{"vsock_id", "vsock0"}, {"guest_cid", 3}, {"uds_path", uds}}).status, 204);
+  EXPECT_EQ(put({{"guest_cid", 52}, {"uds_path", uds + "2"}}).status, 204);
+  json config = json::parse(ember.Request("GET", "/vm/config").body);
+  EXPECT_EQ(config["vsock"], json({{"guest_cid", 52}, {"uds_path", uds + "2"}})) << config.dump();
+  // Nothing is bound before InstanceStart.
+  struct stat info {};
+  EXPECT_NE(stat((uds + "2").c_str(), &info), 0);
+}
+
 }  // namespace
 }  // namespace ember::testing
