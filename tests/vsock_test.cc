@@ -136,7 +136,8 @@ TEST_F(VsockTest, HostAndGuestTalkThroughTheHybridSocket) {
   struct stat info {};
   ASSERT_EQ(stat(uds.c_str(), &info), 0);
   EXPECT_TRUE(S_ISSOCK(info.st_mode));
-  HttpResponse late = ember.Request("PUT", "/vsock", json{{"guest_cid", 4}, {"uds_path", uds}}.dump());
+  HttpResponse late =
+      ember.Request("PUT", "/vsock", json{{"guest_cid", 4}, {"uds_path", uds}}.dump());
   EXPECT_EQ(late.status, 400);
   EXPECT_NE(Fault(late).find("not supported after starting"), std::string::npos) << Fault(late);
   ASSERT_TRUE(ember.WaitForOutput("ember-guest: vsock ready cid=3\n", 30000))
@@ -177,8 +178,8 @@ TEST_F(VsockTest, HostAndGuestTalkThroughTheHybridSocket) {
   }
   for (int fd : streams) ASSERT_EQ(ReadLine(fd).rfind("OK ", 0), 0u);
   for (size_t i = 0; i < streams.size(); ++i) {
-    ASSERT_TRUE(SendAll(streams[i], std::string(512, static_cast<char>('A' + i % 50)) +
-                                        std::to_string(i)));
+    ASSERT_TRUE(
+        SendAll(streams[i], std::string(512, static_cast<char>('A' + i % 50)) + std::to_string(i)));
   }
   for (size_t i = 0; i < streams.size(); ++i) {
     const std::string want = std::string(512, static_cast<char>('A' + i % 50)) + std::to_string(i);
@@ -187,9 +188,9 @@ TEST_F(VsockTest, HostAndGuestTalkThroughTheHybridSocket) {
   for (int fd : streams) close(fd);  // the host closes: ember tells the guest
 
   // First lines ember refuses, and a port nobody listens on in the guest.
-  for (const std::string& bad : {std::string("HELLO\n"), std::string("CONNECT abc\n"),
-                                 std::string("CONNECT 99999999999\n"), std::string("CONNECT\n"),
-                                 std::string(40, 'A'), std::string("CONNECT 7777\n")}) {
+  for (const std::string& bad :
+       {std::string("HELLO\n"), std::string("CONNECT abc\n"), std::string("CONNECT 99999999999\n"),
+        std::string("CONNECT\n"), std::string(40, 'A'), std::string("CONNECT 7777\n")}) {
     int fd = ConnectUnix(uds);
     ASSERT_GE(fd, 0);
     ASSERT_TRUE(SendAll(fd, bad));
@@ -240,7 +241,8 @@ TEST_F(VsockTest, HostAndGuestTalkThroughTheHybridSocket) {
     mismatches += static_cast<uint8_t>(pushed[i]) != static_cast<uint8_t>(j * 7 + j / 251);
   }
   EXPECT_EQ(mismatches, 0u);
-  EXPECT_TRUE(ember.WaitForOutput("ember-guest: vsock push done 1048576 bytes\n")) << ember.Stdout();
+  EXPECT_TRUE(ember.WaitForOutput("ember-guest: vsock push done 1048576 bytes\n"))
+      << ember.Stdout();
   close(push);
   close(kata);
 
@@ -250,9 +252,10 @@ TEST_F(VsockTest, HostAndGuestTalkThroughTheHybridSocket) {
   EXPECT_NE(out.find("ember-guest: vsock closed 5000 rst\n"), std::string::npos) << out;
   EXPECT_NE(out.find("overruns=0 bad=0\n"), std::string::npos) << out;
   std::smatch counts;
-  ASSERT_TRUE(std::regex_search(out, counts,
-                                std::regex("vsock done accepted=(\\d+) refused=(\\d+) echoed=(\\d+) "
-                                           "host_closed=(\\d+) guest_closed=(\\d+)")))
+  ASSERT_TRUE(
+      std::regex_search(out, counts,
+                        std::regex("vsock done accepted=(\\d+) refused=(\\d+) echoed=(\\d+) "
+                                   "host_closed=(\\d+) guest_closed=(\\d+)")))
       << out;
   EXPECT_EQ(std::stoi(counts[1]), 66) << "1 + 64 echo streams and the slow reader";
   EXPECT_EQ(std::stoi(counts[2]), 1) << "CONNECT 7777";
@@ -277,7 +280,8 @@ TEST(VsockApiTest, FieldsAndErrors) {
     EXPECT_EQ(reply.status, 400) << body.dump();
     EXPECT_NE(Fault(reply).find(fault), std::string::npos) << body.dump() << ": " << Fault(reply);
   };
-  refused({{"guest_cid", 2}, {"uds_path", uds}}, "guest_cid: must be between 3 and 4294967294, got 2");
+  refused({{"guest_cid", 2}, {"uds_path", uds}},
+          "guest_cid: must be between 3 and 4294967294, got 2");
   refused({{"guest_cid", -1}, {"uds_path", uds}}, "guest_cid: must be an integer");
   refused({{"guest_cid", "3"}, {"uds_path", uds}}, "guest_cid: must be an integer");
   refused({{"uds_path", uds}}, "guest_cid: is required");

@@ -74,8 +74,8 @@ class VsockConnection {
   bool pending_response = false;
   bool pending_credit_update = false;
   // Host and guest directions.
-  bool host_readable = false;   // the socket has data (or EOF) to look at
-  bool host_eof = false;        // the host will send no more
+  bool host_readable = false;    // the socket has data (or EOF) to look at
+  bool host_eof = false;         // the host will send no more
   bool guest_shut_send = false;  // the guest will send no more
   bool guest_shut_rcv = false;   // the guest will receive no more
   bool queued_for_rx = false;    // in the device's receive round

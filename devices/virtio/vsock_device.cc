@@ -127,8 +127,8 @@ Status VsockDevice::Activate(const Activation& activation) {
   needs_reset_ = activation.needs_reset;
   broken_ = false;
   // The event queue (2) is not served: ember sends no events yet.
-  worker_.Start({activation.kick_fds[kRxQueue], activation.kick_fds[kTxQueue]},
-                [this] { Serve(); }, {readable_.get(), writable_.get()});
+  worker_.Start({activation.kick_fds[kRxQueue], activation.kick_fds[kTxQueue]}, [this] { Serve(); },
+                {readable_.get(), writable_.get()});
   return Status::Ok();
 }
 
@@ -385,9 +385,8 @@ void VsockDevice::ConnectToHost(const PacketHeader& header) {
     QueueReset(header.dst_port, header.src_port);
     return;
   }
-  auto connection = std::make_unique<VsockConnection>(std::move(fd), header.dst_port,
-                                                      header.src_port,
-                                                      VsockConnection::State::kEstablished);
+  auto connection = std::make_unique<VsockConnection>(
+      std::move(fd), header.dst_port, header.src_port, VsockConnection::State::kEstablished);
   connection->UpdatePeerCredit(header.buf_alloc, header.fwd_cnt);
   connection->pending_response = true;
   QueueForReceive(Add(std::move(connection)));
@@ -585,8 +584,8 @@ bool VsockDevice::Receive() {
     }
     // A buffer must hold a header and at least one byte of data.
     if (!usable || capacity <= vsock::kHeaderBytes) {
-      Warn("receive: dropped a buffer: " +
-           (popped == VirtQueue::Pop::kBadChain ? problem
+      Warn("receive: dropped a buffer: " + (popped == VirtQueue::Pop::kBadChain
+                                                ? problem
                                                 : "not writable or no longer than a header"));
       metrics.vsock_tx_malformed_packets.Add();
       rx_->Complete(chain.head, 0);
@@ -597,8 +596,7 @@ bool VsockDevice::Receive() {
     if (!resets_.empty()) {
       const Key key = resets_.front();
       resets_.pop_front();
-      PacketHeader header =
-          VsockConnection::ResetHeader(options_.guest_cid, key.first, key.second);
+      PacketHeader header = VsockConnection::ResetHeader(options_.guest_cid, key.first, key.second);
       WriteToChain(chain, 0, &header, sizeof(header));
       written = sizeof(header);
     } else {
@@ -656,8 +654,7 @@ uint32_t VsockDevice::WritePacket(VsockConnection& connection, const DescriptorC
       !connection.guest_shut_rcv) {
     size_t room = 0;
     for (const Descriptor& d : chain.descriptors) room += d.length;
-    const size_t limit =
-        std::min<size_t>({room - vsock::kHeaderBytes, credit, kMaxPacketPayload});
+    const size_t limit = std::min<size_t>({room - vsock::kHeaderBytes, credit, kMaxPacketPayload});
     std::vector<iovec> slices = ChainSlices(chain, vsock::kHeaderBytes, limit);
     ssize_t n = readv(connection.fd(), slices.data(), static_cast<int>(slices.size()));
     if (n > 0) {
