@@ -18,6 +18,9 @@ packages=(
   e2fsprogs
   # TAP tests: namespaces and TAPs (ip), the TCP sink beside a nested guest
   iproute2 python3
+  # vsock in the Linux guest: socat (VSOCK-LISTEN, VSOCK-CONNECT) is copied
+  # into its initramfs with its libraries
+  socat
   # peers and backends: QEMU's microvm for the benchmarks, virtiofsd (in
   # qemu-system-common) and DPDK's testpmd for the vhost-user devices
   qemu-system-x86 qemu-system-common dpdk-dev

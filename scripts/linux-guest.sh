@@ -7,8 +7,9 @@
 # Result (stable names, in ${EMBER_CACHE:-$HOME/.cache/ember}/linux/ unless
 # --out is given):
 #   vmlinuz             the Debian cloud kernel (bzImage)
-#   initramfs.cpio.gz   busybox + /init + the virtio modules of that kernel
-#   rootfs.ext4         the same tree as a 32 MiB ext4 image (mke2fs -d), for
+#   initramfs.cpio.gz   busybox + socat + /init + the virtio and vsock modules of
+#                       that kernel
+#   rootfs.ext4         the same tree as a 48 MiB ext4 image (mke2fs -d), for
 #                       booting with the root on a drive (copy it: the guest
 #                       writes to it)
 #   version             the kernel release, e.g. 6.12.117+deb12-cloud-amd64
@@ -49,7 +50,8 @@ log() { [[ $quiet == 1 ]] || printf '%s: %s\n' "$prog" "$*" >&2; }
 
 # Modules the guest wants (names as in modules.dep, '-' and '_' are equal).
 # Built-in ones are skipped; dependencies are added per modules.dep.
-WANTED_MODULES=(virtio virtio_ring virtio_mmio virtio_net virtio_blk fuse virtiofs)
+WANTED_MODULES=(virtio virtio_ring virtio_mmio virtio_net virtio_blk fuse virtiofs vsock
+                vmw_vsock_virtio_transport)
 BUSYBOX_PKG="busybox-static"
 
 out=""
@@ -67,7 +69,7 @@ while (($#)); do
 done
 [[ -n $out ]] || out="${EMBER_CACHE:-${HOME:?HOME is not set}/.cache/ember}/linux"
 
-for tool in apt-cache apt-get dpkg dpkg-deb gzip sha256sum find sort mke2fs; do
+for tool in apt-cache apt-get dpkg dpkg-deb gzip sha256sum find sort mke2fs socat ldd; do
   command -v "$tool" >/dev/null 2>&1 || die "required tool '$tool' not found (this script expects a Debian 12 host)"
 done
 
@@ -252,6 +254,15 @@ while IFS= read -r applet; do
 done < <("$busybox" --list-full)
 [[ -L $root/bin/sh && -L $root/sbin/insmod && -L $root/sbin/reboot ]] || die "busybox applet links are missing sh/insmod/reboot"
 
+# socat, for the vsock tests (busybox has no AF_VSOCK), with the libraries
+# it links: the host's own (scripts/install-deps.sh installs socat).
+socat_bin=$(command -v socat)
+install -m 0755 "$socat_bin" "$root/usr/bin/socat"
+while read -r lib; do
+  mkdir -p "$root$(dirname "$lib")"
+  cp -L "$lib" "$root$lib"
+done < <(ldd "$socat_bin" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}')
+
 # Copy the modules, decompressed: busybox insmod hands the raw file to
 # init_module(2), which does not take compressed modules.
 : >"$root/etc/ember-modules"
@@ -341,8 +352,24 @@ for arg in $(cat /proc/cmdline); do
     ember.ping=*) net_peer=${arg#ember.ping=} ;;
     ember.tcp=*) net_tcp=${arg#ember.tcp=} ;;
     ember.tcpmb=*) net_tcp_mib=${arg#ember.tcpmb=} ;;
+    ember.vsock) vsock=1 ;;
   esac
 done
+# ember.vsock: a vsock listener on port 1024 (socat) that takes 1 MiB and
+# answers with 1 MiB of its own, and a guest-initiated stream to the host
+# (CID 2) port 5000 that says hello and prints the reply.
+if [ "${vsock:-}" = 1 ]; then
+  dd if=/dev/urandom of=/tmp/vsock-out bs=65536 count=16 2>/dev/null
+  printf '#!/bin/sh\nhead -c 1048576 > /tmp/vsock-in\ncat /tmp/vsock-out\n' > /tmp/vsock-serve.sh
+  chmod +x /tmp/vsock-serve.sh
+  socat -t 30 VSOCK-LISTEN:1024 EXEC:/tmp/vsock-serve.sh &
+  vsock_listener=$!
+  echo "EMBER-LINUX: vsock listening on 1024"
+  reply=$(echo "hello from linux" | socat -t 30 - VSOCK-CONNECT:2:5000)
+  echo "EMBER-LINUX: vsock reply $reply"
+  wait $vsock_listener
+  echo "EMBER-LINUX: vsock received $(wc -c < /tmp/vsock-in) bytes md5=$(md5sum /tmp/vsock-in | cut -d' ' -f1) sent md5=$(md5sum /tmp/vsock-out | cut -d' ' -f1)"
+fi
 # ember.ip=ADDR/LEN [ember.ping=PEER] [ember.tcp=listen|PEER]: configure
 # eth0, ping the peer until it answers, then receive (listen) or send a
 # 1 MiB (ember.tcpmb=N: N MiB) TCP stream on port 5000 and print its md5 (the receiver confirms on
@@ -453,7 +480,7 @@ grep -qx init <<<"$listing" || die "the initramfs has no /init"
 # and times: the same inputs give the same image.
 E2FSPROGS_FAKE_TIME=$epoch mke2fs -q -t ext4 -d "$root" -L ember-root \
   -U 3e6d3b1c-5f0a-4c55-9a52-6d1e0c0f2a11 -E hash_seed=8f1d7c2e-4b6a-4e0f-9c3d-2a5b6e7f8091,root_owner=0:0 \
-  -F "$tmp/rootfs.ext4" 32M || die "mke2fs -d failed"
+  -F "$tmp/rootfs.ext4" 48M || die "mke2fs -d failed"
 
 # ---- install into the output dir (atomically per file) ------------------------
 cp "$vmlinuz" "$out/.vmlinuz.new" && mv -f "$out/.vmlinuz.new" "$out/vmlinuz"

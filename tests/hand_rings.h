@@ -3,11 +3,11 @@
 // used ring read back. For device-level tests of emulated devices.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cstdint>
-#include <gtest/gtest.h>
 #include <span>
 #include <vector>
 
@@ -42,9 +42,10 @@ class HandRings {
     interrupt_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   }
 
-  Activation MakeActivation(uint64_t features, std::function<void()> needs_reset = [] {}) {
-    return Activation{features, memory_, states_, kick_fds_, interrupt_.get(),
-                      std::move(needs_reset)};
+  Activation MakeActivation(
+      uint64_t features, std::function<void()> needs_reset = [] {}) {
+    return Activation{features,  memory_,          states_,
+                      kick_fds_, interrupt_.get(), std::move(needs_reset)};
   }
   uint64_t Ring(size_t q) const { return base_ + q * 0x10000; }
   void PutDesc(size_t q, uint16_t index, Desc desc) {

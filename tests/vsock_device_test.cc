@@ -30,8 +30,8 @@ using vsock::PacketHeader;
 
 constexpr uint16_t kQueueSize = 16;
 constexpr uint64_t kGuestCid = 3;
-constexpr uint64_t kRx = 0x100000;   // receive buffers, 4 KiB apart
-constexpr uint64_t kTx = 0x200000;   // transmit packets, 0x20000 apart
+constexpr uint64_t kRx = 0x100000;  // receive buffers, 4 KiB apart
+constexpr uint64_t kTx = 0x200000;  // transmit packets, 0x20000 apart
 constexpr uint32_t kGuestPort = 1234;
 
 TEST(VsockConnectLineTest, OnlyConnectAndADecimalPort) {
@@ -55,7 +55,8 @@ class VsockDeviceTest : public ::testing::Test {
     memory_.emplace(std::move(*memory));
     rings_.emplace(*memory_, 3, kQueueSize);
     uds_ = dir_.File("v.sock");
-    Result<std::shared_ptr<VsockDevice>> device = VsockDevice::Create({kGuestCid, uds_, kQueueSize});
+    Result<std::shared_ptr<VsockDevice>> device =
+        VsockDevice::Create({kGuestCid, uds_, kQueueSize});
     ASSERT_TRUE(device.ok()) << device.status().message();
     device_ = *device;
     ASSERT_TRUE(
@@ -84,8 +85,8 @@ class VsockDeviceTest : public ::testing::Test {
     const uint64_t at = kTx + (next_tx_ % kQueueSize) * 0x20000;
     EXPECT_TRUE(memory_->WriteObject(at, header).ok());
     EXPECT_TRUE(memory_
-                    ->Write(at + sizeof(header), {reinterpret_cast<const uint8_t*>(payload.data()),
-                                                  payload.size()})
+                    ->Write(at + sizeof(header),
+                            {reinterpret_cast<const uint8_t*>(payload.data()), payload.size()})
                     .ok());
     const uint32_t length = descriptor_length != 0
                                 ? descriptor_length
@@ -230,7 +231,8 @@ TEST_F(VsockDeviceTest, GuestInitiatedStreamAndDataBeyondCredit) {
   }
   EXPECT_TRUE(reset) << "the stream survived data beyond its credit";
   bool saw_rst = false;
-  for (int i = 0; i < 3 && !saw_rst; ++i) saw_rst = Received(2).op == static_cast<uint16_t>(Op::kRst);
+  for (int i = 0; i < 3 && !saw_rst; ++i)
+    saw_rst = Received(2).op == static_cast<uint16_t>(Op::kRst);
   EXPECT_TRUE(saw_rst);
   // The host gets what was within the credit, then EOF.
   size_t total = 0;
