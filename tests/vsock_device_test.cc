@@ -34,15 +34,19 @@ constexpr uint64_t kRx = 0x100000;  // receive buffers, 4 KiB apart
 constexpr uint64_t kTx = 0x200000;  // transmit packets, 0x20000 apart
 constexpr uint32_t kGuestPort = 1234;
 
-TEST(VsockConnectLineTest, OnlyConnectAndADecimalPort) {
+TEST(VsockConnectLineTest, ConnectAndADecimalPortAsFirecrackerReadsThem) {
   EXPECT_EQ(ParseVsockConnectLine("CONNECT 1024"), 1024u);
+  // What Firecracker also takes: any case, more whitespace, a '\r', more words.
+  EXPECT_EQ(ParseVsockConnectLine("connect 1024"), 1024u);
+  EXPECT_EQ(ParseVsockConnectLine("  Connect\t1024\r"), 1024u);
+  EXPECT_EQ(ParseVsockConnectLine("CONNECT 1024 extra"), 1024u);
   EXPECT_EQ(ParseVsockConnectLine("CONNECT 4294967295"), 4294967295u);
   EXPECT_EQ(ParseVsockConnectLine("CONNECT 4294967296"), std::nullopt);
   EXPECT_EQ(ParseVsockConnectLine("CONNECT "), std::nullopt);
   EXPECT_EQ(ParseVsockConnectLine("CONNECT -1"), std::nullopt);
   EXPECT_EQ(ParseVsockConnectLine("CONNECT 12a"), std::nullopt);
-  EXPECT_EQ(ParseVsockConnectLine("connect 1024"), std::nullopt);
-  EXPECT_EQ(ParseVsockConnectLine("CONNECT 1024 "), std::nullopt);
+  EXPECT_EQ(ParseVsockConnectLine("CONNECTX 1024"), std::nullopt);
+  EXPECT_EQ(ParseVsockConnectLine("OPEN 1024"), std::nullopt);
   EXPECT_EQ(ParseVsockConnectLine(""), std::nullopt);
 }
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 
 #include "vmm/metrics.h"
@@ -299,9 +300,23 @@ void VsockDevice::AcceptClients() {
 }
 
 std::optional<uint32_t> ParseVsockConnectLine(std::string_view line) {
-  constexpr std::string_view kPrefix = "CONNECT ";
-  if (!line.starts_with(kPrefix)) return std::nullopt;
-  std::string_view digits = line.substr(kPrefix.size());
+  // As Firecracker reads it: words split by whitespace, the first "connect"
+  // in any case, the second a decimal port; more words (or a '\r') are ignored.
+  auto next_word = [&line]() {
+    const size_t start = line.find_first_not_of(" \t\r\f\v");
+    if (start == std::string_view::npos) return std::string_view();
+    const size_t end = line.find_first_of(" \t\r\f\v", start);
+    std::string_view word = line.substr(start, end == std::string_view::npos ? end : end - start);
+    line.remove_prefix(end == std::string_view::npos ? line.size() : end);
+    return word;
+  };
+  std::string_view command = next_word();
+  constexpr std::string_view kConnect = "connect";
+  if (command.size() != kConnect.size()) return std::nullopt;
+  for (size_t i = 0; i < kConnect.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(command[i])) != kConnect[i]) return std::nullopt;
+  }
+  std::string_view digits = next_word();
   if (digits.empty() || digits.size() > 10) return std::nullopt;
   uint64_t port = 0;
   for (char c : digits) {

@@ -43,8 +43,9 @@
 
 namespace ember {
 
-// The port of a host client's first line, "CONNECT <port>" (without its
-// newline), or nullopt for anything else.
+// The port of a host client's first line (without its newline), read as
+// Firecracker reads it: "CONNECT <port>", the word in any case, extra
+// whitespace and trailing words ignored; nullopt for anything else.
 std::optional<uint32_t> ParseVsockConnectLine(std::string_view line);
 
 struct VsockOptions {

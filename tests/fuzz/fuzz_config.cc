@@ -1,6 +1,6 @@
 // Fuzz target: the config file and the bodies of the resources this change
 // added (drives, their PATCH, network interfaces on a TAP and their PATCH,
-// rate limiters). Any bytes: an error naming the field, never a crash or
+// rate limiters, vsock). Any bytes: an error naming the field, never a crash or
 // an exception past the parser.
 #include <nlohmann/json.hpp>
 #include <string_view>
@@ -18,5 +18,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)ParseNetworkInterface(body, "", "eth0");
   (void)ParseNetworkInterfaceUpdate(body, "eth0");
   (void)ParseRateLimiter(body, "rate_limiter");
+  (void)ParseVsock(body, "");
   return 0;
 }
