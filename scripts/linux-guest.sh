@@ -477,10 +477,11 @@ listing=$(gzip -dc "$tmp/initramfs.cpio.gz" | "$busybox" cpio -t 2>/dev/null)
 grep -qx init <<<"$listing" || die "the initramfs has no /init"
 
 # The same tree as an ext4 image, for a root drive. Fixed UUID, hash seed
-# and times: the same inputs give the same image.
+# and times: the same inputs give the same image. (mke2fs says "Creating
+# regular file" on stdout even with -q; stdout is only for the paths.)
 E2FSPROGS_FAKE_TIME=$epoch mke2fs -q -t ext4 -d "$root" -L ember-root \
   -U 3e6d3b1c-5f0a-4c55-9a52-6d1e0c0f2a11 -E hash_seed=8f1d7c2e-4b6a-4e0f-9c3d-2a5b6e7f8091,root_owner=0:0 \
-  -F "$tmp/rootfs.ext4" 48M || die "mke2fs -d failed"
+  -F "$tmp/rootfs.ext4" 48M >&2 || die "mke2fs -d failed"
 
 # ---- install into the output dir (atomically per file) ------------------------
 cp "$vmlinuz" "$out/.vmlinuz.new" && mv -f "$out/.vmlinuz.new" "$out/vmlinuz"
