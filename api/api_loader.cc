@@ -1,6 +1,7 @@
 #include "api/api_loader.h"
 
 #include <dlfcn.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 #include <climits>
@@ -17,8 +18,15 @@ constexpr const char* kModuleName = "libember_api.so";
 Result<std::string> ModulePath() {
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) return ErrnoStatus("finding the ember binary");
-  std::string path(self, static_cast<size_t>(n));
+  std::string path;
+  if (n > 0) {
+    path.assign(self, static_cast<size_t>(n));
+  } else if (const char* executed = reinterpret_cast<const char*>(getauxval(AT_EXECFN));
+             executed != nullptr && executed[0] == '/') {
+    path = executed;  // no /proc (a jail): the path ember was started by
+  } else {
+    return ErrnoStatus("finding the ember binary");
+  }
   return path.substr(0, path.rfind('/') + 1) + kModuleName;
 }
 

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "devices/tap.h"
+#include "tests/hand_rings.h"
 #include "tests/test_util.h"
 #include "vmm/metrics.h"
 
@@ -24,17 +25,10 @@ namespace ember {
 namespace {
 
 constexpr uint16_t kQueueSize = 8;
-constexpr uint16_t kNext = 1, kWrite = 2;
+constexpr uint16_t kNext = testing::kDescNext, kWrite = testing::kDescWrite;
 // Queue 0 (receive) and 1 (transmit): descriptor tables, avail and used rings.
 constexpr uint64_t kRing[2] = {0x10000, 0x20000};
 constexpr uint64_t kBuffers = 0x40000;
-
-struct Desc {
-  uint64_t address;
-  uint32_t length;
-  uint16_t flags;
-  uint16_t next;
-};
 
 class TapNetDeviceTest : public ::testing::Test {
  protected:
@@ -43,6 +37,7 @@ class TapNetDeviceTest : public ::testing::Test {
     Result<GuestMemory> memory = GuestMemory::Create(1 << 20);
     ASSERT_TRUE(memory.ok());
     memory_.emplace(std::move(*memory));
+    rings_.emplace(*memory_, 2, kQueueSize, kRing[0]);
     int pair[2];
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair), 0);
     host_.reset(pair[0]);
@@ -54,49 +49,19 @@ class TapNetDeviceTest : public ::testing::Test {
         TapNetDevice::Create(std::move(options), UniqueFd(pair[1]));
     ASSERT_TRUE(device.ok()) << device.status().message();
     device_ = *device;
-    for (int q = 0; q < 2; ++q) {
-      kicks_[q].reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-      queues_[q] = {kQueueSize, true, kRing[q], kRing[q] + 0x1000, kRing[q] + 0x2000};
-    }
-    interrupt_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    const int kicks[] = {kicks_[0].get(), kicks_[1].get()};
-    ASSERT_TRUE(device_
-                    ->Activate(Activation{kVirtioFeatureVersion1, *memory_, queues_, kicks,
-                                          interrupt_.get(), [] {}})
-                    .ok());
+    ASSERT_TRUE(device_->Activate(rings_->MakeActivation(kVirtioFeatureVersion1)).ok());
   }
   void TearDown() override {
     if (device_) device_->Reset();
   }
 
-  void PutDesc(int q, uint16_t index, Desc desc) {
-    ASSERT_TRUE(memory_->WriteObject(kRing[q] + 16 * index, desc).ok());
-  }
+  void PutDesc(int q, uint16_t index, testing::Desc desc) { rings_->PutDesc(q, index, desc); }
   template <typename T>
   T Get(uint64_t address) {
-    T value{};
-    EXPECT_TRUE(memory_->Read(address, {reinterpret_cast<uint8_t*>(&value), sizeof(T)}).ok());
-    return value;
+    return rings_->Get<T>(address);
   }
-  // Makes descriptor `head` of queue q available and kicks.
-  void Publish(int q, uint16_t head) {
-    EXPECT_TRUE(
-        memory_->WriteObject<uint16_t>(kRing[q] + 0x1000 + 4 + 2 * (avail_[q] % kQueueSize), head)
-            .ok());
-    ++avail_[q];
-    EXPECT_TRUE(memory_->WriteObject<uint16_t>(kRing[q] + 0x1000 + 2, avail_[q]).ok());
-    uint64_t one = 1;
-    EXPECT_EQ(write(kicks_[q].get(), &one, sizeof(one)), 8);
-  }
-  // Waits for queue q's next used entry; its length, or -1.
-  int64_t WaitUsed(int q) {
-    if (!testing::WaitUntil([&] { return Get<uint16_t>(kRing[q] + 0x2002) != used_[q]; }, 5)) {
-      return -1;
-    }
-    int64_t length = Get<uint32_t>(kRing[q] + 0x2000 + 8 + 8 * (used_[q] % kQueueSize));
-    ++used_[q];
-    return length;
-  }
+  void Publish(int q, uint16_t head) { rings_->Publish(q, head); }
+  int64_t WaitUsed(int q) { return rings_->WaitUsed(q); }
   // A frame with its 12-byte header, as the TAP hands it over.
   std::string Frame(size_t bytes, char fill) {
     std::string frame(kTapVnetHeaderBytes, '\0');
@@ -113,10 +78,9 @@ class TapNetDeviceTest : public ::testing::Test {
   }
 
   std::optional<GuestMemory> memory_;
-  UniqueFd host_, kicks_[2], interrupt_;
-  VirtQueueState queues_[2];
+  std::optional<testing::HandRings> rings_;
+  UniqueFd host_;
   std::shared_ptr<TapNetDevice> device_;
-  uint16_t avail_[2] = {0, 0}, used_[2] = {0, 0};
 };
 
 TEST_F(TapNetDeviceTest, TransmitsFramesAndDropsMalformedOnes) {

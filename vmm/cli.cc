@@ -16,6 +16,8 @@ std::string CliUsage() {
          "  --show-level         show the level in log lines (default)\n"
          "  --show-log-origin    show file:line in log lines\n"
          "  --no-seccomp         run threads without their seccomp filters (on by default)\n"
+         "  --start-time-us N, --start-time-cpu-us N, --parent-cpu-time-us N\n"
+         "                       set by ember-jailer (as Firecracker's jailer does)\n"
          "  --version            print the version and exit\n"
          "  --help               print this help and exit\n";
 }
@@ -58,6 +60,21 @@ Result<CliOptions> ParseCli(const std::vector<std::string>& args) {
       options.show_level = true;
     } else if (arg == "--show-log-origin") {
       options.show_log_origin = true;
+    } else if (arg == "--start-time-us" || arg == "--start-time-cpu-us" ||
+               arg == "--parent-cpu-time-us") {
+      std::string text;
+      EMBER_RETURN_IF_ERROR(store(text));
+      if (text.size() > 19 || text.find_first_not_of("0123456789") != std::string::npos) {
+        return Status::Error(arg + ": must be a number of microseconds, got " + text);
+      }
+      const uint64_t us = std::stoull(text);
+      if (arg == "--start-time-us") {
+        options.start_time_us = us;
+      } else if (arg == "--start-time-cpu-us") {
+        options.start_time_cpu_us = us;
+      } else {
+        options.parent_cpu_time_us = us;
+      }
     } else if (arg == "--version") {
       options.version = true;
     } else if (arg == "--help" || arg == "-h") {

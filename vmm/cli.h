@@ -23,6 +23,12 @@ struct CliOptions {
   bool show_log_origin = false;
   bool version = false;
   bool help = false;
+  // From a jailer (Firecracker's flags): when it started (CLOCK_MONOTONIC
+  // µs), ember's CPU time at exec, and the jailer's own CPU time; the
+  // start-up metrics then count from the jailer's start.
+  std::optional<uint64_t> start_time_us;
+  std::optional<uint64_t> start_time_cpu_us;
+  uint64_t parent_cpu_time_us = 0;
 };
 
 Result<CliOptions> ParseCli(const std::vector<std::string>& args);

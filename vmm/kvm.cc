@@ -4,6 +4,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <memory>
 
 #include "arch/x86_64/kvm_abi.h"
@@ -64,8 +65,9 @@ Result<Kvm> Kvm::Open(const std::string& device) {
     int err = errno;
     if (err == ENOENT) return Status::Error(device + " does not exist: KVM is not available here");
     if (err == EACCES || err == EPERM) {
-      return Status::Error("no permission to open " + device +
-                           ": add this user to the kvm group or run as root");
+      return Status::Error("no permission to open " + device + " (" + std::strerror(err) +
+                           "): add this user to the kvm group or run as root; in a jail, "
+                           "keep the jail off a nodev mount");
     }
     return ErrnoStatus("opening " + device, err);
   }

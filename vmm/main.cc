@@ -39,11 +39,19 @@ uint64_t MicrosSince(std::chrono::steady_clock::time_point start) {
 
 int main(int argc, char** argv) {
   using namespace ember;
-  const auto start_time = std::chrono::steady_clock::now();
-  const uint64_t start_cpu_us = ProcessCpuMicros();
+  auto start_time = std::chrono::steady_clock::now();
+  uint64_t start_cpu_us = ProcessCpuMicros();
 
   Result<CliOptions> cli = ParseCli(std::vector<std::string>(argv + 1, argv + argc));
   if (!cli.ok()) return Fail(cli.status().message() + "\n" + CliUsage());
+  // Started by a jailer: its start is the process's start (steady_clock is
+  // CLOCK_MONOTONIC), and its CPU time counts too.
+  if (cli->start_time_us) {
+    start_time =
+        std::chrono::steady_clock::time_point(std::chrono::microseconds(*cli->start_time_us));
+  }
+  // (Unsigned: C - P may wrap, and now - (C - P) = now - C + P still holds.)
+  if (cli->start_time_cpu_us) start_cpu_us = *cli->start_time_cpu_us - cli->parent_cpu_time_us;
   if (cli->help) {
     std::fputs(CliUsage().c_str(), stdout);
     return 0;

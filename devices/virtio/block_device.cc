@@ -15,7 +15,6 @@
 namespace ember {
 namespace {
 
-constexpr int kMaxWarnings = 10;
 // Transfer's answer for a request that went to the io_uring (not a status
 // the spec defines).
 constexpr uint8_t kPending = 0xff;
@@ -144,11 +143,7 @@ void BlockDevice::ReadConfig(uint64_t offset, std::span<uint8_t> data) {
 }
 
 Status BlockDevice::Activate(const Activation& activation) {
-  queue_.emplace(activation.memory, activation.queues[0]);
-  queue_->SetEventIdx((activation.acked_features & kVirtioFeatureRingEventIdx) != 0);
-  interrupt_fd_ = activation.interrupt_fd;
-  needs_reset_ = activation.needs_reset;
-  broken_ = false;
+  queues_.Activate(activation, {0});
   std::vector<int> wake_on(activation.kick_fds.begin(), activation.kick_fds.end());
   if (async_) wake_on.push_back(async_->completion_fd());
   worker_.Start(std::move(wake_on), [this] { Serve(); });
@@ -158,13 +153,8 @@ Status BlockDevice::Activate(const Activation& activation) {
 void BlockDevice::Reset() {
   DrainInFlight();
   worker_.Stop();
-  queue_.reset();
+  queues_.Clear();
   throttled_.reset();
-  needs_reset_ = nullptr;
-}
-
-void BlockDevice::Warn(const std::string& message) {
-  if (warnings_++ < kMaxWarnings) spdlog::warn("{}: {}", name_, message);
 }
 
 void BlockDevice::SetRateLimiter(const RateLimiterConfig& config) {
@@ -204,7 +194,7 @@ bool BlockDevice::ReapCompletions(bool wait) {
     }
     const uint32_t written =
         (ok && request.type == VIRTIO_BLK_T_IN ? static_cast<uint32_t>(request.bytes) : 0) + 1;
-    queue_->Complete(request.head, written);
+    queue().Complete(request.head, written);
     request.iov.clear();
     free_slots_.push_back(token);
     --in_kernel_;
@@ -231,7 +221,7 @@ uint8_t BlockDevice::QueueAsync(uint32_t type, const DescriptorChain& chain, std
 }
 
 void BlockDevice::Serve() {
-  if (!queue_) return;
+  if (!queues_.active()) return;
   bool completed = async_ && ReapCompletions(/*wait=*/false);
   {
     std::unique_lock lock(drain_mutex_);
@@ -244,7 +234,7 @@ void BlockDevice::Serve() {
       return;
     }
   }
-  if (broken_) return;
+  if (queues_.broken()) return;
   DescriptorChain chain;
   std::string problem;
   while (true) {
@@ -253,16 +243,14 @@ void BlockDevice::Serve() {
       chain = std::move(*throttled_);
       throttled_.reset();
     } else {
-      popped = queue_->Next(chain, problem);
+      popped = queue().Next(chain, problem);
     }
     if (popped == VirtQueue::Pop::kEmpty) {
-      if (queue_->ArmNotification()) continue;  // arrived while asking for kicks
+      if (queue().ArmNotification()) continue;  // arrived while asking for kicks
       break;
     }
     if (popped == VirtQueue::Pop::kBrokenRing) {
-      spdlog::error("{}: {}: the device needs a reset", name_, problem);
-      broken_ = true;
-      if (needs_reset_) needs_reset_();
+      queues_.Broken(problem);
       break;
     }
     uint32_t written = 0;
@@ -280,7 +268,7 @@ void BlockDevice::Serve() {
     } else {
       continue;  // in the io_uring: its completion returns the chain
     }
-    queue_->Complete(chain.head, written);
+    queue().Complete(chain.head, written);
     completed = true;
   }
   if (submit_pending_) {
@@ -290,10 +278,7 @@ void BlockDevice::Serve() {
     // not after another trip through the completion eventfd.
     completed |= ReapCompletions(/*wait=*/false);
   }
-  if (completed && queue_->DriverWantsInterrupt()) {
-    uint64_t one = 1;
-    (void)!write(interrupt_fd_, &one, sizeof(one));
-  }
+  queues_.InterruptIfWanted({{0, completed}});
 }
 
 std::optional<uint32_t> BlockDevice::Execute(const DescriptorChain& chain) {

@@ -22,6 +22,7 @@
 #include <string>
 
 #include "devices/rate_limiter.h"
+#include "devices/virtio/active_queues.h"
 #include "devices/virtio/block_async_io.h"
 #include "devices/virtio/queue_worker.h"
 #include "devices/virtio/virtio_device.h"
@@ -81,6 +82,7 @@ class BlockDevice : public VirtioDevice {
       : options_(std::move(options)),
         name_(std::move(name)),
         limiter_(options_.rate_limiter),
+        queues_(name_),
         worker_(name_) {}
 
   Status SetFile(UniqueFd file);
@@ -100,7 +102,8 @@ class BlockDevice : public VirtioDevice {
   bool ReapCompletions(bool wait);
   // Async: waits until no request is in the kernel (reset, teardown).
   void DrainInFlight();
-  void Warn(const std::string& message);
+  void Warn(const std::string& message) { queues_.Warn(message); }
+  VirtQueue& queue() { return queues_[0]; }
 
   const BlockDeviceOptions options_;
   const std::string name_;
@@ -113,10 +116,7 @@ class BlockDevice : public VirtioDevice {
   RateLimiter limiter_;
 
   // Set by Activate, cleared by Reset; used by the worker in between.
-  std::optional<VirtQueue> queue_;
-  int interrupt_fd_ = -1;
-  std::function<void()> needs_reset_;
-  bool broken_ = false;
+  ActiveQueues queues_;
   std::optional<DescriptorChain> throttled_;  // taken from the ring, waiting for tokens
 
   // io_engine Async: requests in the kernel, by token (their slot).
@@ -135,7 +135,6 @@ class BlockDevice : public VirtioDevice {
   std::condition_variable drained_;
   bool draining_ = false;  // under drain_mutex_
   std::atomic<size_t> in_kernel_{0};
-  std::atomic<int> warnings_{0};
 
   QueueWorker worker_;  // last: stops before the rest goes
 };

@@ -13,7 +13,6 @@
 namespace ember {
 namespace {
 
-constexpr int kMaxWarnings = 10;
 constexpr uint16_t kRxQueue = 0;
 constexpr uint16_t kTxQueue = 1;
 constexpr uint16_t kLinkUp = 1;
@@ -89,15 +88,8 @@ void TapNetDevice::ReadConfig(uint64_t offset, std::span<uint8_t> data) {
 }
 
 Status TapNetDevice::Activate(const Activation& activation) {
-  rx_.emplace(activation.memory, activation.queues[kRxQueue]);
-  tx_.emplace(activation.memory, activation.queues[kTxQueue]);
-  const bool event_idx = (activation.acked_features & kVirtioFeatureRingEventIdx) != 0;
-  rx_->SetEventIdx(event_idx);
-  tx_->SetEventIdx(event_idx);
-  interrupt_fd_ = activation.interrupt_fd;
+  queues_.Activate(activation, {kRxQueue, kTxQueue});
   offloads_wanted_ = TapOffloads(activation.acked_features);
-  needs_reset_ = activation.needs_reset;
-  broken_ = false;
   worker_.Start({activation.kick_fds.begin(), activation.kick_fds.end()}, [this] { Serve(); },
                 {tap_.get()});
   return Status::Ok();
@@ -105,8 +97,7 @@ Status TapNetDevice::Activate(const Activation& activation) {
 
 void TapNetDevice::Reset() {
   worker_.Stop();
-  rx_.reset();
-  tx_.reset();
+  queues_.Clear();
   tx_throttled_.reset();
   frame_length_ = 0;  // a frame for a driver that went away
   frame_paid_ = false;
@@ -122,36 +113,23 @@ void TapNetDevice::SetRateLimiters(const std::optional<RateLimiterConfig>& rx,
   worker_.Poke();
 }
 
-void TapNetDevice::Warn(const std::string& message) {
-  if (warnings_++ < kMaxWarnings) spdlog::warn("{}: {}", name_, message);
-}
-
 std::chrono::nanoseconds TapNetDevice::Throttle(RateLimiter& limiter, uint64_t bytes) {
   std::lock_guard lock(limiter_mutex_);
   if (!limiter.limits()) return std::chrono::nanoseconds::zero();
   return limiter.TryTake(bytes);
 }
 
-void TapNetDevice::Broken(const std::string& problem) {
-  spdlog::error("{}: {}: the device needs a reset", name_, problem);
-  broken_ = true;
-  if (needs_reset_) needs_reset_();
-}
-
 void TapNetDevice::Serve() {
-  if (!rx_ || !tx_ || broken_) return;
+  if (!queues_.active() || queues_.broken()) return;
   if (offloads_set_ != offloads_wanted_) {
     // Here, not in Activate: the ioctl belongs to the device's filter.
     Status set = SetTapOffloads(tap_.get(), offloads_wanted_, options_.tap_name);
-    if (!set.ok()) Warn(set.message());
+    if (!set.ok()) queues_.Warn(set.message());
     offloads_set_ = offloads_wanted_;
   }
   const bool tx_done = Transmit();
-  const bool rx_done = !broken_ && Receive();
-  if ((tx_done && tx_->DriverWantsInterrupt()) || (rx_done && rx_->DriverWantsInterrupt())) {
-    uint64_t one = 1;
-    (void)!write(interrupt_fd_, &one, sizeof(one));
-  }
+  const bool rx_done = !queues_.broken() && Receive();
+  queues_.InterruptIfWanted({{kRxQueue, rx_done}, {kTxQueue, tx_done}});
 }
 
 bool TapNetDevice::Transmit() {
@@ -166,14 +144,14 @@ bool TapNetDevice::Transmit() {
       chain = std::move(*tx_throttled_);
       tx_throttled_.reset();
     } else {
-      popped = tx_->Next(chain, problem);
+      popped = tx().Next(chain, problem);
     }
     if (popped == VirtQueue::Pop::kEmpty) {
-      if (tx_->ArmNotification()) continue;
+      if (tx().ArmNotification()) continue;
       break;
     }
     if (popped == VirtQueue::Pop::kBrokenRing) {
-      Broken("transmit queue: " + problem);
+      queues_.Broken("transmit queue: " + problem);
       break;
     }
     if (popped == VirtQueue::Pop::kChain) {
@@ -213,10 +191,10 @@ bool TapNetDevice::Transmit() {
       }
     }
     if (popped == VirtQueue::Pop::kBadChain) {
-      Warn("transmit: dropped " + problem);
+      queues_.Warn("transmit: dropped " + problem);
       metrics.net_tx_malformed_frames.Add();
     }
-    tx_->Complete(chain.head, 0);
+    tx().Complete(chain.head, 0);
     completed = true;
   }
   return completed;
@@ -227,12 +205,12 @@ bool TapNetDevice::Receive() {
   bool completed = false;
   DescriptorChain chain;
   std::string problem;
-  while (!broken_) {
+  while (!queues_.broken()) {
     if (frame_length_ == 0) {
       ssize_t n = read(tap_.get(), frame_.data(), frame_.size());
       if (n < 0) {
         if (errno != EAGAIN && errno != EINTR) {
-          Warn(std::string("reading the TAP: ") + strerror(errno));
+          queues_.Warn(std::string("reading the TAP: ") + strerror(errno));
           worker_.MuteUntilKick(tap_.get());
         }
         break;
@@ -253,8 +231,8 @@ bool TapNetDevice::Receive() {
       worker_.ServeAgainAfter(wait);
       break;
     }
-    VirtQueue::Pop popped = rx_->Next(chain, problem);
-    if (popped == VirtQueue::Pop::kEmpty && rx_->ArmNotification()) continue;
+    VirtQueue::Pop popped = rx().Next(chain, problem);
+    if (popped == VirtQueue::Pop::kEmpty && rx().ArmNotification()) continue;
     if (popped == VirtQueue::Pop::kEmpty) {
       // Backpressure: the frame waits here and the TAP keeps the rest.
       metrics.net_no_rx_avail_buffer.Add();
@@ -262,7 +240,7 @@ bool TapNetDevice::Receive() {
       break;
     }
     if (popped == VirtQueue::Pop::kBrokenRing) {
-      Broken("receive queue: " + problem);
+      queues_.Broken("receive queue: " + problem);
       break;
     }
     size_t capacity = 0;
@@ -272,20 +250,21 @@ bool TapNetDevice::Receive() {
       capacity += d.length;
     }
     if (!writable) {
-      Warn("receive: dropped a chain: " +
-           (popped == VirtQueue::Pop::kBadChain ? problem : "a buffer the device may not write"));
+      queues_.Warn("receive: dropped a chain: " + (popped == VirtQueue::Pop::kBadChain
+                                                       ? problem
+                                                       : "a buffer the device may not write"));
       metrics.net_rx_malformed_buffers.Add();
-      rx_->Complete(chain.head, 0);
+      rx().Complete(chain.head, 0);
       completed = true;
       continue;
     }
     if (capacity < frame_length_) {
       // The driver's buffers are too small for this frame (it did not take
       // the offload that makes it): dropped, the buffer kept.
-      Warn("receive: a " + std::to_string(frame_length_) + "-byte frame does not fit a " +
-           std::to_string(capacity) + "-byte buffer; dropped");
+      queues_.Warn("receive: a " + std::to_string(frame_length_) + "-byte frame does not fit a " +
+                   std::to_string(capacity) + "-byte buffer; dropped");
       metrics.net_rx_dropped.Add();
-      rx_->GoBack();
+      rx().GoBack();
       frame_length_ = 0;
       frame_paid_ = false;
       continue;
@@ -302,7 +281,7 @@ bool TapNetDevice::Receive() {
     }
     metrics.net_rx_packets.Add();
     metrics.net_rx_bytes.Add(frame_length_ - kTapVnetHeaderBytes);
-    rx_->Complete(chain.head, static_cast<uint32_t>(frame_length_));
+    rx().Complete(chain.head, static_cast<uint32_t>(frame_length_));
     frame_length_ = 0;
     frame_paid_ = false;
     completed = true;

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "devices/rate_limiter.h"
+#include "devices/virtio/active_queues.h"
 #include "devices/virtio/queue_worker.h"
 #include "devices/virtio/virtio_device.h"
 #include "devices/virtio/virtqueue.h"
@@ -74,6 +75,7 @@ class TapNetDevice : public VirtioDevice {
         tap_(std::move(tap)),
         rx_limiter_(options_.rx_rate_limiter),
         tx_limiter_(options_.tx_rate_limiter),
+        queues_(name_),
         worker_(name_) {}
 
   void Serve();
@@ -82,9 +84,8 @@ class TapNetDevice : public VirtioDevice {
   bool Receive();
   // Zero, or how long `limiter` says a frame of `bytes` must wait.
   std::chrono::nanoseconds Throttle(RateLimiter& limiter, uint64_t bytes);
-  void Warn(const std::string& message);
-  // The driver's ring makes no sense: stop and ask for a reset.
-  void Broken(const std::string& problem);
+  VirtQueue& rx() { return queues_[0]; }
+  VirtQueue& tx() { return queues_[1]; }
 
   const TapNetOptions options_;
   const std::string name_;
@@ -95,18 +96,13 @@ class TapNetDevice : public VirtioDevice {
   RateLimiter tx_limiter_;
 
   // Set by Activate, cleared by Reset; used by the worker in between.
-  std::optional<VirtQueue> rx_;
-  std::optional<VirtQueue> tx_;
-  int interrupt_fd_ = -1;
-  std::function<void()> needs_reset_;
-  bool broken_ = false;
+  ActiveQueues queues_;           // receive, transmit
   unsigned offloads_wanted_ = 0;  // TUN_F_*, from the acked features
   std::optional<unsigned> offloads_set_;
   std::optional<DescriptorChain> tx_throttled_;
   std::vector<uint8_t> frame_;  // a received frame waiting for a buffer
   size_t frame_length_ = 0;
   bool frame_paid_ = false;  // its rx tokens are taken
-  std::atomic<int> warnings_{0};
 
   QueueWorker worker_;  // last: stops before the rest goes
 };

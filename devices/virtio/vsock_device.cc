@@ -18,7 +18,6 @@
 namespace ember {
 namespace {
 
-constexpr int kMaxWarnings = 10;
 constexpr uint16_t kRxQueue = 0;
 constexpr uint16_t kTxQueue = 1;
 constexpr int kEventsPerPoll = 64;
@@ -119,14 +118,7 @@ void VsockDevice::ReadConfig(uint64_t offset, std::span<uint8_t> data) {
 }
 
 Status VsockDevice::Activate(const Activation& activation) {
-  rx_.emplace(activation.memory, activation.queues[kRxQueue]);
-  tx_.emplace(activation.memory, activation.queues[kTxQueue]);
-  const bool event_idx = (activation.acked_features & kVirtioFeatureRingEventIdx) != 0;
-  rx_->SetEventIdx(event_idx);
-  tx_->SetEventIdx(event_idx);
-  interrupt_fd_ = activation.interrupt_fd;
-  needs_reset_ = activation.needs_reset;
-  broken_ = false;
+  queues_.Activate(activation, {kRxQueue, kTxQueue});
   // The event queue (2) is not served: ember sends no events yet.
   worker_.Start({activation.kick_fds[kRxQueue], activation.kick_fds[kTxQueue]}, [this] { Serve(); },
                 {readable_.get(), writable_.get()});
@@ -135,8 +127,7 @@ Status VsockDevice::Activate(const Activation& activation) {
 
 void VsockDevice::Reset() {
   worker_.Stop();
-  rx_.reset();
-  tx_.reset();
+  queues_.Clear();
   // The driver's streams are gone: their host sockets close.
   Metrics& metrics = GlobalMetrics();
   metrics.vsock_conns_removed.Add(connections_.size());
@@ -148,26 +139,13 @@ void VsockDevice::Reset() {
   resets_.clear();
 }
 
-void VsockDevice::Warn(const std::string& message) {
-  if (warnings_++ < kMaxWarnings) spdlog::warn("vsock: {}", message);
-}
-
-void VsockDevice::Broken(const std::string& problem) {
-  spdlog::error("vsock: {}: the device needs a reset", problem);
-  broken_ = true;
-  if (needs_reset_) needs_reset_();
-}
-
 void VsockDevice::Serve() {
-  if (!rx_ || !tx_ || broken_) return;
+  if (!queues_.active() || queues_.broken()) return;
   const bool tx_done = Transmit();
   PollHost();
   ExpireDeadlines();
-  const bool rx_done = !broken_ && Receive();
-  if ((tx_done && tx_->DriverWantsInterrupt()) || (rx_done && rx_->DriverWantsInterrupt())) {
-    uint64_t one = 1;
-    (void)!write(interrupt_fd_, &one, sizeof(one));
-  }
+  const bool rx_done = !queues_.broken() && Receive();
+  queues_.InterruptIfWanted({{kRxQueue, rx_done}, {kTxQueue, tx_done}});
   ArmTimer();
 }
 
@@ -287,7 +265,7 @@ void VsockDevice::AcceptClients() {
     UniqueFd client(accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!client.valid()) return;
     if (clients_.size() >= kMaxHandshakes) {
-      Warn("too many clients without a CONNECT line; closing a new one");
+      queues_.Warn("too many clients without a CONNECT line; closing a new one");
       continue;
     }
     epoll_event event{};
@@ -337,18 +315,18 @@ void VsockDevice::ReadConnectLine(int fd) {
   auto client = clients_.extract(fd);
   epoll_ctl(readable_.get(), EPOLL_CTL_DEL, fd, nullptr);  // watched again as a stream
   if (end == nullptr) {
-    if (n > 0) Warn("a client's first line is not \"CONNECT <port>\\n\"; closed");
+    if (n > 0) queues_.Warn("a client's first line is not \"CONNECT <port>\\n\"; closed");
     return;  // closed, or too long: the socket closes
   }
   const size_t length = static_cast<size_t>(end - line);
   (void)!recv(fd, line, length + 1, MSG_DONTWAIT);
   std::optional<uint32_t> port = ParseVsockConnectLine(std::string_view(line, length));
   if (!port) {
-    Warn("a client's first line is not \"CONNECT <port>\\n\"; closed");
+    queues_.Warn("a client's first line is not \"CONNECT <port>\\n\"; closed");
     return;
   }
   if (connections_.size() >= kMaxConnections) {
-    Warn("too many streams; refusing a client");
+    queues_.Warn("too many streams; refusing a client");
     GlobalMetrics().vsock_conn_refused.Add();
     return;
   }
@@ -414,14 +392,14 @@ bool VsockDevice::Transmit() {
   bool completed = false;
   DescriptorChain chain;
   std::string problem;
-  while (!broken_) {
-    VirtQueue::Pop popped = tx_->Next(chain, problem);
+  while (!queues_.broken()) {
+    VirtQueue::Pop popped = tx().Next(chain, problem);
     if (popped == VirtQueue::Pop::kEmpty) {
-      if (tx_->ArmNotification()) continue;
+      if (tx().ArmNotification()) continue;
       break;
     }
     if (popped == VirtQueue::Pop::kBrokenRing) {
-      Broken("transmit queue: " + problem);
+      queues_.Broken("transmit queue: " + problem);
       break;
     }
     size_t length = 0;
@@ -456,10 +434,10 @@ bool VsockDevice::Transmit() {
       metrics.vsock_tx_packets.Add();
       OnGuestPacket(header, ChainSlices(chain, vsock::kHeaderBytes, header.len));
     } else {
-      Warn("transmit: dropped " + problem);
+      queues_.Warn("transmit: dropped " + problem);
       metrics.vsock_tx_malformed_packets.Add();
     }
-    tx_->Complete(chain.head, 0);
+    tx().Complete(chain.head, 0);
     completed = true;
   }
   return completed;
@@ -471,8 +449,8 @@ void VsockDevice::OnGuestPacket(const PacketHeader& header, std::span<const iove
   // Only the guest's own address, only to the host: anything else is
   // dropped (answering would let a guest spoof others).
   if (header.src_cid != options_.guest_cid || header.dst_cid != vsock::kHostCid) {
-    Warn("dropped a packet from CID " + std::to_string(header.src_cid) + " to CID " +
-         std::to_string(header.dst_cid));
+    queues_.Warn("dropped a packet from CID " + std::to_string(header.src_cid) + " to CID " +
+                 std::to_string(header.dst_cid));
     metrics.vsock_tx_malformed_packets.Add();
     return;
   }
@@ -518,8 +496,8 @@ void VsockDevice::OnGuestPacket(const PacketHeader& header, std::span<const iove
         return;
       }
       if (!connection->WithinCredit(header.len)) {
-        Warn("a stream's guest sent " + std::to_string(header.len) +
-             " bytes beyond the credit it was given; reset");
+        queues_.Warn("a stream's guest sent " + std::to_string(header.len) +
+                     " bytes beyond the credit it was given; reset");
         metrics.vsock_tx_malformed_packets.Add();
         Remove(key, /*reset=*/true);
         return;
@@ -580,15 +558,15 @@ bool VsockDevice::Receive() {
   DescriptorChain chain;
   std::string problem;
   bool starved = false;
-  while (!broken_ && (!resets_.empty() || !receive_round_.empty())) {
-    VirtQueue::Pop popped = rx_->Next(chain, problem);
+  while (!queues_.broken() && (!resets_.empty() || !receive_round_.empty())) {
+    VirtQueue::Pop popped = rx().Next(chain, problem);
     if (popped == VirtQueue::Pop::kEmpty) {
-      if (rx_->ArmNotification()) continue;
+      if (rx().ArmNotification()) continue;
       starved = true;
       break;
     }
     if (popped == VirtQueue::Pop::kBrokenRing) {
-      Broken("receive queue: " + problem);
+      queues_.Broken("receive queue: " + problem);
       break;
     }
     size_t capacity = 0;
@@ -599,11 +577,12 @@ bool VsockDevice::Receive() {
     }
     // A buffer must hold a header and at least one byte of data.
     if (!usable || capacity <= vsock::kHeaderBytes) {
-      Warn("receive: dropped a buffer: " + (popped == VirtQueue::Pop::kBadChain
-                                                ? problem
-                                                : "not writable or no longer than a header"));
+      queues_.Warn("receive: dropped a buffer: " +
+                   (popped == VirtQueue::Pop::kBadChain
+                        ? problem
+                        : "not writable or no longer than a header"));
       metrics.vsock_tx_malformed_packets.Add();
-      rx_->Complete(chain.head, 0);
+      rx().Complete(chain.head, 0);
       completed = true;
       continue;
     }
@@ -619,7 +598,7 @@ bool VsockDevice::Receive() {
       receive_round_.pop_front();
       VsockConnection* connection = Find(key);
       if (connection == nullptr) {
-        rx_->GoBack();
+        rx().GoBack();
         continue;
       }
       connection->queued_for_rx = false;
@@ -635,12 +614,12 @@ bool VsockDevice::Receive() {
         Watch(*connection);
       }
       if (written == 0) {
-        rx_->GoBack();
+        rx().GoBack();
         continue;
       }
     }
     metrics.vsock_rx_packets.Add();
-    rx_->Complete(chain.head, written);
+    rx().Complete(chain.head, written);
     completed = true;
   }
   // Backpressure: no buffers, so the sockets wait until the driver kicks.

@@ -35,6 +35,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "devices/virtio/active_queues.h"
 #include "devices/virtio/queue_worker.h"
 #include "devices/virtio/virtio_device.h"
 #include "devices/virtio/virtqueue.h"
@@ -93,6 +94,7 @@ class VsockDevice : public VirtioDevice {
         listener_(std::move(listener)),
         readable_(std::move(readable)),
         writable_(std::move(writable)),
+        queues_("vsock"),
         worker_("vsock device", ThreadKind::kVsock) {}
 
   void Serve();
@@ -122,8 +124,8 @@ class VsockDevice : public VirtioDevice {
   // The epoll events a stream's socket is watched for, from its state.
   void Watch(VsockConnection& connection);
   uint32_t AllocateHostPort();
-  void Warn(const std::string& message);
-  void Broken(const std::string& problem);
+  VirtQueue& rx() { return queues_[0]; }
+  VirtQueue& tx() { return queues_[1]; }
 
   const VsockOptions options_;
   const UniqueFd listener_;
@@ -131,11 +133,7 @@ class VsockDevice : public VirtioDevice {
   const UniqueFd writable_;  // epoll: streams with data for a full socket
 
   // Set by Activate, cleared by Reset; used by the worker in between.
-  std::optional<VirtQueue> rx_;
-  std::optional<VirtQueue> tx_;
-  int interrupt_fd_ = -1;
-  std::function<void()> needs_reset_;
-  bool broken_ = false;
+  ActiveQueues queues_;  // receive, transmit (the event queue is not served)
 
   // Worker only (and Reset, once the worker has stopped).
   std::map<Key, std::unique_ptr<VsockConnection>> connections_;
@@ -145,7 +143,6 @@ class VsockDevice : public VirtioDevice {
   uint32_t next_host_port_ = kFirstHostPort;
   std::deque<Key> receive_round_;  // streams with something for the guest
   std::deque<Key> resets_;         // RSTs owed for streams that are gone
-  int warnings_ = 0;
 
   QueueWorker worker_;  // last: stops before the rest goes
 };

@@ -5,34 +5,23 @@
 // 0x4000/0x5000/0x6000, buffers anywhere in the first 64 KiB); the rest
 // are frames (2-byte length, then the bytes) written to the "TAP", a
 // SEQPACKET socket pair. The device serves one kick of each queue.
-#include <spdlog/spdlog.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cstring>
-
 #include "devices/virtio/tap_net_device.h"
-#include "jail/seccomp.h"
+#include "tests/fuzz/fuzz_queues.h"
 
 namespace ember {
 namespace {
 
-constexpr uint64_t kMemory = 1 << 20;
-constexpr uint64_t kWindow = 64 * 1024;
-
 struct Rig {
-  GuestMemory memory;
+  FuzzQueues queues;
   std::shared_ptr<TapNetDevice> device;
-  UniqueFd host, kicks[2], interrupt;
+  UniqueFd host;
 };
 
 Rig* MakeRig() {
-  SetSeccompEnabled(false);
-  spdlog::set_level(spdlog::level::off);
-  Result<GuestMemory> memory = GuestMemory::Create(kMemory);
-  if (!memory.ok()) std::abort();
-  auto* rig = new Rig{std::move(*memory), {}, {}, {}, {}};
+  auto* rig = new Rig{FuzzQueues::Create(2), {}, {}};
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) != 0)
     std::abort();
@@ -44,8 +33,6 @@ Rig* MakeRig() {
       TapNetDevice::Create(std::move(options), UniqueFd(pair[1]));
   if (!device.ok()) std::abort();
   rig->device = *device;
-  for (UniqueFd& kick : rig->kicks) kick.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  rig->interrupt.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   return rig;
 }
 
@@ -66,29 +53,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                             acked(1, 1ull << 1) | acked(2, 1ull << 7) | acked(3, 1ull << 8) |
                             acked(4, 1ull << 10);
   const size_t memory_bytes = std::min<size_t>(data[2] | data[3] << 8, size - 4);
-  std::vector<uint8_t> window(kWindow, 0);
-  std::memcpy(window.data(), data + 4, std::min<size_t>(memory_bytes, kWindow));
-  if (!rig->memory.Write(0, window).ok()) std::abort();
-  const VirtQueueState queues[2] = {{queue_size, true, 0, 0x1000, 0x2000},
-                                    {queue_size, true, 0x4000, 0x5000, 0x6000}};
-  for (uint16_t i = 0; i < 2; ++i) {
-    if (!ValidateQueue(rig->memory, i, queues[i], 256).ok()) return 0;
-  }
-  const int kicks[] = {rig->kicks[0].get(), rig->kicks[1].get()};
+  rig->queues.LoadWindow(data + 4, memory_bytes);
+  if (!rig->queues.SetUpQueues(queue_size)) return 0;
   TapNetDevice& device = *rig->device;
-  if (!device
-           .Activate(Activation{features, rig->memory, queues, kicks, rig->interrupt.get(), [] {}})
-           .ok()) {
-    return 0;
-  }
+  if (!device.Activate(rig->queues.MakeActivation(features)).ok()) return 0;
   // The frames, as the TAP would hand them over.
   for (size_t at = 4 + memory_bytes; at + 2 <= size;) {
     const size_t length = std::min<size_t>(data[at] | data[at + 1] << 8, size - at - 2);
     (void)!write(rig->host.get(), data + at + 2, length);
     at += 2 + length;
   }
-  uint64_t one = 1;
-  for (const UniqueFd& kick : rig->kicks) (void)!write(kick.get(), &one, sizeof(one));
+  rig->queues.KickAll();
   device.Sync();
   device.Reset();
   // What the guest sent, and frames it never took: gone before the next input.

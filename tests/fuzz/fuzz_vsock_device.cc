@@ -6,8 +6,6 @@
 // length, then what the client writes, e.g. "CONNECT 1024\n" and data).
 // A listener on uds_path_5000 takes guest-initiated streams. The device
 // serves the kicks and the clients, then is reset.
-#include <spdlog/spdlog.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -17,19 +15,16 @@
 #include <string>
 
 #include "devices/virtio/vsock_device.h"
-#include "jail/seccomp.h"
+#include "tests/fuzz/fuzz_queues.h"
 
 namespace ember {
 namespace {
 
-constexpr uint64_t kMemory = 1 << 20;
-constexpr uint64_t kWindow = 64 * 1024;
-
 struct Rig {
-  GuestMemory memory;
+  FuzzQueues queues;
   std::string dir;
   std::shared_ptr<VsockDevice> device;
-  UniqueFd listener, kicks[3], interrupt;
+  UniqueFd listener;
 };
 
 int UnixSocket(const std::string& path, bool listen_on_it) {
@@ -56,22 +51,15 @@ void RemoveRigDir() {
 }
 
 Rig* MakeRig() {
-  SetSeccompEnabled(false);
-  spdlog::set_level(spdlog::level::off);
-  Result<GuestMemory> memory = GuestMemory::Create(kMemory);
-  if (!memory.ok()) std::abort();
   char dir[] = "/tmp/ember-fuzz-vsock-XXXXXX";
   if (mkdtemp(dir) == nullptr) std::abort();
-  auto* rig = new Rig{std::move(*memory), dir, {}, {}, {}, {}};
+  auto* rig = new Rig{FuzzQueues::Create(3), dir, {}, {}};
   rig_dir = &rig->dir;
   std::atexit(RemoveRigDir);
-  Result<std::shared_ptr<VsockDevice>> device =
-      VsockDevice::Create({3, rig->dir + "/v.sock", 256});
+  Result<std::shared_ptr<VsockDevice>> device = VsockDevice::Create({3, rig->dir + "/v.sock", 256});
   if (!device.ok()) std::abort();
   rig->device = *device;
   rig->listener.reset(UnixSocket(rig->dir + "/v.sock_5000", true));
-  for (UniqueFd& kick : rig->kicks) kick.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  rig->interrupt.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   return rig;
 }
 
@@ -84,23 +72,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 3) return 0;
   const uint16_t queue_size = static_cast<uint16_t>(1u << (data[0] % 9));
   const size_t memory_bytes = std::min<size_t>(data[1] | data[2] << 8, size - 3);
-  std::vector<uint8_t> window(kWindow, 0);
-  std::memcpy(window.data(), data + 3, std::min<size_t>(memory_bytes, kWindow));
-  if (!rig->memory.Write(0, window).ok()) std::abort();
-  const VirtQueueState queues[3] = {{queue_size, true, 0, 0x1000, 0x2000},
-                                    {queue_size, true, 0x4000, 0x5000, 0x6000},
-                                    {queue_size, true, 0x8000, 0x9000, 0xa000}};
-  for (uint16_t i = 0; i < 3; ++i) {
-    if (!ValidateQueue(rig->memory, i, queues[i], 256).ok()) return 0;
-  }
-  const int kicks[] = {rig->kicks[0].get(), rig->kicks[1].get(), rig->kicks[2].get()};
+  rig->queues.LoadWindow(data + 3, memory_bytes);
+  if (!rig->queues.SetUpQueues(queue_size)) return 0;
   VsockDevice& device = *rig->device;
-  if (!device
-           .Activate(Activation{kVirtioFeatureVersion1 | (data[0] & 0x80 ? kVirtioFeatureRingEventIdx : 0),
-                                rig->memory, queues, kicks, rig->interrupt.get(), [] {}})
-           .ok()) {
-    return 0;
-  }
+  const uint64_t features =
+      kVirtioFeatureVersion1 | (data[0] & 0x80 ? kVirtioFeatureRingEventIdx : 0);
+  if (!device.Activate(rig->queues.MakeActivation(features)).ok()) return 0;
   std::vector<UniqueFd> clients;
   for (size_t at = 3 + memory_bytes; at + 1 <= size && clients.size() < 16;) {
     const size_t length = std::min<size_t>(data[at], size - at - 1);
@@ -109,9 +86,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     clients.push_back(std::move(client));
     at += 1 + length;
   }
-  uint64_t one = 1;
   for (int round = 0; round < 2; ++round) {
-    for (const UniqueFd& kick : rig->kicks) (void)!write(kick.get(), &one, sizeof(one));
+    rig->queues.KickAll();
     device.Sync();
   }
   device.Reset();
