@@ -82,7 +82,8 @@ Status JoinCgroups(const CgroupRequest& request, pid_t pid, std::vector<std::str
     std::string root;
     if (request.version == 1) {
       auto mount = hierarchies.find(controller);
-      if (mount == hierarchies.end()) return Status::Error("Controller " + controller + " is unavailable");
+      if (mount == hierarchies.end())
+        return Status::Error("Controller " + controller + " is unavailable");
       root = mount->second;
     } else {
       root = hierarchies.at("");
@@ -114,7 +115,8 @@ Status JoinCgroups(const CgroupRequest& request, pid_t pid, std::vector<std::str
   }
   // Every value first, then the process: it never runs unlimited inside.
   for (const auto& [dir, files] : by_dir) {
-    for (const auto& [file, value] : files) EMBER_RETURN_IF_ERROR(WriteFile(dir + "/" + file, value));
+    for (const auto& [file, value] : files)
+      EMBER_RETURN_IF_ERROR(WriteFile(dir + "/" + file, value));
   }
   for (const auto& [dir, files] : by_dir) {
     EMBER_RETURN_IF_ERROR(

@@ -29,7 +29,9 @@ extern char** environ;
 namespace ember {
 namespace {
 
-std::string Errno() { return std::string(std::strerror(errno)) + " (os error " + std::to_string(errno) + ")"; }
+std::string Errno() {
+  return std::string(std::strerror(errno)) + " (os error " + std::to_string(errno) + ")";
+}
 
 uint64_t CpuMicros() {
   timespec now{};
@@ -48,7 +50,8 @@ class Undo {
     std::vector<Entry> kept;
     for (Entry& entry : made_) {
       if (entry.path == root) continue;  // the jail root itself: its parent is gone
-      if (entry.path.rfind(root + "/", 0) == 0) kept.push_back({entry.path.substr(root.size()), entry.is_dir});
+      if (entry.path.rfind(root + "/", 0) == 0)
+        kept.push_back({entry.path.substr(root.size()), entry.is_dir});
     }
     made_ = std::move(kept);
   }
@@ -68,14 +71,22 @@ class Undo {
   std::vector<Entry> made_;
 };
 
+// Every directory of `path` that exists must be a real directory, not a
+// symlink: a jail reused after its VMM (the jail's owner) was taken over
+// could otherwise point the jailer, which runs as root, at host files.
 Status MakeDirs(const std::string& path, mode_t mode, Undo& undo) {
   for (size_t at = 1; at <= path.size(); ++at) {
     if (at != path.size() && path[at] != '/') continue;
     const std::string prefix = path.substr(0, at);
     if (mkdir(prefix.c_str(), mode) == 0) {
       undo.Made(prefix, /*is_dir=*/true);
-    } else if (errno != EEXIST) {
-      return Status::Error("Failed to create folder " + prefix + ": " + Errno());
+      continue;
+    }
+    if (errno != EEXIST) return Status::Error("Failed to create folder " + prefix + ": " + Errno());
+    struct stat info {};
+    if (lstat(prefix.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
+      return Status::Error("Failed to create folder " + prefix +
+                           ": it exists and is not a directory (a symlink is refused)");
     }
   }
   return Status::Ok();
@@ -89,7 +100,9 @@ Status CopyFile(const std::string& from, const std::string& to, uid_t uid, gid_t
   struct stat source {};
   fstat(in, &source);
   const bool existed = access(to.c_str(), F_OK) == 0;
-  const int out = open(to.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, source.st_mode & 07777);
+  // O_NONBLOCK: a FIFO planted there must not hang the jailer.
+  const int out = open(to.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+                       source.st_mode & 07777);
   if (out < 0) {
     close(in);
     return Status::Error("Failed to copy " + from + " to " + to + ": " + Errno());
@@ -98,7 +111,8 @@ Status CopyFile(const std::string& from, const std::string& to, uid_t uid, gid_t
   struct stat target {};
   fstat(out, &target);
   Status status = Status::Ok();
-  if (target.st_nlink > 1) status = Status::Error("Detected hard link at: " + to);
+  if (!S_ISREG(target.st_mode)) status = Status::Error(to + " exists and is not a regular file");
+  if (status.ok() && target.st_nlink > 1) status = Status::Error("Detected hard link at: " + to);
   if (status.ok() && (ftruncate(out, 0) != 0 || fchown(out, uid, gid) != 0 ||
                       fchmod(out, source.st_mode & 07777) != 0)) {
     status = Status::Error("Failed to copy " + from + " to " + to + ": " + Errno());
@@ -139,7 +153,8 @@ Result<std::vector<std::string>> SharedLibraries(const std::string& binary) {
   std::string output;
   char buffer[4096];
   ssize_t n;
-  while ((n = read(pipe_fds[0], buffer, sizeof(buffer))) > 0) output.append(buffer, static_cast<size_t>(n));
+  while ((n = read(pipe_fds[0], buffer, sizeof(buffer))) > 0)
+    output.append(buffer, static_cast<size_t>(n));
   close(pipe_fds[0]);
   int wait_status = 0;
   waitpid(child, &wait_status, 0);
@@ -178,8 +193,11 @@ Status MakeDevice(const std::string& path, unsigned major_number, unsigned minor
   return Status::Ok();
 }
 
-Status EnterJail(const std::string& root) {
-  if (unshare(CLONE_NEWNS) != 0) return Status::Error("Failed to unshare into new mount namespace: " + Errno());
+// `pivoted` says whether the jail is the root now (paths change then).
+Status EnterJail(const std::string& root, bool& pivoted) {
+  pivoted = false;
+  if (unshare(CLONE_NEWNS) != 0)
+    return Status::Error("Failed to unshare into new mount namespace: " + Errno());
   // Nothing mounted in the jail's namespace from here on reaches the host.
   if (mount(nullptr, "/", nullptr, MS_SLAVE | MS_REC, nullptr) != 0) {
     return Status::Error("Failed to make / a slave mount: " + Errno());
@@ -187,11 +205,19 @@ Status EnterJail(const std::string& root) {
   if (mount(root.c_str(), root.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
     return Status::Error("Failed to bind mount the jail root directory: " + Errno());
   }
-  if (chdir(root.c_str()) != 0) return Status::Error("Failed to change the current directory: " + Errno());
-  if (mkdir("old_root", 0600) != 0) return Status::Error("Failed to create the old_root folder: " + Errno());
-  if (syscall(SYS_pivot_root, ".", "old_root") != 0) return Status::Error("Failed to pivot_root: " + Errno());
+  if (chdir(root.c_str()) != 0)
+    return Status::Error("Failed to change the current directory: " + Errno());
+  if (mkdir("old_root", 0600) != 0)
+    return Status::Error("Failed to create the old_root folder: " + Errno());
+  if (syscall(SYS_pivot_root, ".", "old_root") != 0) {
+    const Status failed = Status::Error("Failed to pivot_root: " + Errno());
+    rmdir("old_root");
+    return failed;
+  }
+  pivoted = true;
   if (chdir("/") != 0) return Status::Error("Failed to change the current directory: " + Errno());
-  if (umount2("old_root", MNT_DETACH) != 0) return Status::Error("Failed to unmount old_root: " + Errno());
+  if (umount2("old_root", MNT_DETACH) != 0)
+    return Status::Error("Failed to unmount old_root: " + Errno());
   if (rmdir("old_root") != 0) return Status::Error("Failed to remove old_root: " + Errno());
   return Status::Ok();
 }
@@ -258,7 +284,8 @@ Status RunJailer(const JailerArgs& args, const JailerClock& clock) {
     if (netns < 0 || setns(netns, CLONE_NEWNET) != 0) {
       const std::string reason = Errno();
       if (netns >= 0) close(netns);
-      return fail(Status::Error("Failed to join network namespace: " + *args.netns + ": " + reason));
+      return fail(
+          Status::Error("Failed to join network namespace: " + *args.netns + ": " + reason));
     }
     close(netns);
   }
@@ -266,12 +293,15 @@ Status RunJailer(const JailerArgs& args, const JailerClock& clock) {
   const rlimit files{args.no_file, args.no_file};
   if (args.fsize) {
     const rlimit size{*args.fsize, *args.fsize};
-    if (setrlimit(RLIMIT_FSIZE, &size) != 0) return fail(Status::Error("Failed to set fsize limit: " + Errno()));
+    if (setrlimit(RLIMIT_FSIZE, &size) != 0)
+      return fail(Status::Error("Failed to set fsize limit: " + Errno()));
   }
-  if (setrlimit(RLIMIT_NOFILE, &files) != 0) return fail(Status::Error("Failed to set no-file limit: " + Errno()));
+  if (setrlimit(RLIMIT_NOFILE, &files) != 0)
+    return fail(Status::Error("Failed to set no-file limit: " + Errno()));
 
   if (!args.cgroups.empty()) {
-    CgroupRequest request{args.cgroup_version, args.parent_cgroup.value_or(name), args.id, args.cgroups};
+    CgroupRequest request{args.cgroup_version, args.parent_cgroup.value_or(name), args.id,
+                          args.cgroups};
     std::vector<std::string> dirs;
     Status joined = JoinCgroups(request, getpid(), dirs);
     if (!joined.ok()) return fail(joined);
@@ -284,8 +314,9 @@ Status RunJailer(const JailerArgs& args, const JailerClock& clock) {
   }
   const std::optional<unsigned> userfaultfd_minor = MiscMinor("userfaultfd");
 
-  Status entered = EnterJail(root);
-  undo.Pivoted(root);
+  bool pivoted = false;
+  Status entered = EnterJail(root, pivoted);
+  if (pivoted) undo.Pivoted(root);
   if (!entered.ok()) return fail(entered);
 
   for (const char* dir : {"/dev", "/dev/net", "/run"}) {
@@ -310,14 +341,44 @@ Status RunJailer(const JailerArgs& args, const JailerClock& clock) {
   }
 
   uint64_t parent_cpu_us = CpuMicros() - clock.start_cpu_us;
+  // A process that leaves before the exec (daemonize, new PID namespace)
+  // waits until the VMM's exec closes this pipe, or reads its error from
+  // it: the launcher's exit status says whether the VMM started.
+  int report[2] = {-1, -1};
+  if ((args.daemonize || args.new_pid_ns) && pipe2(report, O_CLOEXEC) != 0) {
+    return fail(Status::Error("Failed to create a pipe: " + Errno()));
+  }
+  bool detached = false;  // this process is not the one the launcher started
+  auto finish_parent = [&](int status) {
+    close(report[1]);
+    std::string error;
+    char buffer[512];
+    ssize_t n;
+    while ((n = read(report[0], buffer, sizeof(buffer))) > 0)
+      error.append(buffer, static_cast<size_t>(n));
+    if (!error.empty()) {
+      std::fprintf(stderr, "%s\n", error.c_str());
+      _exit(1);
+    }
+    _exit(status);
+  };
+  auto fail_late = [&](const Status& status) {
+    undo.Run();
+    if (detached && report[1] >= 0) {
+      (void)!write(report[1], status.message().data(), status.message().size());
+      _exit(1);
+    }
+    return status;
+  };
   if (args.daemonize) {
     // Double fork: the VMM is no session leader and cannot get a terminal.
     pid_t child = fork();
     if (child < 0) return fail(Status::Error("Failed to fork: " + Errno()));
-    if (child > 0) _exit(0);
+    if (child > 0) finish_parent(0);
+    detached = true;
     setsid();
     child = fork();
-    if (child < 0) return fail(Status::Error("Failed to fork: " + Errno()));
+    if (child < 0) return fail_late(Status::Error("Failed to fork: " + Errno()));
     if (child > 0) _exit(0);
     dup2(dev_null, 0);
     dup2(dev_null, 1);
@@ -327,16 +388,22 @@ Status RunJailer(const JailerArgs& args, const JailerClock& clock) {
   if (args.new_pid_ns) {
     const bool leader = getsid(0) == getpid();
     const long child = syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, nullptr, nullptr, nullptr, 0);
-    if (child < 0) return fail(Status::Error("Failed to clone into a new PID namespace: " + Errno()));
+    if (child < 0)
+      return fail_late(Status::Error("Failed to clone into a new PID namespace: " + Errno()));
     if (child > 0) {
       Status written = WritePidFile(pid_file, static_cast<pid_t>(child));
-      if (!written.ok()) std::fprintf(stderr, "%s\n", written.message().c_str());
-      _exit(written.ok() ? 0 : 1);
+      if (!written.ok()) {
+        kill(static_cast<pid_t>(child), SIGKILL);
+        return fail_late(written);
+      }
+      if (detached) _exit(0);  // the launcher's process waits on the pipe
+      finish_parent(0);
     }
+    detached = true;
     if (leader) setsid();
   } else {
     Status written = WritePidFile(pid_file, getpid());
-    if (!written.ok()) return fail(written);
+    if (!written.ok()) return fail_late(written);
   }
   undo.Forget();  // the jail stands; the VMM's user owns it from here
 
@@ -353,12 +420,21 @@ Status RunJailer(const JailerArgs& args, const JailerClock& clock) {
   std::vector<char*> raw;
   for (std::string& arg : argv) raw.push_back(arg.data());
   raw.push_back(nullptr);
-  if (setgid(args.gid) != 0) return Status::Error("Failed to set gid " + std::to_string(args.gid) + ": " + Errno());
-  if (setgroups(0, nullptr) != 0 && errno != EPERM) return Status::Error("Failed to drop supplementary groups: " + Errno());
-  if (setuid(args.uid) != 0) return Status::Error("Failed to set uid " + std::to_string(args.uid) + ": " + Errno());
+  if (setgid(args.gid) != 0) {
+    return fail_late(
+        Status::Error("Failed to set gid " + std::to_string(args.gid) + ": " + Errno()));
+  }
+  // The launcher's supplementary groups (disk, docker, ...) must not follow.
+  if (setgroups(0, nullptr) != 0) {
+    return fail_late(Status::Error("Failed to drop supplementary groups: " + Errno()));
+  }
+  if (setuid(args.uid) != 0) {
+    return fail_late(
+        Status::Error("Failed to set uid " + std::to_string(args.uid) + ": " + Errno()));
+  }
   char* empty_environment[] = {nullptr};
   execve(raw[0], raw.data(), empty_environment);
-  return Status::Error("Failed to exec into ember: " + Errno());
+  return fail_late(Status::Error("Failed to exec into ember: " + Errno()));
 }
 
 }  // namespace ember

@@ -86,8 +86,8 @@ std::string JailerUsage() {
 
 Result<JailerArgs> ParseJailerArgs(const std::vector<std::string>& args) {
   static const std::set<std::string> kValued = {
-      "id",     "exec-file",      "uid",           "gid",           "chroot-base-dir",
-      "netns",  "cgroup-version", "parent-cgroup", "cgroup",        "resource-limit"};
+      "id",    "exec-file",      "uid",           "gid",    "chroot-base-dir",
+      "netns", "cgroup-version", "parent-cgroup", "cgroup", "resource-limit"};
   static const std::set<std::string> kRepeatable = {"cgroup", "resource-limit"};
   static const std::set<std::string> kFlags = {"daemonize", "new-pid-ns", "version", "help"};
   JailerArgs parsed;
@@ -217,8 +217,7 @@ Result<JailerArgs> ParseJailerArgs(const std::vector<std::string>& args) {
     }
     if (value.empty() || value.size() > 20 ||
         value.find_first_not_of("0123456789") != std::string::npos) {
-      return Status::Error("Invalid limit value for resource: " + value +
-                           ": not a decimal number");
+      return Status::Error("Invalid limit value for resource: " + value + ": not a decimal number");
     }
     const uint64_t number = std::strtoull(value.c_str(), nullptr, 10);
     if (resource == "fsize") {

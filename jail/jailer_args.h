@@ -25,7 +25,7 @@ struct JailerArgs {
   bool daemonize = false;
   bool new_pid_ns = false;
   int cgroup_version = 1;
-  std::optional<std::string> parent_cgroup;  // default: the exec file's name
+  std::optional<std::string> parent_cgroup;                  // default: the exec file's name
   std::vector<std::pair<std::string, std::string>> cgroups;  // file, value
   std::optional<uint64_t> fsize;
   uint64_t no_file = 2048;

@@ -59,12 +59,13 @@ class JailerTest : public ::testing::Test {
   // What a platform puts in the jail before starting it (Kata bind-mounts).
   void PlaceGuest(const std::string& root) {
     std::filesystem::create_directories(root);
-    std::filesystem::copy_file(std::string(EMBER_GUEST_DIR) + "/guest-pvh.elf", root + "/guest.elf");
+    std::filesystem::copy_file(std::string(EMBER_GUEST_DIR) + "/guest-pvh.elf",
+                               root + "/guest.elf");
     chmod((root + "/guest.elf").c_str(), 0644);
   }
   std::vector<std::string> Base(const std::string& id) const {
-    return {"--id",  id,     "--exec-file", EMBER_BINARY,      "--uid",
-            "65534", "--gid", "65534",      "--chroot-base-dir", base_.path()};
+    return {"--id",  id,      "--exec-file", EMBER_BINARY,        "--uid",
+            "65534", "--gid", "65534",       "--chroot-base-dir", base_.path()};
   }
   TempDir base_;
 };
@@ -90,7 +91,8 @@ TEST_F(JailerTest, RefusesBadArgumentsWithFirecrackersMessages) {
   const std::vector<std::string> good = Base("vm-1");
   refused(with(good, "--id", "../x"), "Invalid instance ID: Invalid char (.) at position 0");
   refused(with(good, "--id", "a_b"), "Invalid instance ID: Invalid char (_) at position 1");
-  refused(with(good, "--id", ""), "Invalid instance ID: Invalid len (0);  the length must be between 1 and 64");
+  refused(with(good, "--id", ""),
+          "Invalid instance ID: Invalid len (0);  the length must be between 1 and 64");
   refused(with(good, "--id", std::string(65, 'a')), "Invalid len (65)");
   refused(with(good, "--exec-file", "/no/such/ember"),
           "Failed to canonicalize path /no/such/ember: No such file or directory (os error 2)");
@@ -98,22 +100,26 @@ TEST_F(JailerTest, RefusesBadArgumentsWithFirecrackersMessages) {
           "The filename of `--exec-file` option must contain \"ember\" or \"firecracker\": true");
   refused(with(good, "--uid", "nobody"), "Invalid uid: nobody");
   refused(with(good, "--gid", "-1"), "Invalid gid: -1");
-  refused(with(good, "--chroot-base-dir", "/no/such/dir"), "Failed to canonicalize path /no/such/dir");
+  refused(with(good, "--chroot-base-dir", "/no/such/dir"),
+          "Failed to canonicalize path /no/such/dir");
   refused(with(good, "--cgroup", "memory"), "Invalid format for cgroups: memory");
   refused(with(good, "--cgroup", "../x.max=1"), "Cgroup invalid file: ../x.max=1");
   refused(with(good, "--parent-cgroup", "/abs"), "Parent cgroup path is invalid.");
   refused(with(good, "--resource-limit", "cpu=1"), "Invalid resource argument: cpu");
   refused(with(good, "--resource-limit", "no-file=many"), "Invalid limit value for resource: many");
   refused(with(good, "--cgroup-version", "3"), "Invalid cgroup version: 3");
-  refused({"--id", "x"}, "Failed to parse arguments: Argument 'exec-file' required, but not found.");
+  refused({"--id", "x"},
+          "Failed to parse arguments: Argument 'exec-file' required, but not found.");
   refused({"--foo"}, "Failed to parse arguments: Found argument 'foo' which wasn't expected");
-  refused(with(good, "--netns", "--daemonize"),
-          "Failed to parse arguments: The argument 'netns' requires a value, but none was supplied.");
+  refused(
+      with(good, "--netns", "--daemonize"),
+      "Failed to parse arguments: The argument 'netns' requires a value, but none was supplied.");
   std::vector<std::string> twice = good;
   twice.insert(twice.end(), {"--uid", "1"});
   refused(twice, "Failed to parse arguments: The argument 'uid' was provided more than once.");
   // A step that fails after the jail was begun leaves nothing behind.
-  refused(with(good, "--netns", "/no/such/netns"), "Failed to join network namespace: /no/such/netns");
+  refused(with(good, "--netns", "/no/such/netns"),
+          "Failed to join network namespace: /no/such/netns");
   EXPECT_FALSE(std::filesystem::exists(base_.path() + "/ember")) << "a half-made jail was left";
   EXPECT_EQ(Jailer({"--version"}).exit_code, 0);
   ProcessResult help = Jailer({"--help"});
@@ -122,7 +128,8 @@ TEST_F(JailerTest, RefusesBadArgumentsWithFirecrackersMessages) {
 }
 
 TEST_F(JailerTest, JailedEmberBootsTheGuestAndHoldsNothingElse) {
-  if (access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/kvm is absent: the guest needs it";
+  if (access("/dev/kvm", R_OK | W_OK) != 0)
+    GTEST_SKIP() << "/dev/kvm is absent: the guest needs it";
   const std::string id = "jail-" + std::to_string(getpid());
   const std::string root = Root(id);
   PlaceGuest(root);
@@ -147,7 +154,8 @@ TEST_F(JailerTest, JailedEmberBootsTheGuestAndHoldsNothingElse) {
   fstat(leaked[0], &leaked_info);
 
   std::vector<std::string> args = Base(id);
-  args.insert(args.end(), {"--netns", "/var/run/netns/" + netns, "--resource-limit", "no-file=1024"});
+  args.insert(args.end(),
+              {"--netns", "/var/run/netns/" + netns, "--resource-limit", "no-file=1024"});
   if (cgroup_v1_memory) args.insert(args.end(), {"--cgroup", "memory.limit_in_bytes=536870912"});
   args.insert(args.end(), {"--", "--api-sock", "/run/api.sock"});
   const std::string out = base_.File("out");
@@ -173,7 +181,8 @@ TEST_F(JailerTest, JailedEmberBootsTheGuestAndHoldsNothingElse) {
   EXPECT_EQ(HttpRequest(api, "PUT", "/boot-source", boot.dump()).status, 204);
   EXPECT_EQ(HttpRequest(api, "PUT", "/actions", R"({"action_type": "InstanceStart"})").status, 204)
       << ReadFile(out);
-  ASSERT_TRUE(WaitUntil([&] { return ReadFile(out).find("waiting for ctrl-alt-del") != std::string::npos; }, 30))
+  ASSERT_TRUE(WaitUntil(
+      [&] { return ReadFile(out).find("waiting for ctrl-alt-del") != std::string::npos; }, 30))
       << ReadFile(out);
 
   const std::string proc = "/proc/" + std::to_string(jailer);
@@ -196,7 +205,8 @@ TEST_F(JailerTest, JailedEmberBootsTheGuestAndHoldsNothingElse) {
     const std::string target = std::filesystem::read_symlink(entry.path(), error).string();
     EXPECT_NE(target, "pipe:[" + std::to_string(leaked_info.st_ino) + "]") << "an inherited fd";
   }
-  struct stat ns_inside {}, ns_wanted {};
+  struct stat ns_inside {
+  }, ns_wanted{};
   ASSERT_EQ(stat((proc + "/ns/net").c_str(), &ns_inside), 0);
   ASSERT_EQ(stat(("/var/run/netns/" + netns).c_str(), &ns_wanted), 0);
   EXPECT_EQ(ns_inside.st_ino, ns_wanted.st_ino) << "the netns was not joined";
@@ -205,11 +215,13 @@ TEST_F(JailerTest, JailedEmberBootsTheGuestAndHoldsNothingElse) {
     EXPECT_NE(ReadFile(cgroup + "/tasks").find(std::to_string(jailer)), std::string::npos);
   }
 
-  EXPECT_EQ(HttpRequest(api, "PUT", "/actions", R"({"action_type": "SendCtrlAltDel"})").status, 204);
+  EXPECT_EQ(HttpRequest(api, "PUT", "/actions", R"({"action_type": "SendCtrlAltDel"})").status,
+            204);
   int status = 0;
   ASSERT_TRUE(WaitUntil([&] { return waitpid(jailer, &status, WNOHANG) == jailer; }, 20));
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << ReadFile(out);
-  EXPECT_NE(ReadFile(out).find("ember-guest: ctrl-alt-del received"), std::string::npos) << ReadFile(out);
+  EXPECT_NE(ReadFile(out).find("ember-guest: ctrl-alt-del received"), std::string::npos)
+      << ReadFile(out);
 }
 
 TEST_F(JailerTest, DaemonizedInANewPidNamespace) {
@@ -234,6 +246,21 @@ TEST_F(JailerTest, DaemonizedInANewPidNamespace) {
   EXPECT_NE(getsid(pid), pid);
   kill(pid, SIGTERM);
   EXPECT_TRUE(WaitUntil([&] { return kill(pid, 0) != 0; }, 20));
+}
+
+TEST_F(JailerTest, ADaemonizedJailerStillReportsALateFailure) {
+  // A stale pid file in a reused jail: the step after the forks fails, and
+  // the launcher hears it (exit 1 and the reason), not a silent 0.
+  const std::string id = "stale";
+  const std::string root = Root(id);
+  std::filesystem::create_directories(root);
+  WriteFile(root + "/ember.pid", "1");
+  std::vector<std::string> args = Base(id);
+  args.insert(args.end(), {"--daemonize", "--", "--no-api", "--config-file", "/none.json"});
+  ProcessResult result = Jailer(args);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.err.find("Failed to open file /ember.pid: File exists"), std::string::npos)
+      << result.err;
 }
 
 TEST_F(JailerTest, AJailWithoutDevicesSaysWhyKvmCannotOpen) {

@@ -8,12 +8,14 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstring>
+#include <thread>
 
 #include "tests/hand_rings.h"
 #include "tests/test_util.h"
@@ -247,6 +249,74 @@ TEST_F(VsockDeviceTest, GuestInitiatedStreamAndDataBeyondCredit) {
     total += static_cast<size_t>(n);
   }
   EXPECT_LE(total, 5 + 40 * block.size());
+  close(host);
+  close(listener);
+}
+
+TEST_F(VsockDeviceTest, AQueueNeverMadeReadyIsRefusedAtActivation) {
+  device_->Reset();
+  Activation activation = rings_->MakeActivation(kVirtioFeatureVersion1);
+  std::vector<VirtQueueState> queues(activation.queues.begin(), activation.queues.end());
+  queues[1].ready = false;
+  queues[1].used_address = 0xf0000000;  // never checked: the driver did not ready it
+  activation.queues = queues;
+  Status status = device_->Activate(activation);
+  EXPECT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("queue 1 was not made ready"), std::string::npos)
+      << status.message();
+}
+
+TEST_F(VsockDeviceTest, AHalfWrittenConnectLineDoesNotSpin) {
+  int client = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, uds_.c_str(), sizeof(address.sun_path) - 1);
+  ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(send(client, "CONNECT 5", 9, 0), 9);
+  device_->Sync();
+  // A worker that kept finding the socket readable would burn this time.
+  rusage before{}, after{};
+  getrusage(RUSAGE_SELF, &before);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  getrusage(RUSAGE_SELF, &after);
+  const auto cpu_us = [](const rusage& r) {
+    return (r.ru_utime.tv_sec + r.ru_stime.tv_sec) * 1000000ll + r.ru_utime.tv_usec +
+           r.ru_stime.tv_usec;
+  };
+  EXPECT_LT(cpu_us(after) - cpu_us(before), 100000) << "the worker spins on a partial line";
+  close(client);
+}
+
+TEST_F(VsockDeviceTest, TheGuestsLastBytesReachASlowHostAfterItCloses) {
+  int listener = Listen(uds_ + "_5000");
+  PostRx(6);
+  EXPECT_EQ(Send(Header(Op::kRequest, 5000)), 0);
+  ASSERT_EQ(Received().op, static_cast<uint16_t>(Op::kResponse));
+  int host = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  ASSERT_GE(host, 0);
+  // More than the socket takes while the host does not read, then close.
+  const std::string block(60000, 'z');
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(Send(Header(Op::kRw, 5000, static_cast<uint32_t>(block.size())), block), 0);
+  }
+  PacketHeader shutdown = Header(Op::kShutdown, 5000);
+  shutdown.flags = vsock::kShutdownBoth;
+  EXPECT_EQ(Send(shutdown), 0);
+  device_->Sync();
+  EXPECT_EQ(device_->connection_count(), 1u) << "dropped while it still had the guest's data";
+  size_t total = 0;
+  while (true) {
+    char chunk[65536];
+    ssize_t n = recv(host, chunk, sizeof(chunk), 0);
+    if (n <= 0) break;
+    total += static_cast<size_t>(n);
+  }
+  EXPECT_EQ(total, 4 * block.size());
+  // Then RST (credit updates for what the host took may come first).
+  bool saw_rst = false;
+  for (int i = 0; i < 4 && !saw_rst; ++i)
+    saw_rst = Received(2).op == static_cast<uint16_t>(Op::kRst);
+  EXPECT_TRUE(saw_rst);
   close(host);
   close(listener);
 }

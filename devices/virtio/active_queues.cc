@@ -5,9 +5,16 @@
 
 namespace ember {
 
-void ActiveQueues::Activate(const Activation& activation, std::initializer_list<uint16_t> indices) {
+Status ActiveQueues::Activate(const Activation& activation,
+                              std::initializer_list<uint16_t> indices) {
   const bool event_idx = (activation.acked_features & kVirtioFeatureRingEventIdx) != 0;
   queues_.clear();
+  for (uint16_t index : indices) {
+    if (index >= activation.queues.size() || !activation.queues[index].ready) {
+      return Status::Error(name_ + ": queue " + std::to_string(index) +
+                           " was not made ready before DRIVER_OK");
+    }
+  }
   queues_.reserve(indices.size());
   for (uint16_t index : indices) {
     queues_.emplace_back(activation.memory, activation.queues[index]);
@@ -16,6 +23,7 @@ void ActiveQueues::Activate(const Activation& activation, std::initializer_list<
   interrupt_fd_ = activation.interrupt_fd;
   needs_reset_ = activation.needs_reset;
   broken_ = false;
+  return Status::Ok();
 }
 
 void ActiveQueues::Clear() {

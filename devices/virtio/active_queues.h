@@ -17,6 +17,7 @@
 
 #include "devices/virtio/virtio_device.h"
 #include "devices/virtio/virtqueue.h"
+#include "vmm/status.h"
 
 namespace ember {
 
@@ -26,8 +27,10 @@ class ActiveQueues {
 
   explicit ActiveQueues(std::string device_name) : name_(std::move(device_name)) {}
 
-  // Takes the activation's queues `indices`, in that order.
-  void Activate(const Activation& activation, std::initializer_list<uint16_t> indices);
+  // Takes the activation's queues `indices`, in that order. Each must be
+  // ready: the transport checks a queue's areas only when the driver makes
+  // it ready, so a queue it never readied is refused here.
+  Status Activate(const Activation& activation, std::initializer_list<uint16_t> indices);
   void Clear();
   bool active() const { return !queues_.empty(); }
   // The i-th of the indices given to Activate.

@@ -143,7 +143,7 @@ void BlockDevice::ReadConfig(uint64_t offset, std::span<uint8_t> data) {
 }
 
 Status BlockDevice::Activate(const Activation& activation) {
-  queues_.Activate(activation, {0});
+  EMBER_RETURN_IF_ERROR(queues_.Activate(activation, {0}));
   std::vector<int> wake_on(activation.kick_fds.begin(), activation.kick_fds.end());
   if (async_) wake_on.push_back(async_->completion_fd());
   worker_.Start(std::move(wake_on), [this] { Serve(); });

@@ -64,6 +64,7 @@ void QueueWorker::Stop() {
   std::unique_lock lock(mutex_);
   active_ = false;
   lock.unlock();
+  changed_.notify_all();  // a Sync waiting for a serve that will not come
   WakeUp();
   lock.lock();
   changed_.wait(lock, [this] { return !serving_ || !thread_.joinable(); });

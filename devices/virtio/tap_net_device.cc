@@ -88,7 +88,7 @@ void TapNetDevice::ReadConfig(uint64_t offset, std::span<uint8_t> data) {
 }
 
 Status TapNetDevice::Activate(const Activation& activation) {
-  queues_.Activate(activation, {kRxQueue, kTxQueue});
+  EMBER_RETURN_IF_ERROR(queues_.Activate(activation, {kRxQueue, kTxQueue}));
   offloads_wanted_ = TapOffloads(activation.acked_features);
   worker_.Start({activation.kick_fds.begin(), activation.kick_fds.end()}, [this] { Serve(); },
                 {tap_.get()});

@@ -79,7 +79,6 @@ class VsockConnection {
   bool guest_shut_send = false;  // the guest will send no more
   bool guest_shut_rcv = false;   // the guest will receive no more
   bool queued_for_rx = false;    // in the device's receive round
-  bool host_initiated = false;   // its host port came from the device's pool
   // In the device's epoll sets (only while there is something to wait for:
   // a socket that hung up would otherwise wake the worker forever).
   bool watched_readable = false;

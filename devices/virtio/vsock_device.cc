@@ -118,7 +118,7 @@ void VsockDevice::ReadConfig(uint64_t offset, std::span<uint8_t> data) {
 }
 
 Status VsockDevice::Activate(const Activation& activation) {
-  queues_.Activate(activation, {kRxQueue, kTxQueue});
+  EMBER_RETURN_IF_ERROR(queues_.Activate(activation, {kRxQueue, kTxQueue}));
   // The event queue (2) is not served: ember sends no events yet.
   worker_.Start({activation.kick_fds[kRxQueue], activation.kick_fds[kTxQueue]}, [this] { Serve(); },
                 {readable_.get(), writable_.get()});
@@ -140,7 +140,14 @@ void VsockDevice::Reset() {
 }
 
 void VsockDevice::Serve() {
-  if (!queues_.active() || queues_.broken()) return;
+  if (!queues_.active()) return;
+  if (queues_.broken()) {
+    // Nothing is served until the driver resets: the sockets must not wake
+    // the worker meanwhile.
+    worker_.MuteUntilKick(readable_.get());
+    worker_.MuteUntilKick(writable_.get());
+    return;
+  }
   const bool tx_done = Transmit();
   PollHost();
   ExpireDeadlines();
@@ -160,6 +167,7 @@ VsockConnection& VsockDevice::Add(std::unique_ptr<VsockConnection> connection) {
   const Key key{connection->local_port(), connection->peer_port()};
   VsockConnection& added = *connection;
   by_fd_[added.fd()] = key;
+  ++host_ports_[key.first];
   connections_[key] = std::move(connection);
   GlobalMetrics().vsock_conns_added.Add();
   Watch(added);
@@ -170,7 +178,7 @@ void VsockDevice::Remove(const Key& key, bool reset) {
   auto found = connections_.find(key);
   if (found == connections_.end()) return;
   by_fd_.erase(found->second->fd());
-  if (found->second->host_initiated) host_ports_.erase(key.first);
+  if (--host_ports_[key.first] <= 0) host_ports_.erase(key.first);
   connections_.erase(found);  // closing the socket takes it out of both epoll sets
   if (reset) {
     GlobalMetrics().vsock_conns_killed.Add();
@@ -213,12 +221,12 @@ void VsockDevice::Watch(VsockConnection& connection) {
 }
 
 uint32_t VsockDevice::AllocateHostPort() {
+  // Not one a stream uses (guest-initiated streams may target ports >= 2^30
+  // too): at most kMaxConnections are, so this ends.
   while (host_ports_.count(next_host_port_) != 0 || next_host_port_ < kFirstHostPort) {
     ++next_host_port_;
   }
-  const uint32_t port = next_host_port_++;
-  host_ports_.insert(port);
-  return port;
+  return next_host_port_++;
 }
 
 // ---- the host's side ---------------------------------------------------------
@@ -250,6 +258,10 @@ void VsockDevice::PollHost() {
       continue;
     }
     if (!connection.has_buffered() && connection.guest_shut_send) {
+      if (connection.guest_shut_rcv) {
+        Remove(key, /*reset=*/true);  // the guest closed; its last bytes are out
+        continue;
+      }
       shutdown(connection.fd(), SHUT_WR);
     }
     if (connection.CreditUpdateDue()) {
@@ -263,7 +275,16 @@ void VsockDevice::PollHost() {
 void VsockDevice::AcceptClients() {
   while (true) {
     UniqueFd client(accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
-    if (!client.valid()) return;
+    if (!client.valid()) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOBUFS) {
+        // The client stays in the backlog and the listener readable: look
+        // again later rather than spin on it.
+        queues_.Warn(std::string("accepting a client: ") + strerror(errno));
+        worker_.MuteUntilKick(readable_.get());
+        worker_.ServeAgainAfter(std::chrono::milliseconds(100));
+      }
+      return;
+    }
     if (clients_.size() >= kMaxHandshakes) {
       queues_.Warn("too many clients without a CONNECT line; closing a new one");
       continue;
@@ -273,7 +294,8 @@ void VsockDevice::AcceptClients() {
     event.data.fd = client.get();
     epoll_ctl(readable_.get(), EPOLL_CTL_ADD, client.get(), &event);
     const int fd = client.get();
-    clients_.emplace(fd, std::move(client));
+    clients_.emplace(fd, Client{std::move(client), "",
+                                std::chrono::steady_clock::now() + kConnectLineTimeout});
   }
 }
 
@@ -306,40 +328,57 @@ std::optional<uint32_t> ParseVsockConnectLine(std::string_view line) {
 }
 
 void VsockDevice::ReadConnectLine(int fd) {
-  char line[kMaxConnectLine];
-  // Peek first: bytes after the newline are stream data and stay queued.
-  ssize_t n = recv(fd, line, sizeof(line), MSG_PEEK | MSG_DONTWAIT);
-  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-  const char* end = n > 0 ? static_cast<const char*>(std::memchr(line, '\n', n)) : nullptr;
-  if (end == nullptr && n > 0 && static_cast<size_t>(n) < sizeof(line)) return;  // more to come
-  auto client = clients_.extract(fd);
-  epoll_ctl(readable_.get(), EPOLL_CTL_DEL, fd, nullptr);  // watched again as a stream
-  if (end == nullptr) {
-    if (n > 0) queues_.Warn("a client's first line is not \"CONNECT <port>\\n\"; closed");
-    return;  // closed, or too long: the socket closes
+  Client& client = clients_.at(fd);
+  // A byte at a time, as Firecracker reads it: bytes after the newline are
+  // stream data and stay in the socket; what was read is consumed, so a
+  // line that stops half-way leaves nothing readable to spin on.
+  bool done = false;
+  bool closed = false;
+  while (!done && client.line.size() < kMaxConnectLine) {
+    char byte;
+    ssize_t n = recv(fd, &byte, 1, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;  // more to come
+    if (n <= 0) {
+      closed = true;
+      break;
+    }
+    if (byte == '\n') {
+      done = true;
+    } else {
+      client.line += byte;
+    }
   }
-  const size_t length = static_cast<size_t>(end - line);
-  (void)!recv(fd, line, length + 1, MSG_DONTWAIT);
-  std::optional<uint32_t> port = ParseVsockConnectLine(std::string_view(line, length));
+  auto taken = clients_.extract(fd);
+  epoll_ctl(readable_.get(), EPOLL_CTL_DEL, fd, nullptr);  // watched again as a stream
+  std::optional<uint32_t> port;
+  if (done) port = ParseVsockConnectLine(taken.mapped().line);
   if (!port) {
-    queues_.Warn("a client's first line is not \"CONNECT <port>\\n\"; closed");
-    return;
+    if (!closed) queues_.Warn("a client's first line is not \"CONNECT <port>\\n\"; closed");
+    return;  // the socket closes
   }
   if (connections_.size() >= kMaxConnections) {
     queues_.Warn("too many streams; refusing a client");
     GlobalMetrics().vsock_conn_refused.Add();
     return;
   }
-  auto connection = std::make_unique<VsockConnection>(
-      std::move(client.mapped()), AllocateHostPort(), *port, VsockConnection::State::kConnecting);
+  auto connection =
+      std::make_unique<VsockConnection>(std::move(taken.mapped().socket), AllocateHostPort(), *port,
+                                        VsockConnection::State::kConnecting);
   connection->pending_request = true;
-  connection->host_initiated = true;
   connection->deadline = std::chrono::steady_clock::now() + kConnectTimeout;
   QueueForReceive(Add(std::move(connection)));
 }
 
 void VsockDevice::ExpireDeadlines() {
   const auto now = std::chrono::steady_clock::now();
+  for (auto it = clients_.begin(); it != clients_.end();) {
+    if (it->second.deadline <= now) {
+      epoll_ctl(readable_.get(), EPOLL_CTL_DEL, it->first, nullptr);
+      it = clients_.erase(it);  // no CONNECT line in time: closed
+    } else {
+      ++it;
+    }
+  }
   std::vector<Key> expired;
   for (const auto& [key, connection] : connections_) {
     if (connection->state() != VsockConnection::State::kEstablished &&
@@ -354,6 +393,9 @@ void VsockDevice::ExpireDeadlines() {
 
 void VsockDevice::ArmTimer() {
   std::optional<std::chrono::steady_clock::time_point> first;
+  for (const auto& [fd, client] : clients_) {
+    if (!first || client.deadline < *first) first = client.deadline;
+  }
   for (const auto& [key, connection] : connections_) {
     if (connection->state() == VsockConnection::State::kEstablished) continue;
     if (!first || connection->deadline < *first) first = connection->deadline;
@@ -523,11 +565,18 @@ void VsockDevice::OnGuestPacket(const PacketHeader& header, std::span<const iove
     case Op::kShutdown: {
       if (connection->state() == State::kClosing ||
           (header.flags & vsock::kShutdownBoth) == vsock::kShutdownBoth) {
-        // Both ways closed: what the host socket takes now is all it gets,
-        // and RST ends the stream, as the spec asks of the receiver.
-        (void)connection->FlushToHost();
-        Remove(key, /*reset=*/true);
-        return;
+        // Both ways closed: RST ends the stream, as the spec asks of the
+        // receiver, once the host has taken what the guest sent (or the
+        // shutdown deadline passes).
+        if (!connection->FlushToHost() || !connection->has_buffered()) {
+          Remove(key, /*reset=*/true);
+          return;
+        }
+        connection->guest_shut_send = true;
+        connection->guest_shut_rcv = true;
+        connection->set_state(State::kClosing);
+        connection->deadline = std::chrono::steady_clock::now() + kShutdownTimeout;
+        break;
       }
       if (header.flags & vsock::kShutdownRcv) connection->guest_shut_rcv = true;
       if (header.flags & vsock::kShutdownSend) {

@@ -65,6 +65,9 @@ class VsockDevice : public VirtioDevice {
   static constexpr size_t kMaxPacketPayload = 64 * 1024;
   static constexpr std::chrono::milliseconds kConnectTimeout{2000};
   static constexpr std::chrono::milliseconds kShutdownTimeout{2000};
+  // A client that has not finished its CONNECT line by then is closed (so
+  // idle clients cannot hold every handshake slot).
+  static constexpr std::chrono::milliseconds kConnectLineTimeout{10000};
   static constexpr uint32_t kFirstHostPort = 1u << 30;
 
   // Listens on options.uds_path (which must not exist: the caller removed
@@ -138,8 +141,14 @@ class VsockDevice : public VirtioDevice {
   // Worker only (and Reset, once the worker has stopped).
   std::map<Key, std::unique_ptr<VsockConnection>> connections_;
   std::unordered_map<int, Key> by_fd_;
-  std::unordered_map<int, UniqueFd> clients_;  // accepted, no CONNECT line yet
-  std::set<uint32_t> host_ports_;              // given to host-initiated streams
+  // Accepted, no CONNECT line yet: what came of it so far, and until when.
+  struct Client {
+    UniqueFd socket;
+    std::string line;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  std::unordered_map<int, Client> clients_;
+  std::map<uint32_t, int> host_ports_;  // the host ports streams use, and how many
   uint32_t next_host_port_ = kFirstHostPort;
   std::deque<Key> receive_round_;  // streams with something for the guest
   std::deque<Key> resets_;         // RSTs owed for streams that are gone
