@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(fuzz_block_device fuzz_tap_net_device fuzz_vsock_device fuzz_config)
+((${#targets[@]})) || targets=(fuzz_block_device fuzz_tap_net_device fuzz_vsock_device fuzz_config
+  fuzz_kernel_loader fuzz_mmio_transport)
 
 scripts/install-deps.sh >/dev/null
 if ! command -v clang++-14 >/dev/null; then

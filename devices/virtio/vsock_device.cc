@@ -294,8 +294,8 @@ void VsockDevice::AcceptClients() {
     event.data.fd = client.get();
     epoll_ctl(readable_.get(), EPOLL_CTL_ADD, client.get(), &event);
     const int fd = client.get();
-    clients_.emplace(fd, Client{std::move(client), "",
-                                std::chrono::steady_clock::now() + kConnectLineTimeout});
+    clients_.emplace(
+        fd, Client{std::move(client), "", std::chrono::steady_clock::now() + kConnectLineTimeout});
   }
 }
 
