@@ -144,7 +144,7 @@ bool TapNetDevice::Transmit() {
       chain = std::move(*tx_throttled_);
       tx_throttled_.reset();
     } else {
-      popped = tx().Next(chain, problem);
+      popped = tx().Next(chain, problem, ChainBuffers::kDriverWritten);
     }
     if (popped == VirtQueue::Pop::kEmpty) {
       if (tx().ArmNotification()) continue;
@@ -156,16 +156,8 @@ bool TapNetDevice::Transmit() {
     }
     if (popped == VirtQueue::Pop::kChain) {
       iov.clear();
-      size_t length = 0;
-      for (const Descriptor& d : chain.descriptors) {
-        if (d.device_writable) {
-          problem = "a transmit buffer the device may write";
-          popped = VirtQueue::Pop::kBadChain;
-          break;
-        }
-        iov.push_back({d.host, d.length});
-        length += d.length;
-      }
+      for (const Descriptor& d : chain.descriptors) iov.push_back({d.host, d.length});
+      const size_t length = chain.length;
       if (popped == VirtQueue::Pop::kChain && (length < kMinFrame || length > kMaxFrame)) {
         problem = "a frame of " + std::to_string(length) + " bytes with its header (" +
                   std::to_string(kMinFrame) + " to " + std::to_string(kMaxFrame) + ")";
@@ -231,7 +223,7 @@ bool TapNetDevice::Receive() {
       worker_.ServeAgainAfter(wait);
       break;
     }
-    VirtQueue::Pop popped = rx().Next(chain, problem);
+    VirtQueue::Pop popped = rx().Next(chain, problem, ChainBuffers::kDeviceWritable);
     if (popped == VirtQueue::Pop::kEmpty && rx().ArmNotification()) continue;
     if (popped == VirtQueue::Pop::kEmpty) {
       // Backpressure: the frame waits here and the TAP keeps the rest.
@@ -243,16 +235,9 @@ bool TapNetDevice::Receive() {
       queues_.Broken("receive queue: " + problem);
       break;
     }
-    size_t capacity = 0;
-    bool writable = popped == VirtQueue::Pop::kChain;
-    for (const Descriptor& d : chain.descriptors) {
-      writable = writable && d.device_writable;
-      capacity += d.length;
-    }
-    if (!writable) {
-      queues_.Warn("receive: dropped a chain: " + (popped == VirtQueue::Pop::kBadChain
-                                                       ? problem
-                                                       : "a buffer the device may not write"));
+    const size_t capacity = chain.length;
+    if (popped == VirtQueue::Pop::kBadChain) {
+      queues_.Warn("receive: dropped a chain: " + problem);
       metrics.net_rx_malformed_buffers.Add();
       rx().Complete(chain.head, 0);
       completed = true;

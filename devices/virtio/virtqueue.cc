@@ -59,7 +59,7 @@ VirtQueue::VirtQueue(const GuestMemory& memory, const VirtQueueState& state)
 
 uint16_t VirtQueue::AvailableIndex() const { return LoadAcquire(available_ + 2); }
 
-VirtQueue::Pop VirtQueue::Next(DescriptorChain& chain, std::string& problem) {
+VirtQueue::Pop VirtQueue::Next(DescriptorChain& chain, std::string& problem, ChainBuffers buffers) {
   const uint16_t available = AvailableIndex();
   if (available == next_available_) return Pop::kEmpty;
   if (static_cast<uint16_t>(available - next_available_) > size_) {
@@ -77,6 +77,7 @@ VirtQueue::Pop VirtQueue::Next(DescriptorChain& chain, std::string& problem) {
   ++next_available_;
   chain.head = head;
   chain.descriptors.clear();
+  chain.length = 0;
   uint16_t index = head;
   for (;;) {
     // More descriptors than the table holds can only be a loop.
@@ -99,7 +100,15 @@ VirtQueue::Pop VirtQueue::Next(DescriptorChain& chain, std::string& problem) {
                 std::to_string(length) + " bytes) is outside guest memory";
       return Pop::kBadChain;
     }
-    chain.descriptors.push_back({host, length, (flags & VRING_DESC_F_WRITE) != 0});
+    const bool writable = (flags & VRING_DESC_F_WRITE) != 0;
+    if ((buffers == ChainBuffers::kDeviceWritable && !writable) ||
+        (buffers == ChainBuffers::kDriverWritten && writable)) {
+      problem = writable ? "a buffer the device may write, in a transmit chain"
+                         : "a buffer the device may not write, in a receive chain";
+      return Pop::kBadChain;
+    }
+    chain.descriptors.push_back({host, length, writable});
+    chain.length += length;
     if (!(flags & VRING_DESC_F_NEXT)) return Pop::kChain;
     if (next >= size_) {
       problem = "descriptor " + std::to_string(index) + " links to " + std::to_string(next) +

@@ -27,7 +27,13 @@ struct Descriptor {
 struct DescriptorChain {
   uint16_t head = 0;
   std::vector<Descriptor> descriptors;
+  size_t length = 0;  // all its buffers together
 };
+
+// Which buffers a queue's chains may hold: a receive queue only ones the
+// device writes, a transmit queue only ones the driver wrote; a request
+// queue (virtio-blk) both.
+enum class ChainBuffers { kAny, kDriverWritten, kDeviceWritable };
 
 class VirtQueue {
  public:
@@ -41,8 +47,9 @@ class VirtQueue {
   VirtQueue(const GuestMemory& memory, const VirtQueueState& state);
 
   // Takes the next available chain. On kBadChain and kBrokenRing, `problem`
-  // says what is wrong.
-  Pop Next(DescriptorChain& chain, std::string& problem);
+  // says what is wrong (a buffer of the wrong direction for `buffers` makes
+  // the chain bad too).
+  Pop Next(DescriptorChain& chain, std::string& problem, ChainBuffers buffers = ChainBuffers::kAny);
   // Gives back the chain Next just returned, untouched: it is returned by
   // the next Next (a receive queue whose frame did not fit yet).
   void GoBack() { --next_available_; }

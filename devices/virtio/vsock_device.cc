@@ -135,6 +135,7 @@ void VsockDevice::Reset() {
   by_fd_.clear();
   clients_.clear();
   host_ports_.clear();
+  timed_.clear();
   receive_round_.clear();
   resets_.clear();
 }
@@ -178,6 +179,7 @@ void VsockDevice::Remove(const Key& key, bool reset) {
   auto found = connections_.find(key);
   if (found == connections_.end()) return;
   by_fd_.erase(found->second->fd());
+  timed_.erase(key);
   if (--host_ports_[key.first] <= 0) host_ports_.erase(key.first);
   connections_.erase(found);  // closing the socket takes it out of both epoll sets
   if (reset) {
@@ -366,7 +368,9 @@ void VsockDevice::ReadConnectLine(int fd) {
                                         VsockConnection::State::kConnecting);
   connection->pending_request = true;
   connection->deadline = std::chrono::steady_clock::now() + kConnectTimeout;
-  QueueForReceive(Add(std::move(connection)));
+  VsockConnection& added = Add(std::move(connection));
+  timed_.insert({added.local_port(), added.peer_port()});
+  QueueForReceive(added);
 }
 
 void VsockDevice::ExpireDeadlines() {
@@ -380,11 +384,8 @@ void VsockDevice::ExpireDeadlines() {
     }
   }
   std::vector<Key> expired;
-  for (const auto& [key, connection] : connections_) {
-    if (connection->state() != VsockConnection::State::kEstablished &&
-        connection->deadline <= now) {
-      expired.push_back(key);
-    }
+  for (const Key& key : timed_) {
+    if (connections_.at(key)->deadline <= now) expired.push_back(key);
   }
   // No answer to REQUEST, or no RST after SHUTDOWN: RST, and the host's
   // socket closes.
@@ -396,9 +397,9 @@ void VsockDevice::ArmTimer() {
   for (const auto& [fd, client] : clients_) {
     if (!first || client.deadline < *first) first = client.deadline;
   }
-  for (const auto& [key, connection] : connections_) {
-    if (connection->state() == VsockConnection::State::kEstablished) continue;
-    if (!first || connection->deadline < *first) first = connection->deadline;
+  for (const Key& key : timed_) {
+    const auto deadline = connections_.at(key)->deadline;
+    if (!first || deadline < *first) first = deadline;
   }
   if (first) worker_.ServeAgainAfter(*first - std::chrono::steady_clock::now());
 }
@@ -435,7 +436,7 @@ bool VsockDevice::Transmit() {
   DescriptorChain chain;
   std::string problem;
   while (!queues_.broken()) {
-    VirtQueue::Pop popped = tx().Next(chain, problem);
+    VirtQueue::Pop popped = tx().Next(chain, problem, ChainBuffers::kDriverWritten);
     if (popped == VirtQueue::Pop::kEmpty) {
       if (tx().ArmNotification()) continue;
       break;
@@ -444,14 +445,7 @@ bool VsockDevice::Transmit() {
       queues_.Broken("transmit queue: " + problem);
       break;
     }
-    size_t length = 0;
-    for (const Descriptor& d : chain.descriptors) {
-      if (popped == VirtQueue::Pop::kChain && d.device_writable) {
-        problem = "a transmit buffer the device may write";
-        popped = VirtQueue::Pop::kBadChain;
-      }
-      length += d.length;
-    }
+    const size_t length = chain.length;
     PacketHeader header{};
     if (popped == VirtQueue::Pop::kChain && length < vsock::kHeaderBytes) {
       problem = "a packet of " + std::to_string(length) + " bytes, shorter than its header";
@@ -530,6 +524,7 @@ void VsockDevice::OnGuestPacket(const PacketHeader& header, std::span<const iove
         return;
       }
       connection->set_state(State::kEstablished);
+      timed_.erase(key);
       break;
     }
     case Op::kRw: {
@@ -576,6 +571,7 @@ void VsockDevice::OnGuestPacket(const PacketHeader& header, std::span<const iove
         connection->guest_shut_rcv = true;
         connection->set_state(State::kClosing);
         connection->deadline = std::chrono::steady_clock::now() + kShutdownTimeout;
+        timed_.insert(key);
         break;
       }
       if (header.flags & vsock::kShutdownRcv) connection->guest_shut_rcv = true;
@@ -608,7 +604,7 @@ bool VsockDevice::Receive() {
   std::string problem;
   bool starved = false;
   while (!queues_.broken() && (!resets_.empty() || !receive_round_.empty())) {
-    VirtQueue::Pop popped = rx().Next(chain, problem);
+    VirtQueue::Pop popped = rx().Next(chain, problem, ChainBuffers::kDeviceWritable);
     if (popped == VirtQueue::Pop::kEmpty) {
       if (rx().ArmNotification()) continue;
       starved = true;
@@ -618,18 +614,10 @@ bool VsockDevice::Receive() {
       queues_.Broken("receive queue: " + problem);
       break;
     }
-    size_t capacity = 0;
-    bool usable = popped == VirtQueue::Pop::kChain;
-    for (const Descriptor& d : chain.descriptors) {
-      usable = usable && d.device_writable;
-      capacity += d.length;
-    }
     // A buffer must hold a header and at least one byte of data.
-    if (!usable || capacity <= vsock::kHeaderBytes) {
+    if (popped == VirtQueue::Pop::kBadChain || chain.length <= vsock::kHeaderBytes) {
       queues_.Warn("receive: dropped a buffer: " +
-                   (popped == VirtQueue::Pop::kBadChain
-                        ? problem
-                        : "not writable or no longer than a header"));
+                   (popped == VirtQueue::Pop::kBadChain ? problem : "no longer than a header"));
       metrics.vsock_tx_malformed_packets.Add();
       rx().Complete(chain.head, 0);
       completed = true;
@@ -717,6 +705,7 @@ uint32_t VsockDevice::WritePacket(VsockConnection& connection, const DescriptorC
       if (both) {
         connection.set_state(VsockConnection::State::kClosing);
         connection.deadline = std::chrono::steady_clock::now() + kShutdownTimeout;
+        timed_.insert({connection.local_port(), connection.peer_port()});
       }
       return control(Op::kShutdown, both ? vsock::kShutdownBoth : vsock::kShutdownSend);
     }

@@ -150,6 +150,7 @@ class VsockDevice : public VirtioDevice {
   std::unordered_map<int, Client> clients_;
   std::map<uint32_t, int> host_ports_;  // the host ports streams use, and how many
   uint32_t next_host_port_ = kFirstHostPort;
+  std::set<Key> timed_;            // streams with a deadline (connecting, closing)
   std::deque<Key> receive_round_;  // streams with something for the guest
   std::deque<Key> resets_;         // RSTs owed for streams that are gone
 
