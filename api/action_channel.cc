@@ -3,7 +3,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "vmm/sys_error.h"
+#include "base/sys_error.h"
 
 namespace ember {
 namespace {

@@ -12,8 +12,8 @@
 #include <mutex>
 
 #include "api/vmm_action.h"
-#include "vmm/status.h"
-#include "vmm/unique_fd.h"
+#include "base/status.h"
+#include "base/unique_fd.h"
 
 namespace ember {
 

@@ -8,7 +8,7 @@
 #include <cstdlib>
 
 #include "api/api_module.h"
-#include "vmm/sys_error.h"
+#include "base/sys_error.h"
 
 namespace ember {
 namespace {

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "api/action_channel.h"
-#include "vmm/status.h"
+#include "base/status.h"
 
 namespace ember {
 

@@ -12,11 +12,11 @@
 
 #include "api/api_module.h"
 #include "api/routes.h"
+#include "base/metrics.h"
+#include "base/stale_socket.h"
+#include "base/sys_error.h"
+#include "base/unique_fd.h"
 #include "jail/seccomp.h"
-#include "vmm/metrics.h"
-#include "vmm/stale_socket.h"
-#include "vmm/sys_error.h"
-#include "vmm/unique_fd.h"
 
 namespace ember {
 namespace {

@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "api/action_channel.h"
-#include "vmm/status.h"
+#include "base/status.h"
 
 namespace httplib {
 class Server;

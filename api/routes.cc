@@ -1,6 +1,6 @@
 #include "api/routes.h"
 
-#include "api/json_reader.h"
+#include "config/json_reader.h"
 
 namespace ember {
 namespace {

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "api/vmm_action.h"
-#include "vmm/status.h"
+#include "base/status.h"
 
 namespace ember {
 

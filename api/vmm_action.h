@@ -7,8 +7,8 @@
 #include <string>
 #include <variant>
 
-#include "api/config_parser.h"
-#include "vmm/vm_config.h"
+#include "config/config_parser.h"
+#include "config/vm_config.h"
 
 namespace ember {
 

@@ -15,7 +15,7 @@
 #include <cstdint>
 #include <functional>
 
-#include "devices/bus.h"
+#include "kvm/bus.h"
 
 namespace ember {
 

@@ -1,14 +1,8 @@
 #include "devices/boot_timer.h"
 
-#include <time.h>
+#include "base/clock.h"
 
 namespace ember {
-
-uint64_t ProcessCpuMicros() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
-}
 
 void BootTimer::Read(uint64_t, std::span<uint8_t> data) {
   for (uint8_t& byte : data) byte = 0;

@@ -8,7 +8,7 @@
 #include <chrono>
 #include <functional>
 
-#include "devices/bus.h"
+#include "kvm/bus.h"
 
 namespace ember {
 
@@ -29,8 +29,5 @@ class BootTimer : public BusDevice {
   const uint64_t start_cpu_us_;
   const std::function<void(uint64_t, uint64_t)> report_;
 };
-
-// CPU time this process has used, in microseconds.
-uint64_t ProcessCpuMicros();
 
 }  // namespace ember

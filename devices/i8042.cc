@@ -1,6 +1,6 @@
 #include "devices/i8042.h"
 
-#include "vmm/metrics.h"
+#include "base/metrics.h"
 
 namespace ember {
 namespace {

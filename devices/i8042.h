@@ -13,7 +13,7 @@
 #include <functional>
 #include <mutex>
 
-#include "devices/bus.h"
+#include "kvm/bus.h"
 
 namespace ember {
 

@@ -14,18 +14,9 @@
 #include <cstdint>
 #include <optional>
 
+#include "config/vm_config.h"
+
 namespace ember {
-
-struct TokenBucketConfig {
-  uint64_t size = 0;  // 0: the bucket does not limit
-  uint64_t one_time_burst = 0;
-  uint64_t refill_time_ms = 0;  // 0: the bucket does not limit
-};
-
-struct RateLimiterConfig {
-  std::optional<TokenBucketConfig> bandwidth;  // bytes
-  std::optional<TokenBucketConfig> ops;        // requests
-};
 
 class TokenBucket {
  public:

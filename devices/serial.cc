@@ -4,7 +4,7 @@
 
 #include <cerrno>
 
-#include "vmm/metrics.h"
+#include "base/metrics.h"
 
 namespace ember {
 namespace {

@@ -13,7 +13,7 @@
 #include <mutex>
 #include <span>
 
-#include "devices/bus.h"
+#include "kvm/bus.h"
 
 namespace ember {
 

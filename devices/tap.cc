@@ -7,7 +7,7 @@
 
 #include <cstring>
 
-#include "vmm/sys_error.h"
+#include "base/sys_error.h"
 
 namespace ember {
 

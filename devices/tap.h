@@ -6,8 +6,8 @@
 
 #include <string>
 
-#include "vmm/status.h"
-#include "vmm/unique_fd.h"
+#include "base/status.h"
+#include "base/unique_fd.h"
 
 namespace ember {
 

@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "vmm/status.h"
+#include "base/status.h"
 
 namespace ember {
 

@@ -10,8 +10,8 @@
 
 #include <cstdint>
 
+#include "base/status.h"
 #include "jail/jailer_args.h"
-#include "vmm/status.h"
 
 namespace ember {
 

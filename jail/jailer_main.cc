@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "base/version.h"
 #include "jail/jailer.h"
-#include "vmm/version.h"
 
 int main(int argc, char** argv) {
   using namespace ember;

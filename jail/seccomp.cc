@@ -11,13 +11,12 @@
 #include <cstring>
 #include <string>
 
-#include "vmm/metrics.h"
+#include "base/metrics.h"
 
 namespace ember {
 namespace {
 
 std::atomic<bool> enabled{true};
-std::atomic<int> metrics_fd{-1};
 
 // Appends `text` to a fixed buffer; no allocation.
 struct Line {
@@ -61,7 +60,7 @@ void OnViolation(int, siginfo_t* info, void*) {
           << " thread made a forbidden system call " << (name ? name : "?") << " ("
           << static_cast<uint64_t>(number) << "); exiting with status 148\n";
   message.WriteTo(STDERR_FILENO);
-  int fd = metrics_fd.load();
+  int fd = MetricsFileFd();
   if (fd >= 0) {
     timespec now{};
     clock_gettime(CLOCK_REALTIME, &now);
@@ -86,7 +85,6 @@ void MaybeMisbehaveForTests(ThreadKind kind) {
 
 void SetSeccompEnabled(bool on) { enabled = on; }
 bool SeccompEnabled() { return enabled; }
-void SetSeccompMetricsFd(int fd) { metrics_fd = fd; }
 
 Status InstallSeccompViolationHandler() {
   struct sigaction action {};

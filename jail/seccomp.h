@@ -4,8 +4,8 @@
 // status 148, Firecracker's convention.
 #pragma once
 
+#include "base/status.h"
 #include "jail/seccomp_filters.h"
-#include "vmm/status.h"
 
 namespace ember {
 
@@ -22,8 +22,5 @@ Status InstallSeccompViolationHandler();
 // Loads `kind`'s filter on the calling thread (threads it creates later
 // inherit it). No-op when seccomp is disabled.
 Status InstallThreadFilter(ThreadKind kind);
-
-// Where the handler appends its metrics line (-1: nowhere).
-void SetSeccompMetricsFd(int fd);
 
 }  // namespace ember

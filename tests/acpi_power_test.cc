@@ -6,7 +6,7 @@
 #include <memory>
 
 #include "arch/x86_64/layout.h"
-#include "devices/bus.h"
+#include "kvm/bus.h"
 
 namespace ember {
 namespace {

@@ -13,6 +13,7 @@
 #include <regex>
 #include <string>
 
+#include "arch/x86_64/e820.h"
 #include "arch/x86_64/layout.h"
 #include "tests/test_util.h"
 
@@ -385,7 +386,7 @@ TEST(AcpiTablesLimitsTest, LargestBoardFitsItsArea) {
 }
 
 TEST(AcpiTablesMemoryTest, WritesEveryTableIntoGuestMemory) {
-  Result<GuestMemory> memory = GuestMemory::Create(16 * layout::kMiB);
+  Result<GuestMemory> memory = GuestMemory::Create(x86::GuestRamRanges(16 * layout::kMiB));
   ASSERT_TRUE(memory.ok());
   AcpiMachine machine;
   machine.vcpu_count = 2;

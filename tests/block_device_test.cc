@@ -18,6 +18,7 @@
 #include <cstring>
 #include <thread>
 
+#include "arch/x86_64/e820.h"
 #include "tests/test_util.h"
 
 namespace ember {
@@ -45,7 +46,7 @@ class BlockDeviceTest : public ::testing::Test {
     // spdlog makes its default logger (and asks isatty) on first use; the
     // worker's filter forbids that ioctl, as ember's main() makes it first.
     spdlog::default_logger();
-    Result<GuestMemory> memory = GuestMemory::Create(1 << 20);
+    Result<GuestMemory> memory = GuestMemory::Create(x86::GuestRamRanges(1 << 20));
     ASSERT_TRUE(memory.ok()) << memory.status().message();
     memory_.emplace(std::move(*memory));
     std::vector<uint8_t> contents(64 * 1024);

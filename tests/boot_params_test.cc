@@ -12,7 +12,7 @@ namespace ember::x86 {
 namespace {
 
 TEST(E820Test, SmallMemoryHasBaseAndHighRam) {
-  Result<GuestMemory> memory = GuestMemory::Create(128 * layout::kMiB);
+  Result<GuestMemory> memory = GuestMemory::Create(x86::GuestRamRanges(128 * layout::kMiB));
   ASSERT_TRUE(memory.ok());
   std::vector<E820Entry> map = BuildE820(memory->regions());
   ASSERT_EQ(map.size(), 2u);
@@ -24,7 +24,7 @@ TEST(E820Test, SmallMemoryHasBaseAndHighRam) {
 }
 
 TEST(E820Test, LargeMemoryIsSplitAroundTheMmioHole) {
-  Result<GuestMemory> memory = GuestMemory::Create(5 * layout::kGiB);
+  Result<GuestMemory> memory = GuestMemory::Create(x86::GuestRamRanges(5 * layout::kGiB));
   ASSERT_TRUE(memory.ok());
   ASSERT_EQ(memory->regions().size(), 2u);
   EXPECT_EQ(memory->regions()[1].guest_address, layout::kMmioHoleEnd);
@@ -93,7 +93,7 @@ TEST(BootParamsTest, AcpiRsdpAddressAtOffset0x70OnlyWhenGiven) {
 
 TEST(PvhTest, StartInfoCarriesTheRsdpOnlyWhenGiven) {
   static_assert(offsetof(PvhStartInfo, rsdp_paddr) == 32);
-  Result<GuestMemory> memory = GuestMemory::Create(16 * layout::kMiB);
+  Result<GuestMemory> memory = GuestMemory::Create(x86::GuestRamRanges(16 * layout::kMiB));
   ASSERT_TRUE(memory.ok());
   std::vector<E820Entry> map = BuildE820(memory->regions());
   for (uint64_t rsdp : {uint64_t{0}, layout::kAcpiStart}) {
@@ -107,7 +107,7 @@ TEST(PvhTest, StartInfoCarriesTheRsdpOnlyWhenGiven) {
 }
 
 TEST(PvhTest, StartInfoPointsAtCmdlineMemmapAndModule) {
-  Result<GuestMemory> memory = GuestMemory::Create(64 * layout::kMiB);
+  Result<GuestMemory> memory = GuestMemory::Create(x86::GuestRamRanges(64 * layout::kMiB));
   ASSERT_TRUE(memory.ok());
   std::vector<E820Entry> map = BuildE820(memory->regions());
   Result<uint64_t> address =

@@ -1,4 +1,4 @@
-#include "api/config_parser.h"
+#include "config/config_parser.h"
 
 #include <gtest/gtest.h>
 

@@ -11,10 +11,10 @@
 #include <span>
 #include <vector>
 
+#include "base/unique_fd.h"
 #include "devices/virtio/virtio_device.h"
+#include "kvm/guest_memory.h"
 #include "tests/test_util.h"
-#include "vmm/guest_memory.h"
-#include "vmm/unique_fd.h"
 
 namespace ember::testing {
 

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "vmm/metrics.h"
+#include "base/metrics.h"
 
 namespace ember {
 namespace {

@@ -8,9 +8,10 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "arch/x86_64/e820.h"
 #include "arch/x86_64/layout.h"
+#include "base/unique_fd.h"
 #include "tests/test_util.h"
-#include "vmm/unique_fd.h"
 
 namespace ember::x86 {
 namespace {
@@ -100,7 +101,7 @@ std::vector<uint8_t> MakeBzImage(size_t payload_size, uint16_t version = 0x020f,
 class KernelLoaderTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    Result<GuestMemory> memory = GuestMemory::Create(64 * layout::kMiB);
+    Result<GuestMemory> memory = GuestMemory::Create(x86::GuestRamRanges(64 * layout::kMiB));
     ASSERT_TRUE(memory.ok());
     memory_ = std::make_unique<GuestMemory>(std::move(*memory));
   }
@@ -239,7 +240,7 @@ TEST_F(KernelLoaderTest, LoadsDebianCloudKernel) {
   // scripts/test.sh fetches it: a missing kernel is a broken set-up, not a skip.
   ASSERT_EQ(stat(path.c_str(), &info), 0)
       << "no Debian kernel at " << path << ": run scripts/linux-guest.sh first";
-  Result<GuestMemory> memory = GuestMemory::Create(512 * layout::kMiB);
+  Result<GuestMemory> memory = GuestMemory::Create(x86::GuestRamRanges(512 * layout::kMiB));
   ASSERT_TRUE(memory.ok());
   UniqueFd fd(open(path.c_str(), O_RDONLY));
   Result<LoadedKernel> kernel = LoadKernel(*memory, fd.get(), static_cast<uint64_t>(info.st_size));
@@ -258,7 +259,7 @@ TEST_F(KernelLoaderTest, LoadsDebianCloudKernel) {
                         file.data() + offset, file.size() - offset),
             0);
   // Too little memory for its init_size is refused with the reason.
-  Result<GuestMemory> small = GuestMemory::Create(8 * layout::kMiB);
+  Result<GuestMemory> small = GuestMemory::Create(x86::GuestRamRanges(8 * layout::kMiB));
   ASSERT_TRUE(small.ok());
   Result<LoadedKernel> refused = LoadKernel(*small, fd.get(), static_cast<uint64_t>(info.st_size));
   ASSERT_FALSE(refused.ok());

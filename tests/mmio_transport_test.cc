@@ -9,6 +9,7 @@
 #include <cstring>
 #include <thread>
 
+#include "arch/x86_64/e820.h"
 #include "arch/x86_64/layout.h"
 
 namespace ember {
@@ -44,7 +45,7 @@ class FakeDevice : public VirtioDevice {
 class MmioTransportTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    Result<GuestMemory> memory = GuestMemory::Create(16 * layout::kMiB);
+    Result<GuestMemory> memory = GuestMemory::Create(x86::GuestRamRanges(16 * layout::kMiB));
     ASSERT_TRUE(memory.ok());
     memory_ = std::make_unique<GuestMemory>(std::move(*memory));
     device_ = std::make_shared<FakeDevice>();

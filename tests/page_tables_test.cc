@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "arch/x86_64/e820.h"
 #include "arch/x86_64/gdt.h"
 #include "arch/x86_64/layout.h"
 
@@ -15,7 +16,7 @@ uint64_t ReadU64(const GuestMemory& memory, uint64_t address) {
 }
 
 TEST(PageTablesTest, IdentityMapsFourGibWithLargePages) {
-  Result<GuestMemory> memory = GuestMemory::Create(16 * layout::kMiB);
+  Result<GuestMemory> memory = GuestMemory::Create(x86::GuestRamRanges(16 * layout::kMiB));
   ASSERT_TRUE(memory.ok());
   Result<uint64_t> cr3 = WriteIdentityPageTables(*memory);
   ASSERT_TRUE(cr3.ok());

@@ -16,10 +16,11 @@
 #include <cstring>
 #include <thread>
 
+#include "arch/x86_64/e820.h"
+#include "base/metrics.h"
 #include "devices/tap.h"
 #include "tests/hand_rings.h"
 #include "tests/test_util.h"
-#include "vmm/metrics.h"
 
 namespace ember {
 namespace {
@@ -34,7 +35,7 @@ class TapNetDeviceTest : public ::testing::Test {
  protected:
   void SetUp() override {
     spdlog::default_logger();  // made on the main thread, not in a filtered worker
-    Result<GuestMemory> memory = GuestMemory::Create(1 << 20);
+    Result<GuestMemory> memory = GuestMemory::Create(x86::GuestRamRanges(1 << 20));
     ASSERT_TRUE(memory.ok());
     memory_.emplace(std::move(*memory));
     rings_.emplace(*memory_, 2, kQueueSize, kRing[0]);

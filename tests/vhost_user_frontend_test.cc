@@ -16,6 +16,7 @@
 #include <mutex>
 #include <thread>
 
+#include "arch/x86_64/e820.h"
 #include "arch/x86_64/layout.h"
 #include "devices/virtio/vhost_user_fs.h"
 
@@ -145,7 +146,7 @@ class FakeBackend {
 constexpr uint64_t kVersion1 = 1ull << 32;
 
 TEST(VhostUserFrontendTest, NegotiatesAndStartsInQemusOrder) {
-  Result<GuestMemory> memory = GuestMemory::Create(16 * layout::kMiB);
+  Result<GuestMemory> memory = GuestMemory::Create(x86::GuestRamRanges(16 * layout::kMiB));
   ASSERT_TRUE(memory.ok());
   int kick = eventfd(0, 0), call = eventfd(0, 0);
   std::vector<Received> log;
@@ -208,7 +209,7 @@ TEST(VhostUserFrontendTest, NegotiatesAndStartsInQemusOrder) {
 // then sees a hang-up) and hands the rings to the next backend, kicking
 // every queue so requests queued meanwhile are served.
 TEST(VhostUserFrontendTest, DeviceWhoseBackendHangsDuringActivationStartsOnTheNextOne) {
-  Result<GuestMemory> memory = GuestMemory::Create(16 * layout::kMiB);
+  Result<GuestMemory> memory = GuestMemory::Create(x86::GuestRamRanges(16 * layout::kMiB));
   ASSERT_TRUE(memory.ok());
   const uint64_t features = kVersion1 | kFeatureProtocolFeatures;
   const uint64_t protocol = kProtocolReplyAck | kProtocolConfigureMemSlots;
@@ -247,7 +248,7 @@ TEST(VhostUserFrontendTest, DeviceWhoseBackendHangsDuringActivationStartsOnTheNe
 }
 
 TEST(VhostUserFrontendTest, UsesSetMemTableWithoutMemSlots) {
-  Result<GuestMemory> memory = GuestMemory::Create(5 * layout::kGiB);
+  Result<GuestMemory> memory = GuestMemory::Create(x86::GuestRamRanges(5 * layout::kGiB));
   ASSERT_TRUE(memory.ok());
   int kick = eventfd(0, 0), call = eventfd(0, 0);
   std::vector<Received> log;

@@ -6,9 +6,9 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "base/metrics.h"
+#include "base/sys_error.h"
 #include "devices/vhost_user/vhost_user_endpoint.h"
-#include "vmm/metrics.h"
-#include "vmm/sys_error.h"
 
 namespace ember {
 namespace {

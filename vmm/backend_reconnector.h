@@ -12,10 +12,10 @@
 #include <chrono>
 #include <memory>
 
+#include "base/status.h"
+#include "base/unique_fd.h"
 #include "vmm/event_loop.h"
 #include "vmm/machine.h"
-#include "vmm/status.h"
-#include "vmm/unique_fd.h"
 
 namespace ember {
 

@@ -15,6 +15,10 @@
 #include "arch/x86_64/page_tables.h"
 #include "arch/x86_64/pvh.h"
 #include "arch/x86_64/vcpu_setup.h"
+#include "arch/x86_64/vm_setup.h"
+#include "base/hex.h"
+#include "base/stale_socket.h"
+#include "base/sys_error.h"
 #include "devices/acpi_power.h"
 #include "devices/boot_timer.h"
 #include "devices/tap.h"
@@ -23,9 +27,6 @@
 #include "devices/virtio/vhost_user_blk.h"
 #include "devices/virtio/vhost_user_fs.h"
 #include "devices/virtio/vhost_user_net.h"
-#include "vmm/hex.h"
-#include "vmm/stale_socket.h"
-#include "vmm/sys_error.h"
 
 namespace ember {
 namespace {
@@ -405,18 +406,18 @@ Result<std::unique_ptr<Machine>> BuildMachine(const VmConfig& config, const Buil
   // 2. Machine: memory and VM.
   const uint64_t mem_bytes = uint64_t{config.machine.mem_size_mib} * layout::kMiB;
   const uint32_t address_bits = PhysicalAddressBits(*machine->kvm);
-  std::vector<RamRange> ram =
-      SplitAroundHole(mem_bytes, layout::kMmioHoleStart, layout::kMmioHoleEnd);
+  std::vector<RamRange> ram = x86::GuestRamRanges(mem_bytes);
   if (ram.back().guest_address + ram.back().size > (uint64_t{1} << address_bits)) {
     return Status::Error(
         "machine-config.mem_size_mib: " + std::to_string(config.machine.mem_size_mib) +
         " MiB does not fit in the guest's " + std::to_string(address_bits) +
         "-bit physical address space");
   }
-  Result<GuestMemory> memory = GuestMemory::Create(mem_bytes);
+  Result<GuestMemory> memory = GuestMemory::Create(ram);
   if (!memory.ok()) return memory.status().Context("machine-config.mem_size_mib");
   EMBER_ASSIGN_OR_RETURN(Vm vm, Vm::Create(*machine->kvm, std::move(*memory)));
   machine->vm = std::make_unique<Vm>(std::move(vm));
+  EMBER_RETURN_IF_ERROR(x86::SetUpVm(*machine->vm));
 
   // 3. Board.
   EMBER_RETURN_IF_ERROR(AddDevices(*machine, config, options));

@@ -9,9 +9,9 @@
 #include <memory>
 #include <string>
 
+#include "base/status.h"
+#include "config/vm_config.h"
 #include "vmm/machine.h"
-#include "vmm/status.h"
-#include "vmm/vm_config.h"
 
 namespace ember {
 

@@ -2,7 +2,7 @@
 
 #include <sys/epoll.h>
 
-#include "vmm/sys_error.h"
+#include "base/sys_error.h"
 
 namespace ember {
 

@@ -7,8 +7,8 @@
 #include <functional>
 #include <map>
 
-#include "vmm/status.h"
-#include "vmm/unique_fd.h"
+#include "base/status.h"
+#include "base/unique_fd.h"
 
 namespace ember {
 

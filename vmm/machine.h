@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "devices/bus.h"
+#include "base/unique_fd.h"
 #include "devices/i8042.h"
 #include "devices/serial.h"
 #include "devices/vhost_user/vhost_user_endpoint.h"
@@ -17,11 +17,11 @@
 #include "devices/virtio/tap_net_device.h"
 #include "devices/virtio/vhost_user_device.h"
 #include "devices/virtio/vsock_device.h"
-#include "vmm/kvm.h"
-#include "vmm/unique_fd.h"
-#include "vmm/vcpu.h"
-#include "vmm/vm.h"
-#include "vmm/vm_exit.h"
+#include "kvm/bus.h"
+#include "kvm/kvm.h"
+#include "kvm/vcpu.h"
+#include "kvm/vm.h"
+#include "kvm/vm_exit.h"
 
 namespace ember {
 

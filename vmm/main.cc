@@ -11,13 +11,13 @@
 
 #include "api/action_channel.h"
 #include "api/api_loader.h"
-#include "api/config_parser.h"
-#include "devices/boot_timer.h"
+#include "base/clock.h"
+#include "base/logger.h"
+#include "base/metrics.h"
+#include "base/version.h"
+#include "config/config_parser.h"
 #include "jail/seccomp.h"
 #include "vmm/cli.h"
-#include "vmm/logger.h"
-#include "vmm/metrics.h"
-#include "vmm/version.h"
 #include "vmm/vmm.h"
 
 namespace {

@@ -11,17 +11,17 @@
 
 #include <algorithm>
 
-#include "api/config_render.h"
-#include "devices/boot_timer.h"
+#include "base/clock.h"
+#include "base/logger.h"
+#include "base/metrics.h"
+#include "base/stale_socket.h"
+#include "base/sys_error.h"
+#include "base/version.h"
+#include "config/config_render.h"
 #include "devices/tap.h"
 #include "jail/seccomp.h"
 #include "vmm/backend_reconnector.h"
 #include "vmm/builder.h"
-#include "vmm/logger.h"
-#include "vmm/metrics.h"
-#include "vmm/stale_socket.h"
-#include "vmm/sys_error.h"
-#include "vmm/version.h"
 
 namespace ember {
 namespace {

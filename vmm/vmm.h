@@ -13,13 +13,13 @@
 
 #include "api/action_channel.h"
 #include "api/vmm_action.h"
+#include "base/metrics.h"
+#include "base/status.h"
+#include "config/vm_config.h"
 #include "vmm/backend_reconnector.h"
 #include "vmm/event_loop.h"
 #include "vmm/machine.h"
-#include "vmm/metrics.h"
-#include "vmm/status.h"
 #include "vmm/terminal.h"
-#include "vmm/vm_config.h"
 
 namespace ember {
 

@@ -8,7 +8,7 @@
 
 #include "arch/x86_64/e820.h"
 #include "arch/x86_64/pvh.h"
-#include "vmm/status.h"
+#include "base/status.h"
 
 namespace ember::x86 {
 

@@ -4,6 +4,10 @@
 
 namespace ember::x86 {
 
+std::vector<RamRange> GuestRamRanges(uint64_t size) {
+  return SplitAroundHole(size, layout::kMmioHoleStart, layout::kMmioHoleEnd);
+}
+
 std::vector<E820Entry> BuildE820(const std::vector<GuestRegion>& regions) {
   std::vector<E820Entry> map;
   for (const GuestRegion& region : regions) {

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "vmm/guest_memory.h"
+#include "kvm/guest_memory.h"
 
 namespace ember::x86 {
 
@@ -17,6 +17,9 @@ struct E820Entry {
   uint64_t size;
   uint32_t type;
 };
+
+// Where `size` bytes of guest RAM sit: from 0, split around the MMIO hole.
+std::vector<RamRange> GuestRamRanges(uint64_t size);
 
 std::vector<E820Entry> BuildE820(const std::vector<GuestRegion>& regions);
 

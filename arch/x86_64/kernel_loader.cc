@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "arch/x86_64/layout.h"
-#include "vmm/file_io.h"
-#include "vmm/hex.h"
-#include "vmm/sys_error.h"
+#include "base/file_io.h"
+#include "base/hex.h"
+#include "base/sys_error.h"
 
 namespace ember::x86 {
 namespace {

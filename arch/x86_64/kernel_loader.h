@@ -11,7 +11,7 @@
 #include <string>
 
 #include "arch/x86_64/pvh.h"
-#include "vmm/guest_memory.h"
+#include "kvm/guest_memory.h"
 
 namespace ember::x86 {
 

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "vmm/status.h"
+#include "base/status.h"
 
 namespace ember::x86 {
 

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "vmm/guest_memory.h"
+#include "kvm/guest_memory.h"
 
 namespace ember::x86 {
 

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "arch/x86_64/e820.h"
-#include "vmm/guest_memory.h"
+#include "kvm/guest_memory.h"
 
 namespace ember::x86 {
 

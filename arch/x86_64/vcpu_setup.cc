@@ -7,10 +7,10 @@
 #include <string>
 
 #include "arch/x86_64/gdt.h"
-#include "arch/x86_64/kvm_abi.h"
 #include "arch/x86_64/layout.h"
-#include "vmm/hex.h"
-#include "vmm/sys_error.h"
+#include "base/hex.h"
+#include "base/sys_error.h"
+#include "kvm/kvm_abi.h"
 
 namespace ember::x86 {
 namespace {

@@ -9,8 +9,8 @@
 #include <cstring>
 #include <vector>
 
+#include "base/sys_error.h"
 #include "devices/vhost_user/vhost_user_endpoint.h"
-#include "vmm/sys_error.h"
 
 namespace ember {
 

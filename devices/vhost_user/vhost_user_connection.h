@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "base/status.h"
+#include "base/unique_fd.h"
 #include "devices/vhost_user/vhost_user_protocol.h"
-#include "vmm/status.h"
-#include "vmm/unique_fd.h"
 
 namespace ember {
 

@@ -8,8 +8,8 @@
 
 #include <cstring>
 
-#include "vmm/stale_socket.h"
-#include "vmm/sys_error.h"
+#include "base/stale_socket.h"
+#include "base/sys_error.h"
 
 namespace ember {
 namespace {

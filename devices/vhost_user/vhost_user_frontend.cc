@@ -4,7 +4,7 @@
 
 #include <cstddef>
 
-#include "vmm/hex.h"
+#include "base/hex.h"
 
 namespace ember {
 

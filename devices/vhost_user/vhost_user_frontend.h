@@ -17,9 +17,9 @@
 #include <string>
 #include <vector>
 
+#include "base/status.h"
 #include "devices/vhost_user/vhost_user_connection.h"
-#include "vmm/guest_memory.h"
-#include "vmm/status.h"
+#include "kvm/guest_memory.h"
 
 namespace ember {
 

@@ -15,9 +15,9 @@
 #include <utility>
 #include <vector>
 
+#include "base/status.h"
 #include "devices/virtio/virtio_device.h"
 #include "devices/virtio/virtqueue.h"
-#include "vmm/status.h"
 
 namespace ember {
 

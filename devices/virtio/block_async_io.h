@@ -14,8 +14,8 @@
 #include <memory>
 #include <vector>
 
-#include "vmm/status.h"
-#include "vmm/unique_fd.h"
+#include "base/status.h"
+#include "base/unique_fd.h"
 
 namespace ember {
 

@@ -21,13 +21,13 @@
 #include <optional>
 #include <string>
 
+#include "base/unique_fd.h"
 #include "devices/rate_limiter.h"
 #include "devices/virtio/active_queues.h"
 #include "devices/virtio/block_async_io.h"
 #include "devices/virtio/queue_worker.h"
 #include "devices/virtio/virtio_device.h"
 #include "devices/virtio/virtqueue.h"
-#include "vmm/unique_fd.h"
 
 namespace ember {
 

@@ -6,7 +6,7 @@
 
 #include <cstring>
 
-#include "vmm/hex.h"
+#include "base/hex.h"
 
 namespace ember {
 namespace {

@@ -19,10 +19,10 @@
 #include <string>
 #include <vector>
 
-#include "devices/bus.h"
+#include "base/unique_fd.h"
 #include "devices/virtio/virtio_device.h"
-#include "vmm/guest_memory.h"
-#include "vmm/unique_fd.h"
+#include "kvm/bus.h"
+#include "kvm/guest_memory.h"
 
 namespace ember {
 

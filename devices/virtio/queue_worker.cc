@@ -10,8 +10,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "base/sys_error.h"
 #include "jail/seccomp.h"
-#include "vmm/sys_error.h"
 
 namespace ember {
 

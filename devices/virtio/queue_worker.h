@@ -24,9 +24,9 @@
 #include <thread>
 #include <vector>
 
+#include "base/status.h"
+#include "base/unique_fd.h"
 #include "jail/seccomp_filters.h"
-#include "vmm/status.h"
-#include "vmm/unique_fd.h"
 
 namespace ember {
 

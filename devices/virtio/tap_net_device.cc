@@ -7,8 +7,8 @@
 
 #include <cstring>
 
+#include "base/metrics.h"
 #include "devices/tap.h"
-#include "vmm/metrics.h"
 
 namespace ember {
 namespace {

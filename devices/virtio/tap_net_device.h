@@ -24,12 +24,12 @@
 #include <string>
 #include <vector>
 
+#include "base/unique_fd.h"
 #include "devices/rate_limiter.h"
 #include "devices/virtio/active_queues.h"
 #include "devices/virtio/queue_worker.h"
 #include "devices/virtio/virtio_device.h"
 #include "devices/virtio/virtqueue.h"
-#include "vmm/unique_fd.h"
 
 namespace ember {
 

@@ -5,8 +5,8 @@
 
 #include <memory>
 
+#include "config/vm_config.h"
 #include "devices/virtio/vhost_user_device.h"
-#include "vmm/vm_config.h"
 
 namespace ember {
 

@@ -6,8 +6,8 @@
 
 #include <memory>
 
+#include "config/vm_config.h"
 #include "devices/virtio/vhost_user_device.h"
-#include "vmm/vm_config.h"
 
 namespace ember {
 

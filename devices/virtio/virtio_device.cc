@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "vmm/hex.h"
+#include "base/hex.h"
 
 namespace ember {
 

@@ -11,8 +11,8 @@
 #include <span>
 #include <vector>
 
-#include "vmm/guest_memory.h"
-#include "vmm/status.h"
+#include "base/status.h"
+#include "kvm/guest_memory.h"
 
 namespace ember {
 

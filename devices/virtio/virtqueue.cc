@@ -3,7 +3,7 @@
 #include <atomic>
 #include <cstring>
 
-#include "vmm/hex.h"
+#include "base/hex.h"
 
 namespace ember {
 namespace {

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "devices/virtio/virtio_device.h"
-#include "vmm/guest_memory.h"
+#include "kvm/guest_memory.h"
 
 namespace ember {
 

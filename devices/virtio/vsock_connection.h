@@ -19,8 +19,8 @@
 #include <span>
 #include <vector>
 
+#include "base/unique_fd.h"
 #include "devices/virtio/vsock_packet.h"
-#include "vmm/unique_fd.h"
 
 namespace ember {
 

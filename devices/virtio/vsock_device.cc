@@ -12,8 +12,8 @@
 #include <cctype>
 #include <cstring>
 
-#include "vmm/metrics.h"
-#include "vmm/sys_error.h"
+#include "base/metrics.h"
+#include "base/sys_error.h"
 
 namespace ember {
 namespace {

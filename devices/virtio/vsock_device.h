@@ -35,12 +35,12 @@
 #include <unordered_map>
 #include <utility>
 
+#include "base/unique_fd.h"
 #include "devices/virtio/active_queues.h"
 #include "devices/virtio/queue_worker.h"
 #include "devices/virtio/virtio_device.h"
 #include "devices/virtio/virtqueue.h"
 #include "devices/virtio/vsock_connection.h"
-#include "vmm/unique_fd.h"
 
 namespace ember {
 

@@ -10,15 +10,16 @@
 #include <cstdlib>
 
 #include "arch/x86_64/boot_params.h"
+#include "arch/x86_64/e820.h"
 #include "arch/x86_64/kernel_loader.h"
+#include "base/unique_fd.h"
 #include "jail/seccomp.h"
-#include "vmm/unique_fd.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace ember;
   static GuestMemory* memory = [] {
     SetSeccompEnabled(false);
-    Result<GuestMemory> created = GuestMemory::Create(32 << 20);
+    Result<GuestMemory> created = GuestMemory::Create(x86::GuestRamRanges(32 << 20));
     if (!created.ok()) std::abort();
     return new GuestMemory(std::move(*created));
   }();

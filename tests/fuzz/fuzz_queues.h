@@ -12,10 +12,11 @@
 #include <cstring>
 #include <vector>
 
+#include "arch/x86_64/e820.h"
+#include "base/unique_fd.h"
 #include "devices/virtio/virtio_device.h"
 #include "jail/seccomp.h"
-#include "vmm/guest_memory.h"
-#include "vmm/unique_fd.h"
+#include "kvm/guest_memory.h"
 
 namespace ember {
 
@@ -28,7 +29,7 @@ class FuzzQueues {
   static FuzzQueues Create(size_t queues) {
     SetSeccompEnabled(false);  // the sanitizers make calls no filter lists
     spdlog::set_level(spdlog::level::off);
-    Result<GuestMemory> memory = GuestMemory::Create(kMemory);
+    Result<GuestMemory> memory = GuestMemory::Create(x86::GuestRamRanges(kMemory));
     if (!memory.ok()) std::abort();
     FuzzQueues rig(std::move(*memory));
     for (size_t i = 0; i < queues; ++i) {

@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "vmm/guest_memory.h"
-#include "vmm/status.h"
+#include "base/status.h"
+#include "kvm/guest_memory.h"
 
 namespace ember::x86 {
 

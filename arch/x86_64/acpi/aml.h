@@ -22,7 +22,7 @@
 #include <string_view>
 #include <vector>
 
-#include "vmm/status.h"
+#include "base/status.h"
 
 namespace ember::x86::aml {
 

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "vmm/status.h"
+#include "base/status.h"
 
 namespace ember {
 

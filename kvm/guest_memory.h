@@ -1,5 +1,6 @@
 // Guest RAM: one memfd mapped MAP_SHARED (vhost-user backends map the same
-// pages through the fd), split into regions around the 32-bit MMIO hole.
+// pages through the fd), laid out as the regions the architecture gives
+// (on x86, RAM split around the 32-bit MMIO hole: arch/x86_64/e820.h).
 // Fresh memfd pages read as zero, so nothing is ever cleared here.
 //
 // Thread-safety: the layout is immutable after Create(); the bytes are shared
@@ -11,8 +12,8 @@
 #include <span>
 #include <vector>
 
-#include "vmm/status.h"
-#include "vmm/unique_fd.h"
+#include "base/status.h"
+#include "base/unique_fd.h"
 
 namespace ember {
 
@@ -23,8 +24,8 @@ struct GuestRegion {
   uint8_t* host;         // start of this region in ember's mapping
 };
 
-// Splits `size` bytes of RAM around [hole_start, hole_end): pure arithmetic,
-// shared by GuestMemory and the e820/ACPI builders.
+// Splits `size` bytes of RAM around [hole_start, hole_end): pure arithmetic
+// for the architecture's memory map.
 struct RamRange {
   uint64_t guest_address;
   uint64_t size;
@@ -33,7 +34,8 @@ std::vector<RamRange> SplitAroundHole(uint64_t size, uint64_t hole_start, uint64
 
 class GuestMemory {
  public:
-  static Result<GuestMemory> Create(uint64_t size_bytes);
+  // One region per range; the ranges must ascend and not overlap.
+  static Result<GuestMemory> Create(const std::vector<RamRange>& ranges);
 
   GuestMemory(GuestMemory&&) noexcept;
   GuestMemory& operator=(GuestMemory&&) noexcept;

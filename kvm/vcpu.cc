@@ -1,4 +1,4 @@
-#include "vmm/vcpu.h"
+#include "kvm/vcpu.h"
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -8,10 +8,10 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/hex.h"
+#include "base/metrics.h"
+#include "base/sys_error.h"
 #include "jail/seccomp.h"
-#include "vmm/hex.h"
-#include "vmm/metrics.h"
-#include "vmm/sys_error.h"
 
 namespace ember {
 namespace {

@@ -1,4 +1,4 @@
-#include "vmm/metrics.h"
+#include "base/metrics.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -6,8 +6,7 @@
 #include <chrono>
 #include <string_view>
 
-#include "jail/seccomp.h"
-#include "vmm/sys_error.h"
+#include "base/sys_error.h"
 
 namespace ember {
 namespace {
@@ -160,10 +159,16 @@ void CountApiRequest(const std::string& method, const std::string& path, bool fa
   metrics.invalid_requests.Add();
 }
 
+namespace {
+std::atomic<int> metrics_file_fd{-1};
+}  // namespace
+
+int MetricsFileFd() { return metrics_file_fd.load(); }
+
 Result<MetricsWriter> MetricsWriter::Open(const std::string& path) {
   UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
   if (!fd.valid()) return ErrnoStatus("metrics_path: " + path);
-  SetSeccompMetricsFd(fd.get());
+  metrics_file_fd = fd.get();
   return MetricsWriter(std::move(fd));
 }
 

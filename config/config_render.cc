@@ -1,6 +1,6 @@
-#include "api/config_render.h"
+#include "config/config_render.h"
 
-#include "api/config_parser.h"
+#include "config/config_parser.h"
 
 namespace ember {
 

@@ -8,8 +8,8 @@
 #include <cstdint>
 #include <string>
 
-#include "vmm/status.h"
-#include "vmm/sys_error.h"
+#include "base/status.h"
+#include "base/sys_error.h"
 
 namespace ember {
 

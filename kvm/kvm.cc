@@ -1,4 +1,4 @@
-#include "vmm/kvm.h"
+#include "kvm/kvm.h"
 
 #include <fcntl.h>
 #include <sys/ioctl.h>
@@ -7,8 +7,8 @@
 #include <cstring>
 #include <memory>
 
-#include "arch/x86_64/kvm_abi.h"
-#include "vmm/sys_error.h"
+#include "base/sys_error.h"
+#include "kvm/kvm_abi.h"
 
 namespace ember {
 namespace {

@@ -1,4 +1,4 @@
-#include "api/config_parser.h"
+#include "config/config_parser.h"
 
 #include <algorithm>
 #include <cctype>
@@ -6,9 +6,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "api/json_reader.h"
 #include "arch/x86_64/layout.h"
-#include "vmm/logger.h"
+#include "base/logger.h"
+#include "config/json_reader.h"
 
 namespace ember {
 namespace {

@@ -1,4 +1,4 @@
-#include "api/json_reader.h"
+#include "config/json_reader.h"
 
 namespace ember {
 

@@ -6,7 +6,7 @@
 #include <optional>
 #include <string>
 
-#include "vmm/status.h"
+#include "base/status.h"
 
 namespace ember {
 

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <string>
 
-#include "vmm/status.h"
+#include "base/status.h"
 
 namespace ember {
 

@@ -22,11 +22,11 @@
 #include <string>
 #include <thread>
 
-#include "devices/bus.h"
-#include "vmm/kvm.h"
-#include "vmm/status.h"
-#include "vmm/unique_fd.h"
-#include "vmm/vm_exit.h"
+#include "base/status.h"
+#include "base/unique_fd.h"
+#include "kvm/bus.h"
+#include "kvm/kvm.h"
+#include "kvm/vm_exit.h"
 
 namespace ember {
 

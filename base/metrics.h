@@ -12,8 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "vmm/status.h"
-#include "vmm/unique_fd.h"
+#include "base/status.h"
+#include "base/unique_fd.h"
 
 namespace ember {
 
@@ -70,6 +70,10 @@ Metrics& GlobalMetrics();
 void CountApiRequest(const std::string& method, const std::string& path, bool failed);
 
 // Writes metric lines to a file (opened for appending).
+// The open metrics file (-1: none), for writers that cannot take locks or
+// allocate, such as the seccomp signal handler. Async-signal-safe.
+int MetricsFileFd();
+
 class MetricsWriter {
  public:
   static Result<MetricsWriter> Open(const std::string& path);

@@ -1,6 +1,6 @@
-// One KVM virtual machine: the VM fd with KVM's TSS and identity-map pages,
-// the in-kernel irqchip (PIC, IOAPIC, LAPICs) and PIT, and guest RAM
-// registered as memory slots.
+// One KVM virtual machine: the VM fd and guest RAM registered as memory
+// slots. The architecture's in-kernel pieces (on x86: TSS and identity-map
+// pages, irqchip, PIT) are added by arch/ (x86_64/vm_setup.h).
 //
 // Thread-safety: created and configured by the VMM thread. SetIrqLine is a
 // single ioctl and may be called from any thread (devices on vCPU threads).
@@ -8,10 +8,10 @@
 
 #include <cstdint>
 
-#include "vmm/guest_memory.h"
-#include "vmm/kvm.h"
-#include "vmm/status.h"
-#include "vmm/unique_fd.h"
+#include "base/status.h"
+#include "base/unique_fd.h"
+#include "kvm/guest_memory.h"
+#include "kvm/kvm.h"
 
 namespace ember {
 

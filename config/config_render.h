@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "vmm/vm_config.h"
+#include "config/vm_config.h"
 
 namespace ember {
 

@@ -7,8 +7,8 @@
 #include <string>
 #include <string_view>
 
-#include "vmm/status.h"
-#include "vmm/vm_config.h"
+#include "base/status.h"
+#include "config/vm_config.h"
 
 namespace ember {
 

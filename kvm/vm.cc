@@ -1,22 +1,14 @@
-#include "vmm/vm.h"
+#include "kvm/vm.h"
 
 #include <sys/ioctl.h>
 
-#include "arch/x86_64/layout.h"
-#include "vmm/sys_error.h"
+#include "base/sys_error.h"
 
 namespace ember {
 
 Result<Vm> Vm::Create(const Kvm& kvm, GuestMemory memory) {
   UniqueFd fd(ioctl(kvm.fd(), KVM_CREATE_VM, 0));
   if (!fd.valid()) return ErrnoStatus("KVM_CREATE_VM");
-  if (ioctl(fd.get(), KVM_SET_TSS_ADDR, layout::kKvmTssStart) != 0) {
-    return ErrnoStatus("KVM_SET_TSS_ADDR");
-  }
-  uint64_t identity_map = layout::kKvmIdentityMapStart;
-  if (ioctl(fd.get(), KVM_SET_IDENTITY_MAP_ADDR, &identity_map) != 0) {
-    return ErrnoStatus("KVM_SET_IDENTITY_MAP_ADDR");
-  }
   uint32_t slot = 0;
   for (const GuestRegion& region : memory.regions()) {
     kvm_userspace_memory_region kvm_region{};
@@ -29,12 +21,6 @@ Result<Vm> Vm::Create(const Kvm& kvm, GuestMemory memory) {
                          " MiB of guest memory");
     }
   }
-  // Memory slots go in before the irqchip: once the irqchip exists, every
-  // slot update waits for an SRCU grace period (measured ~7 ms on PVM).
-  if (ioctl(fd.get(), KVM_CREATE_IRQCHIP, 0) != 0) return ErrnoStatus("KVM_CREATE_IRQCHIP");
-  kvm_pit_config pit{};
-  pit.flags = KVM_PIT_SPEAKER_DUMMY;
-  if (ioctl(fd.get(), KVM_CREATE_PIT2, &pit) != 0) return ErrnoStatus("KVM_CREATE_PIT2");
   return Vm(std::move(fd), std::move(memory));
 }
 

@@ -1,4 +1,4 @@
-#include "vmm/stale_socket.h"
+#include "base/stale_socket.h"
 
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -7,8 +7,8 @@
 
 #include <cstring>
 
-#include "vmm/sys_error.h"
-#include "vmm/unique_fd.h"
+#include "base/sys_error.h"
+#include "base/unique_fd.h"
 
 namespace ember {
 

@@ -1,4 +1,4 @@
-#include "vmm/logger.h"
+#include "base/logger.h"
 
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>

@@ -4,13 +4,11 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include "devices/rate_limiter.h"
-#include "devices/vhost_user/vhost_user_endpoint.h"
 
 namespace ember {
 
@@ -19,6 +17,35 @@ namespace ember {
 // i8042.nopnp: with ACPI the keyboard's interrupt comes from the DSDT.
 inline constexpr const char* kDefaultBootArgs =
     "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd";
+
+// Firecracker's rate limiter settings (devices/rate_limiter.h runs them).
+struct TokenBucketConfig {
+  uint64_t size = 0;  // 0: the bucket does not limit
+  uint64_t one_time_burst = 0;
+  uint64_t refill_time_ms = 0;  // 0: the bucket does not limit
+};
+
+struct RateLimiterConfig {
+  std::optional<TokenBucketConfig> bandwidth;  // bytes
+  std::optional<TokenBucketConfig> ops;        // requests
+};
+
+// Where a vhost-user backend is reached, and how ember behaves when it
+// goes away: as a client (ember connects to the backend's socket; the
+// default) or as a server (ember creates the socket and the backend
+// connects, like QEMU's server=on and OVS-DPDK's dpdkvhostuserclient).
+enum class SocketMode { kClient, kServer };
+
+struct VhostUserEndpoint {
+  std::string socket;
+  SocketMode mode = SocketMode::kClient;
+  // Server mode: how long InstanceStart waits for the backend to connect.
+  std::chrono::milliseconds connect_timeout{10000};
+  // Client mode: how often ember retries after a hang-up, and when it gives
+  // up (0: never).
+  std::chrono::milliseconds reconnect_interval{200};
+  std::chrono::milliseconds reconnect_timeout{0};
+};
 
 struct BootSourceConfig {
   std::string kernel_image_path;

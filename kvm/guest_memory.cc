@@ -1,4 +1,4 @@
-#include "vmm/guest_memory.h"
+#include "kvm/guest_memory.h"
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -7,10 +7,9 @@
 #include <string>
 #include <utility>
 
-#include "arch/x86_64/layout.h"
-#include "vmm/file_io.h"
-#include "vmm/hex.h"
-#include "vmm/sys_error.h"
+#include "base/file_io.h"
+#include "base/hex.h"
+#include "base/sys_error.h"
 
 namespace ember {
 
@@ -19,7 +18,17 @@ std::vector<RamRange> SplitAroundHole(uint64_t size, uint64_t hole_start, uint64
   return {{0, hole_start}, {hole_end, size - hole_start}};
 }
 
-Result<GuestMemory> GuestMemory::Create(uint64_t size_bytes) {
+Result<GuestMemory> GuestMemory::Create(const std::vector<RamRange>& ranges) {
+  uint64_t size_bytes = 0;
+  uint64_t previous_end = 0;
+  for (const RamRange& range : ranges) {
+    if (range.size == 0 || range.guest_address < previous_end ||
+        range.guest_address + range.size < range.guest_address) {
+      return Status::Error("guest RAM ranges must be non-empty, ascending and apart");
+    }
+    previous_end = range.guest_address + range.size;
+    size_bytes += range.size;
+  }
   if (size_bytes == 0) return Status::Error("guest memory size is 0");
   GuestMemory memory;
   memory.memfd_.reset(memfd_create("ember-guest-ram", MFD_CLOEXEC));
@@ -38,8 +47,7 @@ Result<GuestMemory> GuestMemory::Create(uint64_t size_bytes) {
   // and gigabytes). Best effort: only an old kernel would refuse.
   (void)madvise(mapping, size_bytes, MADV_DONTDUMP);
   uint64_t offset = 0;
-  for (const RamRange& range :
-       SplitAroundHole(size_bytes, layout::kMmioHoleStart, layout::kMmioHoleEnd)) {
+  for (const RamRange& range : ranges) {
     memory.regions_.push_back({range.guest_address, range.size, offset, memory.mapping_ + offset});
     offset += range.size;
   }

@@ -1,9 +1,9 @@
-#include "devices/bus.h"
+#include "kvm/bus.h"
 
 #include <algorithm>
 #include <cstring>
 
-#include "vmm/hex.h"
+#include "base/hex.h"
 
 namespace ember {
 
