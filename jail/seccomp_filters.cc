@@ -68,25 +68,26 @@ std::vector<SyscallRule> With(std::vector<SyscallRule> extra) {
   return rules;
 }
 
-// vhost-user conversations (device activation and reset on vCPU threads,
-// reconnects on the VMM thread): Unix sockets only.
-std::vector<SyscallRule> VhostUser() {
-  return {
-      {SCMP_SYS(sendmsg), {}, "vhost-user requests carry fds"},
-      {SCMP_SYS(recvmsg), {}, "vhost-user replies"},
-  };
-}
-
 std::vector<SyscallRule> VcpuRules() {
   std::vector<SyscallRule> rules = With({
       {SCMP_SYS(ioctl), {Arg(1, KVM_RUN)}, nullptr},
       {SCMP_SYS(ioctl), {Arg(1, KVM_IRQ_LINE)}, "serial and i8042 raise their lines"},
       {SCMP_SYS(ioctl), {Arg(1, KVM_GET_REGS)}, "registers for a KVM error report"},
       {SCMP_SYS(ioctl), {Arg(1, KVM_GET_SREGS)}, "registers for a KVM error report"},
-      {SCMP_SYS(shutdown), {}, "drops a vhost-user connection whose backend failed activation"},
   });
-  for (SyscallRule& rule : VhostUser()) rules.push_back(std::move(rule));
   return rules;
+}
+
+// The device-control thread (devices/virtio/device_control.h): every
+// vhost-user conversation after the first negotiation (activation, reset,
+// negotiating again with a restarted backend), on sockets the VMM thread
+// opened.
+std::vector<SyscallRule> DeviceControlRules() {
+  return With({
+      {SCMP_SYS(sendmsg), {}, "vhost-user requests carry fds"},
+      {SCMP_SYS(recvmsg), {}, "vhost-user replies"},
+      {SCMP_SYS(shutdown), {}, "drops a connection whose backend failed activation"},
+  });
 }
 
 std::vector<SyscallRule> VmmRules() {
@@ -105,7 +106,7 @@ std::vector<SyscallRule> VmmRules() {
            {SCMP_SYS(fcntl), {Arg(1, F_GETFL)}, nullptr},
            {SCMP_SYS(fcntl), {Arg(1, F_SETFL)}, nullptr},
            {SCMP_SYS(unlink), {}, "removes the API socket at exit"},
-           {SCMP_SYS(shutdown), {}, "stops the API listener at exit"},
+           {SCMP_SYS(shutdown), {}, "stops the API listener; ends backend conversations at exit"},
            {SCMP_SYS(socket), {Arg(0, AF_UNIX)}, "reconnects to vhost-user backends"},
            {SCMP_SYS(connect), {}, "reconnects to vhost-user backends"},
            {SCMP_SYS(accept4), {}, "vhost-user backends connecting in server mode"},
@@ -118,7 +119,6 @@ std::vector<SyscallRule> VmmRules() {
        }) {
     rules.push_back(std::move(rule));
   }
-  for (SyscallRule& rule : VhostUser()) rules.push_back(std::move(rule));
   return rules;
 }
 
@@ -206,6 +206,8 @@ const char* ThreadKindName(ThreadKind kind) {
       return "device";
     case ThreadKind::kVsock:
       return "vsock";
+    case ThreadKind::kDeviceControl:
+      return "device-control";
   }
   return "?";
 }
@@ -216,6 +218,7 @@ const std::vector<SyscallRule>& FilterRules(ThreadKind kind) {
   static const std::vector<SyscallRule> api = ApiRules();
   static const std::vector<SyscallRule> device = DeviceRules();
   static const std::vector<SyscallRule> vsock = VsockRules();
+  static const std::vector<SyscallRule> device_control = DeviceControlRules();
   switch (kind) {
     case ThreadKind::kVmm:
       return vmm;
@@ -227,6 +230,8 @@ const std::vector<SyscallRule>& FilterRules(ThreadKind kind) {
       return device;
     case ThreadKind::kVsock:
       return vsock;
+    case ThreadKind::kDeviceControl:
+      return device_control;
   }
   return vmm;
 }

@@ -8,7 +8,7 @@
 
 namespace ember {
 
-enum class ThreadKind { kVmm, kVcpu, kApi, kDevice, kVsock };
+enum class ThreadKind { kVmm, kVcpu, kApi, kDevice, kVsock, kDeviceControl };
 const char* ThreadKindName(ThreadKind kind);
 
 // One allowed system call, optionally only with these argument values

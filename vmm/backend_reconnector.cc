@@ -2,9 +2,12 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
+
+#include <utility>
 
 #include "base/metrics.h"
 #include "base/sys_error.h"
@@ -25,17 +28,23 @@ Result<std::unique_ptr<BackendReconnector>> BackendReconnector::Create(
     Machine::VhostUserBackend& backend, EventLoop& loop) {
   UniqueFd timer(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
   if (!timer.valid()) return ErrnoStatus(backend.device->name() + ": timerfd_create");
+  auto outcome = std::make_shared<Outcome>();
+  outcome->ready.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!outcome->ready.valid()) return ErrnoStatus(backend.device->name() + ": eventfd");
   std::unique_ptr<BackendReconnector> reconnector(
-      new BackendReconnector(backend, loop, std::move(timer)));
+      new BackendReconnector(backend, loop, std::move(timer), outcome));
   BackendReconnector* self = reconnector.get();
   EMBER_RETURN_IF_ERROR(
       loop.Add(self->timer_.get(), EPOLLIN, [self](uint32_t) { self->OnRetryTimer(); }));
+  EMBER_RETURN_IF_ERROR(
+      loop.Add(outcome->ready.get(), EPOLLIN, [self](uint32_t) { self->OnResumed(); }));
   EMBER_RETURN_IF_ERROR(self->WatchConnection());
   return reconnector;
 }
 
 BackendReconnector::~BackendReconnector() {
   loop_.Remove(timer_.get());
+  loop_.Remove(outcome_->ready.get());
   if (watched_fd_ >= 0) loop_.Remove(watched_fd_);
   if (listening_) loop_.Remove(backend_.listener.get());
 }
@@ -66,9 +75,7 @@ void BackendReconnector::OnHangUp() {
         "{}: the vhost-user backend disconnected; the VM keeps running, waiting for it "
         "on {}",
         name, backend_.endpoint.socket);
-    listening_ =
-        loop_.Add(backend_.listener.get(), EPOLLIN, [this](uint32_t) { OnBackendConnecting(); })
-            .ok();
+    Listen();
   } else {
     spdlog::warn(
         "{}: the vhost-user backend disconnected; the VM keeps running, reconnecting to "
@@ -78,9 +85,15 @@ void BackendReconnector::OnHangUp() {
   }
 }
 
+void BackendReconnector::Listen() {
+  listening_ =
+      loop_.Add(backend_.listener.get(), EPOLLIN, [this](uint32_t) { OnBackendConnecting(); }).ok();
+}
+
 void BackendReconnector::OnRetryTimer() {
   uint64_t expirations;
   (void)!read(timer_.get(), &expirations, sizeof(expirations));
+  if (resuming_) return;  // the last connection is still negotiating
   const auto timeout = backend_.endpoint.reconnect_timeout;
   if (timeout.count() > 0 && MillisSince(lost_at_) > static_cast<uint64_t>(timeout.count())) {
     ArmTimer(false);
@@ -91,34 +104,55 @@ void BackendReconnector::OnRetryTimer() {
   }
   Result<UniqueFd> fd = ConnectToBackend(backend_.endpoint.socket, backend_.device->name());
   if (!fd.ok()) return;  // not back yet: try again on the next tick
-  if (Resume(std::move(*fd))) ArmTimer(false);
+  Resume(std::move(*fd));
 }
 
 void BackendReconnector::OnBackendConnecting() {
   UniqueFd fd(accept4(backend_.listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
   if (!fd.valid()) return;
-  if (Resume(std::move(fd))) {
-    loop_.Remove(backend_.listener.get());
-    listening_ = false;
-  }
+  // One backend at a time: listen again only if this one fails.
+  loop_.Remove(backend_.listener.get());
+  listening_ = false;
+  Resume(std::move(fd));
 }
 
-bool BackendReconnector::Resume(UniqueFd fd) {
+void BackendReconnector::Resume(UniqueFd fd) {
+  resuming_ = true;
+  std::shared_ptr<Outcome> outcome = outcome_;
+  backend_.device->Reconnect(VhostUserConnection(std::move(fd), backend_.device->name()),
+                             [outcome](Status status) {
+                               {
+                                 std::lock_guard lock(outcome->mutex);
+                                 outcome->status = std::move(status);
+                               }
+                               uint64_t one = 1;
+                               (void)!write(outcome->ready.get(), &one, sizeof(one));
+                             });
+}
+
+void BackendReconnector::OnResumed() {
+  uint64_t count;
+  (void)!read(outcome_->ready.get(), &count, sizeof(count));
+  std::optional<Status> resumed;
+  {
+    std::lock_guard lock(outcome_->mutex);
+    resumed = std::exchange(outcome_->status, std::nullopt);
+  }
+  if (!resumed) return;
+  resuming_ = false;
   const std::string& name = backend_.device->name();
-  Status resumed = backend_.device->Reconnect(VhostUserConnection(std::move(fd), name));
-  if (!resumed.ok()) {
+  if (resumed->ok()) resumed = WatchConnection();
+  if (!resumed->ok()) {
     GlobalMetrics().vhost_user_reconnect_failures.Add();
-    spdlog::error("{}: reconnect failed: {}", name, resumed.message());
-    return false;
+    spdlog::error("{}: reconnect failed: {}", name, resumed->message());
+    // Client mode: the retry timer is still running.
+    if (backend_.endpoint.mode == SocketMode::kServer) Listen();
+    return;
   }
-  if (Status watched = WatchConnection(); !watched.ok()) {
-    spdlog::error("{}: {}", name, watched.message());
-    return false;
-  }
+  ArmTimer(false);
   GlobalMetrics().vhost_user_reconnects.Add();
   spdlog::info("{}: reconnected to the vhost-user backend {} ms after it went away", name,
                MillisSince(lost_at_));
-  return true;
 }
 
 }  // namespace ember

@@ -3,14 +3,21 @@
 // running and the device stops being served; in client mode ember retries
 // the connection every reconnect_interval (until reconnect_timeout, if
 // set), in server mode it accepts the backend's next connection; then the
-// device negotiates again and resumes its rings.
+// device negotiates again and resumes its rings. The negotiation runs on the
+// device-control thread: the VMM thread only connects or accepts, and
+// hears the outcome through an eventfd, so the API and the console keep
+// answering while a restarted backend is slow.
 //
-// Thread-safety: VMM thread only. Everything it needs from the kernel (the
-// retry timer) is created before the VMM thread's seccomp filter.
+// Thread-safety: VMM thread only, except the outcome, which the
+// device-control thread sets. Everything it needs from the kernel (the
+// retry timer, the outcome's eventfd) is created before the VMM thread's
+// seccomp filter.
 #pragma once
 
 #include <chrono>
 #include <memory>
+#include <mutex>
+#include <optional>
 
 #include "base/status.h"
 #include "base/unique_fd.h"
@@ -26,21 +33,35 @@ class BackendReconnector {
   ~BackendReconnector();
 
  private:
-  BackendReconnector(Machine::VhostUserBackend& backend, EventLoop& loop, UniqueFd timer)
-      : backend_(backend), loop_(loop), timer_(std::move(timer)) {}
+  // The control thread's answer to one Resume. Shared with the job, so it
+  // outlives a reconnector that goes away while a negotiation runs.
+  struct Outcome {
+    UniqueFd ready;  // eventfd, written when `status` is set
+    std::mutex mutex;
+    std::optional<Status> status;
+  };
+
+  BackendReconnector(Machine::VhostUserBackend& backend, EventLoop& loop, UniqueFd timer,
+                     std::shared_ptr<Outcome> outcome)
+      : backend_(backend), loop_(loop), timer_(std::move(timer)), outcome_(std::move(outcome)) {}
   Status WatchConnection();
   void OnHangUp();
   void OnRetryTimer();
   void OnBackendConnecting();
-  // Negotiates on a new connection; false if the device refused it.
-  bool Resume(UniqueFd fd);
+  // Hands a new connection to the device (negotiated on the control
+  // thread); OnResumed hears how it went.
+  void Resume(UniqueFd fd);
+  void OnResumed();
+  void Listen();
   void ArmTimer(bool on);
 
   Machine::VhostUserBackend& backend_;
   EventLoop& loop_;
   UniqueFd timer_;
+  std::shared_ptr<Outcome> outcome_;
   int watched_fd_ = -1;
   bool listening_ = false;
+  bool resuming_ = false;
   std::chrono::steady_clock::time_point lost_at_;
 };
 

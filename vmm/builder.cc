@@ -177,6 +177,7 @@ Result<std::string> AddVhostUserDevice(Machine& machine, const VhostUserEndpoint
   auto made = connect(std::move(connection));
   if (!made.ok()) return made.status();
   std::shared_ptr<VhostUserDevice> device = *made;
+  device->UseControlThread(*machine.device_control);
   machine.vhost_user_backends.push_back({device, endpoint, std::move(listener)});
   std::string token;
   EMBER_RETURN_IF_ERROR(AttachVirtioDevice(machine, device, owner, slot, token).status());
@@ -432,7 +433,8 @@ Result<std::unique_ptr<Machine>> BuildMachine(const VmConfig& config, const Buil
   return machine;
 }
 
-Status StartVcpuThreads(Machine& machine) {
+Status StartMachineThreads(Machine& machine) {
+  EMBER_RETURN_IF_ERROR(machine.device_control->Start());
   EMBER_RETURN_IF_ERROR(Vcpu::InstallKickSignalHandler());
   for (auto& vcpu : machine.vcpus) EMBER_RETURN_IF_ERROR(vcpu->StartThread());
   return Status::Ok();

@@ -26,8 +26,9 @@ struct BuildOptions {
 
 Result<std::unique_ptr<Machine>> BuildMachine(const VmConfig& config, const BuildOptions& options);
 
-// Starts every vCPU thread (each installs its seccomp filter, then waits).
-Status StartVcpuThreads(Machine& machine);
+// Starts the device-control thread and every vCPU thread (each installs
+// its seccomp filter; the vCPUs then wait for ResumeVcpus).
+Status StartMachineThreads(Machine& machine);
 // Lets every vCPU run, together.
 void ResumeVcpus(Machine& machine);
 

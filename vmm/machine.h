@@ -4,6 +4,8 @@
 // references to the buses and the exit event.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +15,7 @@
 #include "devices/serial.h"
 #include "devices/vhost_user/vhost_user_endpoint.h"
 #include "devices/virtio/block_device.h"
+#include "devices/virtio/device_control.h"
 #include "devices/virtio/mmio_transport.h"
 #include "devices/virtio/tap_net_device.h"
 #include "devices/virtio/vhost_user_device.h"
@@ -29,9 +32,15 @@ struct Machine {
   Machine(const Machine&) = delete;
   Machine& operator=(const Machine&) = delete;
   Machine() = default;
-  // vCPU threads go first: they use everything else.
+  // vCPU threads go first: they use everything else. Then the
+  // device-control thread, after its backends' sockets are shut so that a
+  // conversation with a stalled backend ends now.
   ~Machine() {
     for (auto& vcpu : vcpus) vcpu->Stop();
+    for (VhostUserBackend& backend : vhost_user_backends) {
+      shutdown(backend.device->backend_socket(), SHUT_RDWR);
+    }
+    if (device_control) device_control->Stop();
   }
 
   std::unique_ptr<Kvm> kvm;
@@ -66,6 +75,8 @@ struct Machine {
   };
   std::vector<TapNet> tap_nets;
   std::shared_ptr<VsockDevice> vsock;
+  // Runs the vhost-user devices' backend conversations (device_control.h).
+  std::unique_ptr<DeviceControl> device_control = std::make_unique<DeviceControl>();
 };
 
 }  // namespace ember

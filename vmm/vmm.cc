@@ -255,9 +255,10 @@ Status Vmm::StartInstance(bool timed_from_now) {
   build.start_cpu_us = timed_from_now ? ProcessCpuMicros() : options_.process_start_cpu_us;
   EMBER_ASSIGN_OR_RETURN(std::unique_ptr<Machine> machine, BuildMachine(config_, build));
   terminal_ = std::make_unique<RawTerminal>(options_.stdin_fd);
-  // vCPU threads exist (with their own filters) before the VMM thread
-  // takes its filter, so they do not inherit it; then the guest runs.
-  Status started = StartVcpuThreads(*machine);
+  // vCPU and device-control threads exist (with their own filters) before
+  // the VMM thread takes its filter, so they do not inherit it; then the
+  // guest runs.
+  Status started = StartMachineThreads(*machine);
   machine_ = std::move(machine);
   if (started.ok()) started = AttachMachineToLoop();
   if (started.ok()) started = InstallThreadFilter(ThreadKind::kVmm);

@@ -26,11 +26,6 @@ void VhostUserDevice::ReadConfig(uint64_t offset, std::span<uint8_t> data) {
   }
 }
 
-int VhostUserDevice::backend_socket() {
-  std::lock_guard lock(mutex_);
-  return frontend_->socket_fd();
-}
-
 std::vector<VringSetup> VhostUserDevice::Rings(const Started& started, bool from_used_index) const {
   std::vector<VringSetup> rings;
   for (size_t i = 0; i < started.queues.size(); ++i) {
@@ -49,12 +44,56 @@ std::vector<VringSetup> VhostUserDevice::Rings(const Started& started, bool from
 }
 
 Status VhostUserDevice::Activate(const Activation& activation) {
+  Want(Started{activation.acked_features,
+               &activation.memory,
+               {activation.queues.begin(), activation.queues.end()},
+               {activation.kick_fds.begin(), activation.kick_fds.end()},
+               activation.interrupt_fd});
+  return Status::Ok();
+}
+
+void VhostUserDevice::Reset() { Want(std::nullopt); }
+
+void VhostUserDevice::RunOnControl(std::function<void()> job) {
+  if (control_ == nullptr) {
+    job();
+  } else {
+    control_->Post(std::move(job));
+  }
+}
+
+void VhostUserDevice::Want(std::optional<Started> wanted) {
+  {
+    std::lock_guard lock(wanted_mutex_);
+    wanted_ = std::move(wanted);
+    ++wanted_generation_;
+    // One Apply reads the latest wish: a driver that loops resets queues
+    // nothing more while it is pending.
+    if (apply_posted_) return;
+    apply_posted_ = true;
+  }
+  RunOnControl([this] { Apply(); });
+}
+
+void VhostUserDevice::Apply() {
+  std::optional<Started> wanted;
+  uint64_t generation;
+  {
+    std::lock_guard lock(wanted_mutex_);
+    wanted = wanted_;
+    generation = wanted_generation_;
+    apply_posted_ = false;
+  }
   std::lock_guard lock(mutex_);
-  started_ = Started{activation.acked_features,
-                     &activation.memory,
-                     {activation.queues.begin(), activation.queues.end()},
-                     {activation.kick_fds.begin(), activation.kick_fds.end()},
-                     activation.interrupt_fd};
+  if (generation == applied_generation_) return;
+  applied_generation_ = generation;
+  if (started_ && connected_) {
+    if (Status stopped = frontend_->Stop(); !stopped.ok()) {
+      spdlog::warn("{}: reset: {}", name_, stopped.message());
+    }
+  }
+  started_ = std::move(wanted);
+  if (!started_) return;
   // The driver's side is done either way: a backend that is away, slow or
   // failing must not leave the device dead for the rest of the VM's life.
   // The rings are handed over when the reconnector has a working backend
@@ -64,10 +103,10 @@ Status VhostUserDevice::Activate(const Activation& activation) {
         "{}: started while the vhost-user backend is away; its rings are set up "
         "when it is back",
         name_);
-    return Status::Ok();
+    return;
   }
   std::vector<VringSetup> rings = Rings(*started_, /*from_used_index=*/false);
-  if (Status status = frontend_->Start(activation.acked_features, activation.memory, rings);
+  if (Status status = frontend_->Start(started_->acked_features, *started_->memory, rings);
       !status.ok()) {
     spdlog::warn(
         "{}: the vhost-user backend did not take the rings ({}); dropping the "
@@ -75,27 +114,18 @@ Status VhostUserDevice::Activate(const Activation& activation) {
         name_, status.message());
     // The reconnector sees the hang-up on the VMM thread and takes over.
     shutdown(frontend_->socket_fd(), SHUT_RDWR);
-    return Status::Ok();
+    return;
   }
   spdlog::info("{}: started with {} queue(s)", name_, rings.size());
-  return Status::Ok();
 }
 
-void VhostUserDevice::Reset() {
-  std::lock_guard lock(mutex_);
-  started_.reset();
-  if (!connected_) return;
-  if (Status stopped = frontend_->Stop(); !stopped.ok()) {
-    spdlog::warn("{}: reset: {}", name_, stopped.message());
-  }
+void VhostUserDevice::Reconnect(VhostUserConnection connection, std::function<void(Status)> done) {
+  // std::function copies its callable; the connection moves once.
+  auto moved = std::make_shared<VhostUserConnection>(std::move(connection));
+  RunOnControl([this, moved, done = std::move(done)] { done(ReconnectNow(std::move(*moved))); });
 }
 
-void VhostUserDevice::Disconnected() {
-  std::lock_guard lock(mutex_);
-  connected_ = false;
-}
-
-Status VhostUserDevice::Reconnect(VhostUserConnection connection) {
+Status VhostUserDevice::ReconnectNow(VhostUserConnection connection) {
   std::lock_guard lock(mutex_);
   EMBER_ASSIGN_OR_RETURN(
       std::unique_ptr<VhostUserFrontend> frontend,
@@ -117,6 +147,7 @@ Status VhostUserDevice::Reconnect(VhostUserConnection connection) {
     }
   }
   frontend_ = std::move(frontend);
+  socket_fd_ = frontend_->socket_fd();
   connected_ = true;
   return Status::Ok();
 }

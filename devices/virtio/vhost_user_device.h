@@ -2,13 +2,19 @@
 // features offered to the driver, a config space ember answers, starting
 // and stopping the backend's rings on DRIVER_OK and reset, and picking up
 // again on a new connection after the backend restarted. The device types
-// (fs, net) only choose their identity, queues, features and config.
+// (fs, net, blk) only choose their identity, queues, features and config.
 //
-// Thread-safety: the transport calls in under its lock from vCPU threads;
-// Disconnected/Reconnect come from the VMM thread. One mutex covers the
-// frontend and the activation it remembers.
+// Thread-safety: the transport calls Activate and Reset under its lock from
+// vCPU threads; they only record the state the driver wants (a small lock)
+// and post one job to the device-control thread, which holds the backend
+// conversation and the frontend under their own lock. Disconnected and
+// backend_socket come from the VMM thread and take no lock the
+// conversation holds. Without a control thread (unit tests) the
+// conversation runs on the caller's thread.
 #pragma once
 
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -16,6 +22,7 @@
 #include <vector>
 
 #include "devices/vhost_user/vhost_user_frontend.h"
+#include "devices/virtio/device_control.h"
 #include "devices/virtio/virtio_device.h"
 
 namespace ember {
@@ -29,16 +36,20 @@ class VhostUserDevice : public VirtioDevice {
   void Reset() override;
 
   const std::string& name() const { return name_; }
-  int backend_socket();
+  int backend_socket() const { return socket_fd_.load(); }
+
+  // Where the backend conversations run from now on (the machine's one
+  // device-control thread). Set before the guest runs.
+  void UseControlThread(DeviceControl& control) { control_ = &control; }
 
   // The backend hung up: rings stop being served until Reconnect.
-  void Disconnected();
-  // Negotiates again on a new connection. If the driver had started the
-  // device, the new backend must offer every feature the driver acked; it
-  // gets the memory table and each ring resumed from the guest's last used
-  // index, and every queue is kicked so requests queued meanwhile are
-  // served.
-  Status Reconnect(VhostUserConnection connection);
+  void Disconnected() { connected_ = false; }
+  // Negotiates again on a new connection, on the control thread, and calls
+  // `done` there with the outcome. If the driver had started the device,
+  // the new backend must offer every feature the driver acked; it gets the
+  // memory table and each ring resumed from the guest's last used index,
+  // and every queue is kicked so requests queued meanwhile are served.
+  void Reconnect(VhostUserConnection connection, std::function<void(Status)> done);
 
  protected:
   VhostUserDevice(std::unique_ptr<VhostUserFrontend> frontend, uint64_t features,
@@ -46,7 +57,8 @@ class VhostUserDevice : public VirtioDevice {
       : name_(frontend->owner()),
         frontend_(std::move(frontend)),
         features_(features),
-        config_space_(std::move(config_space)) {}
+        config_space_(std::move(config_space)),
+        socket_fd_(frontend_->socket_fd()) {}
 
   // The backend's features limited to `forwarded`; fails without VERSION_1.
   static Result<uint64_t> OfferedFeatures(const VhostUserFrontend& frontend, uint64_t forwarded);
@@ -61,14 +73,32 @@ class VhostUserDevice : public VirtioDevice {
     int interrupt_fd;
   };
   std::vector<VringSetup> Rings(const Started& started, bool from_used_index) const;
+  // Records what the driver wants (started, or reset: nullopt) and makes
+  // sure one Apply will run.
+  void Want(std::optional<Started> wanted);
+  // Control thread: brings the backend to the latest wanted state.
+  void Apply();
+  Status ReconnectNow(VhostUserConnection connection);
+  void RunOnControl(std::function<void()> job);
 
   const std::string name_;
+  DeviceControl* control_ = nullptr;
+
+  // What the driver last asked for; vCPU threads write it.
+  std::mutex wanted_mutex_;
+  std::optional<Started> wanted_;
+  uint64_t wanted_generation_ = 0;
+  bool apply_posted_ = false;
+
+  // The backend conversation's side (the control thread).
   std::mutex mutex_;
   std::unique_ptr<VhostUserFrontend> frontend_;
   const uint64_t features_;
   const std::vector<uint8_t> config_space_;
   std::optional<Started> started_;
-  bool connected_ = true;
+  uint64_t applied_generation_ = 0;
+  std::atomic<bool> connected_ = true;
+  std::atomic<int> socket_fd_;
 };
 
 }  // namespace ember
