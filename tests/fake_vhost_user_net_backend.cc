@@ -5,19 +5,34 @@
 // takes every other message as it comes. It moves no packets: enough for a
 // guest to find and start the device.
 //
-//   fake_vhost_user_net_backend SOCKET
+//   fake_vhost_user_net_backend SOCKET [--slow-mem-table MS]
+//
+// With --slow-mem-table it also offers PROTOCOL_FEATURES with REPLY_ACK, so
+// ember waits for an answer to every request, and answers the first
+// SET_MEM_TABLE (the start of a device's activation) only after MS
+// milliseconds: a backend that stalls in the middle of a negotiation.
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <thread>
 
 namespace {
 
 constexpr uint32_t kGetFeatures = 1;
+constexpr uint32_t kSetMemTable = 5;
+constexpr uint32_t kGetVringBase = 11;
+constexpr uint32_t kGetProtocolFeatures = 15;
 constexpr uint64_t kVersion1 = 1ull << 32;
+constexpr uint64_t kProtocolFeatures = 1ull << 30;
+constexpr uint64_t kProtocolReplyAck = 1ull << 3;
+constexpr uint32_t kFlagNeedReply = 1u << 3;
+constexpr uint32_t kReplyFlags = 0x1 | 0x4;  // version 1, a reply
 
 bool ReadAll(int fd, void* data, size_t size) {
   auto* bytes = static_cast<uint8_t*>(data);
@@ -46,13 +61,23 @@ bool ReadAll(int fd, void* data, size_t size) {
   return true;
 }
 
+bool Reply(int fd, uint32_t request, uint64_t value) {
+  uint32_t header[3] = {request, kReplyFlags, 8};
+  return write(fd, header, sizeof(header)) == sizeof(header) && write(fd, &value, 8) == 8;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: fake_vhost_user_net_backend SOCKET\n");
+  long slow_mem_table_ms = -1;
+  if (argc == 4 && std::strcmp(argv[2], "--slow-mem-table") == 0) {
+    slow_mem_table_ms = std::atol(argv[3]);
+  } else if (argc != 2) {
+    std::fprintf(stderr, "usage: fake_vhost_user_net_backend SOCKET [--slow-mem-table MS]\n");
     return 2;
   }
+  const bool acks = slow_mem_table_ms >= 0;
+  setvbuf(stdout, nullptr, _IOLBF, 0);
   int listener = socket(AF_UNIX, SOCK_STREAM, 0);
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
@@ -69,10 +94,26 @@ int main(int argc, char** argv) {
     uint8_t payload[512];
     if (header[2] > sizeof(payload) || !ReadAll(frontend, payload, header[2])) break;
     std::printf("request %u\n", header[0]);
-    if (header[0] == kGetFeatures) {
-      uint32_t reply[3] = {kGetFeatures, 0x1 | 0x4, 8};
-      if (write(frontend, reply, sizeof(reply)) < 0 || write(frontend, &kVersion1, 8) < 0) break;
+    const uint32_t request = header[0];
+    bool answered = true;
+    if (request == kGetFeatures) {
+      answered = Reply(frontend, request, acks ? kVersion1 | kProtocolFeatures : kVersion1);
+    } else if (request == kGetProtocolFeatures) {
+      answered = Reply(frontend, request, kProtocolReplyAck);
+    } else if (request == kGetVringBase) {
+      uint32_t index = 0;
+      if (header[2] >= 4) std::memcpy(&index, payload, 4);
+      answered = Reply(frontend, request, index);  // the ring's index, then 0 as its base
+    } else if (header[1] & kFlagNeedReply) {
+      if (request == kSetMemTable && slow_mem_table_ms > 0) {
+        std::printf("stalling %ld ms\n", slow_mem_table_ms);
+        std::this_thread::sleep_for(std::chrono::milliseconds(slow_mem_table_ms));
+        std::printf("answering\n");
+        slow_mem_table_ms = 0;
+      }
+      answered = Reply(frontend, request, 0);  // REPLY_ACK: success
     }
+    if (!answered) break;
   }
   return 0;
 }

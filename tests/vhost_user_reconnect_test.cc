@@ -6,7 +6,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -152,6 +154,63 @@ TEST_F(ReconnectTest, FsFilesSurviveVirtiofsdRestarts) {
     std::string name = "loop-" + std::to_string(i) + ".txt";
     EXPECT_EQ(ReadFile(share + "/" + name), "file " + std::to_string(i) + "\n") << name;
   }
+}
+
+// A backend that stalls in the middle of a negotiation (3 s before it
+// answers the SET_MEM_TABLE of the device's activation, which the guest's
+// DRIVER_OK starts) holds only the device-control thread: the API keeps
+// answering, a pause and a resume take effect meanwhile, and the device
+// starts once the backend answers.
+TEST_F(ReconnectTest, BackendStalledMidNegotiationHoldsNeitherTheApiNorTheVcpus) {
+  using Clock = std::chrono::steady_clock;
+  const std::string socket = dir_.File("net.sock");
+  BackendProcess backend({EMBER_FAKE_NET_BACKEND, socket, "--slow-mem-table", "3000"}, socket,
+                         dir_.File("fake_backend.log"));
+  ASSERT_TRUE(backend.ready()) << backend.Log();
+  json config = Config("netloop");
+  config["network-interfaces"] = {
+      {{"iface_id", "eth0"}, {"guest_mac", "52:54:00:00:00:02"}, {"socket", socket}}};
+  WriteFile(dir_.File("vm.json"), config.dump());
+  EmberProcess ember(dir_, {"--config-file", dir_.File("vm.json")});
+  ASSERT_TRUE(WaitUntil([&] { return backend.Log().find("stalling") != std::string::npos; }))
+      << "the guest never started the device\n"
+      << backend.Log() << ember.Stderr();
+
+  const auto stall_seen = Clock::now();
+  auto millis_since = [](Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+  };
+  long slowest_get_ms = 0, pause_ms = -1, resume_ms = -1;
+  int gets = 0;
+  while (backend.Log().find("answering") == std::string::npos && millis_since(stall_seen) < 10000) {
+    auto asked = Clock::now();
+    EXPECT_EQ(ember.Request("GET", "/").status, 200);
+    slowest_get_ms = std::max<long>(slowest_get_ms, millis_since(asked));
+    ++gets;
+    if (pause_ms < 0 && millis_since(stall_seen) > 500) {
+      asked = Clock::now();
+      EXPECT_EQ(ember.Request("PATCH", "/vm", R"({"state": "Paused"})").status, 204);
+      pause_ms = millis_since(asked);
+    } else if (pause_ms >= 0 && resume_ms < 0 && millis_since(stall_seen) > 1500) {
+      asked = Clock::now();
+      EXPECT_EQ(ember.Request("PATCH", "/vm", R"({"state": "Resumed"})").status, 204);
+      resume_ms = millis_since(asked);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::printf("during the 3 s stall: %d GETs, slowest %ld ms; pause %ld ms, resume %ld ms\n", gets,
+              slowest_get_ms, pause_ms, resume_ms);
+  ASSERT_GE(resume_ms, 0) << "the stall ended before the pause and the resume were tried";
+  // Each would take the whole stall (3 s) if the conversation held the VMM
+  // thread or a vCPU; the bound leaves room for a loaded machine.
+  EXPECT_LT(slowest_get_ms, 500);
+  EXPECT_LT(pause_ms, 500);
+  EXPECT_LT(resume_ms, 500);
+  EXPECT_TRUE(WaitUntil(
+      [&] { return ember.Stderr().find("net device eth0: started with") != std::string::npos; },
+      10))
+      << "the device did not start once the backend answered\n"
+      << ember.Stderr();
 }
 
 }  // namespace
