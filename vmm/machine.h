@@ -1,7 +1,6 @@
 // A built microVM: the accelerator, the VM and its memory, the buses with
-// their devices, and the vCPUs. Built by BuildMachine (builder.h) in a fixed
-// order; owned and driven by the VMM thread. Not movable: vCPU threads hold
-// references to the buses and the exit event.
+// their devices, and the vCPUs. Built by Boot (boot.h) in a fixed order; owned and driven by the
+// VMM thread. Not movable: vCPU threads hold references to the buses and the exit event.
 #pragma once
 
 #include <sys/socket.h>
@@ -25,6 +24,7 @@
 #include "kvm/vcpu.h"
 #include "kvm/vm.h"
 #include "kvm/vm_exit.h"
+#include "vmm/device_manager.h"
 
 namespace ember {
 
@@ -47,6 +47,7 @@ struct Machine {
   std::unique_ptr<Vm> vm;
   Bus pio_bus{"port I/O"};
   Bus mmio_bus{"MMIO"};
+  DeviceManager device_manager;
   VmExitEvent exit_event;
   UniqueFd serial_output;  // set when the console goes to a file
   std::shared_ptr<Serial> serial;

@@ -21,7 +21,7 @@
 #include "devices/tap.h"
 #include "jail/seccomp.h"
 #include "vmm/backend_reconnector.h"
-#include "vmm/builder.h"
+#include "vmm/boot.h"
 
 namespace ember {
 namespace {
@@ -253,22 +253,16 @@ Status Vmm::StartInstance(bool timed_from_now) {
   build.console_fd = options_.console_fd;
   build.start_time = timed_from_now ? std::chrono::steady_clock::now() : options_.process_start;
   build.start_cpu_us = timed_from_now ? ProcessCpuMicros() : options_.process_start_cpu_us;
-  EMBER_ASSIGN_OR_RETURN(std::unique_ptr<Machine> machine, BuildMachine(config_, build));
   terminal_ = std::make_unique<RawTerminal>(options_.stdin_fd);
-  // vCPU and device-control threads exist (with their own filters) before
-  // the VMM thread takes its filter, so they do not inherit it; then the
-  // guest runs.
-  Status started = StartMachineThreads(*machine);
-  machine_ = std::move(machine);
-  if (started.ok()) started = AttachMachineToLoop();
-  if (started.ok()) started = InstallThreadFilter(ThreadKind::kVmm);
-  if (!started.ok()) {
-    DetachMachineFromLoop();
-    machine_.reset();  // stops any started vCPU: nothing half-built stays
+  Result<std::unique_ptr<Machine>> booted =
+      Boot(config_, build,
+           {[this](Machine& machine) { return AttachMachineToLoop(machine); },
+            [this](Machine& machine) { DetachMachineFromLoop(machine); }});
+  if (!booted.ok()) {
     terminal_.reset();
-    return started;
+    return booted.status();
   }
-  ResumeVcpus(*machine_);
+  machine_ = std::move(*booted);
   state_ = State::kRunning;
   return Status::Ok();
 }
@@ -373,11 +367,11 @@ VmmReply Vmm::Handle(const VmmAction& action) {
       action);
 }
 
-Status Vmm::AttachMachineToLoop() {
+Status Vmm::AttachMachineToLoop(Machine& machine) {
   EMBER_RETURN_IF_ERROR(
-      loop_->Add(machine_->exit_event.fd(), EPOLLIN, [this](uint32_t) { OnVmExit(); }));
+      loop_->Add(machine.exit_event.fd(), EPOLLIN, [this](uint32_t) { OnVmExit(); }));
   // A backend that goes away does not end the VM: see BackendReconnector.
-  for (Machine::VhostUserBackend& backend : machine_->vhost_user_backends) {
+  for (Machine::VhostUserBackend& backend : machine.vhost_user_backends) {
     EMBER_ASSIGN_OR_RETURN(std::unique_ptr<BackendReconnector> reconnector,
                            BackendReconnector::Create(backend, *loop_));
     reconnectors_.push_back(std::move(reconnector));
@@ -390,8 +384,8 @@ Status Vmm::AttachMachineToLoop() {
   return Status::Ok();
 }
 
-void Vmm::DetachMachineFromLoop() {
-  loop_->Remove(machine_->exit_event.fd());
+void Vmm::DetachMachineFromLoop(Machine& machine) {
+  loop_->Remove(machine.exit_event.fd());
   loop_->Remove(options_.stdin_fd);
   reconnectors_.clear();
 }

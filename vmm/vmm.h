@@ -67,8 +67,8 @@ class Vmm {
   Status PatchNetDevice(const NetUpdate& update);
   Status PutVsock(const VsockConfig& vsock);
   VmmReply HandleSetVmState(bool paused);
-  Status AttachMachineToLoop();
-  void DetachMachineFromLoop();
+  Status AttachMachineToLoop(Machine& machine);
+  void DetachMachineFromLoop(Machine& machine);
   void OnVmExit();
   void ForwardConsoleInput();
 

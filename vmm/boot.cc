@@ -1,19 +1,15 @@
-#include "vmm/builder.h"
+#include "vmm/boot.h"
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 
-#include "arch/x86_64/acpi/acpi_tables.h"
-#include "arch/x86_64/boot_params.h"
+#include "arch/x86_64/configure_system.h"
 #include "arch/x86_64/cpuid.h"
 #include "arch/x86_64/e820.h"
 #include "arch/x86_64/kernel_loader.h"
 #include "arch/x86_64/layout.h"
-#include "arch/x86_64/mptable.h"
-#include "arch/x86_64/page_tables.h"
-#include "arch/x86_64/pvh.h"
 #include "arch/x86_64/vcpu_setup.h"
 #include "arch/x86_64/vm_setup.h"
 #include "base/hex.h"
@@ -27,6 +23,7 @@
 #include "devices/virtio/vhost_user_blk.h"
 #include "devices/virtio/vhost_user_fs.h"
 #include "devices/virtio/vhost_user_net.h"
+#include "jail/seccomp.h"
 
 namespace ember {
 namespace {
@@ -121,15 +118,16 @@ Status AddDevices(Machine& machine, const VmConfig& config, const BuildOptions& 
   return Status::Ok();
 }
 
-// Puts a virtio device in virtio-mmio slot `slot` with its own line, wires
-// kicks (ioeventfds) and interrupts (an irqfd) inside KVM, and returns the
-// transport; `token` gets the command-line word that announces it.
+// Puts a virtio device in the next virtio-mmio slot the device manager
+// gives (its window and its own line), wires kicks (ioeventfds) and
+// interrupts (an irqfd) inside KVM, and returns the transport.
 Result<std::shared_ptr<VirtioMmioTransport>> AttachVirtioDevice(
-    Machine& machine, std::shared_ptr<VirtioDevice> device, const std::string& name, size_t slot,
-    std::string& token) {
+    Machine& machine, std::shared_ptr<VirtioDevice> device, const std::string& name) {
   const Vm& vm = *machine.vm;
-  const uint64_t base = layout::kVirtioMmioStart + slot * layout::kVirtioMmioSlotSize;
-  const uint32_t irq = layout::kVirtioIrqs[slot];
+  EMBER_ASSIGN_OR_RETURN(x86::AcpiVirtioMmioDevice slot,
+                         machine.device_manager.PlaceVirtioDevice(name));
+  const uint64_t base = slot.base;
+  const uint32_t irq = slot.irq;
   std::vector<UniqueFd> kicks;
   for (uint16_t queue = 0; queue < device->queue_count(); ++queue) {
     UniqueFd kick(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -147,7 +145,6 @@ Result<std::shared_ptr<VirtioMmioTransport>> AttachVirtioDevice(
   EMBER_RETURN_IF_ERROR(
       machine.mmio_bus.Insert(transport, base, VirtioMmioTransport::kWindowSize, name));
   machine.virtio_devices.push_back(transport);
-  token = " virtio_mmio.device=4K@" + Hex(base) + ":" + std::to_string(irq);
   return transport;
 }
 
@@ -168,10 +165,10 @@ Result<VhostUserConnection> OpenBackend(const VhostUserEndpoint& endpoint, const
 }
 
 // Reaches one device's backend, negotiates (`connect` makes the device on
-// the connection), and puts it in `slot`.
+// the connection), and attaches it.
 template <typename Connect>
-Result<std::string> AddVhostUserDevice(Machine& machine, const VhostUserEndpoint& endpoint,
-                                       const std::string& owner, size_t slot, Connect connect) {
+Status AddVhostUserDevice(Machine& machine, const VhostUserEndpoint& endpoint,
+                          const std::string& owner, Connect connect) {
   UniqueFd listener;
   EMBER_ASSIGN_OR_RETURN(VhostUserConnection connection, OpenBackend(endpoint, owner, listener));
   auto made = connect(std::move(connection));
@@ -179,22 +176,19 @@ Result<std::string> AddVhostUserDevice(Machine& machine, const VhostUserEndpoint
   std::shared_ptr<VhostUserDevice> device = *made;
   device->UseControlThread(*machine.device_control);
   machine.vhost_user_backends.push_back({device, endpoint, std::move(listener)});
-  std::string token;
-  EMBER_RETURN_IF_ERROR(AttachVirtioDevice(machine, device, owner, slot, token).status());
-  return token;
+  return AttachVirtioDevice(machine, device, owner).status();
 }
 
 // A drive on its backing file, opened again here (PUT checked it) so the
 // file the guest sees is the one at InstanceStart.
-Result<std::string> AddDrive(Machine& machine, const DriveConfig& config, size_t slot) {
+Status AddDrive(Machine& machine, const DriveConfig& config) {
   const std::string name = "drive " + config.drive_id;
   const bool honour_flush = config.cache_type == CacheType::kWriteback;
   if (config.socket) {
     machine.drives.push_back({config.drive_id, nullptr, nullptr});
-    return AddVhostUserDevice(
-        machine, *config.socket, name, slot, [&](VhostUserConnection connection) {
-          return VhostUserBlkDevice::Connect(std::move(connection), honour_flush);
-        });
+    return AddVhostUserDevice(machine, *config.socket, name, [&](VhostUserConnection connection) {
+      return VhostUserBlkDevice::Connect(std::move(connection), honour_flush);
+    });
   }
   Result<UniqueFd> file = BlockDevice::OpenBackingFile(config.path_on_host, config.is_read_only);
   if (!file.ok()) return file.status().Context(name + ": path_on_host");
@@ -203,15 +197,14 @@ Result<std::string> AddDrive(Machine& machine, const DriveConfig& config, size_t
   options.async_io = config.async_io;
   EMBER_ASSIGN_OR_RETURN(std::shared_ptr<BlockDevice> device,
                          BlockDevice::Create(std::move(options), std::move(*file)));
-  std::string token;
   EMBER_ASSIGN_OR_RETURN(std::shared_ptr<VirtioMmioTransport> transport,
-                         AttachVirtioDevice(machine, device, name, slot, token));
+                         AttachVirtioDevice(machine, device, name));
   machine.drives.push_back({config.drive_id, device, transport});
-  return token;
+  return Status::Ok();
 }
 
 // A network interface on its TAP, with ember's virtio-net.
-Result<std::string> AddTapNet(Machine& machine, const NetConfig& config, size_t slot) {
+Status AddTapNet(Machine& machine, const NetConfig& config) {
   const std::string name = "net device " + config.iface_id;
   Result<UniqueFd> tap = OpenTap(config.host_dev_name);
   if (!tap.ok()) return tap.status().Context(name);
@@ -224,19 +217,16 @@ Result<std::string> AddTapNet(Machine& machine, const NetConfig& config, size_t 
                         config.tx_rate_limiter.value_or(RateLimiterConfig{})};
   EMBER_ASSIGN_OR_RETURN(std::shared_ptr<TapNetDevice> device,
                          TapNetDevice::Create(std::move(options), std::move(*tap)));
-  std::string token;
-  EMBER_RETURN_IF_ERROR(AttachVirtioDevice(machine, device, name, slot, token).status());
+  EMBER_RETURN_IF_ERROR(AttachVirtioDevice(machine, device, name).status());
   machine.tap_nets.push_back({config.iface_id, device});
-  return token;
+  return Status::Ok();
 }
 
 // The vsock device, listening on its uds_path from here on.
-Result<std::string> AddVsock(Machine& machine, const VsockConfig& config, size_t slot) {
+Status AddVsock(Machine& machine, const VsockConfig& config) {
   EMBER_RETURN_IF_ERROR(RemoveStaleSocket(config.uds_path, "vsock: uds_path"));
   EMBER_ASSIGN_OR_RETURN(machine.vsock, VsockDevice::Create({config.guest_cid, config.uds_path}));
-  std::string token;
-  EMBER_RETURN_IF_ERROR(AttachVirtioDevice(machine, machine.vsock, "vsock", slot, token).status());
-  return token;
+  return AttachVirtioDevice(machine, machine.vsock, "vsock").status();
 }
 
 // Firecracker's root=: the root drive is /dev/vda (it is attached first),
@@ -250,9 +240,10 @@ std::string RootDeviceArgs(const VmConfig& config) {
   return "";
 }
 
-// Creates every virtio device and gives each a slot: drives first (as
-// Firecracker, so the root drive is vda), then fs, then net.
-Result<std::string> AddVirtioDevices(Machine& machine, const VmConfig& config) {
+// Creates every virtio device, in Firecracker's order (drives first, so the
+// root drive is vda), then fs, net and vsock; the device manager places
+// each.
+Status AddVirtioDevices(Machine& machine, const VmConfig& config) {
   const size_t count =
       config.drives.size() + config.fs.size() + config.net.size() + (config.vsock ? 1 : 0);
   if (count > layout::kMaxVirtioDevices) {
@@ -260,45 +251,31 @@ Result<std::string> AddVirtioDevices(Machine& machine, const VmConfig& config) {
                          " drives, fs, net and vsock devices configured, at most " +
                          std::to_string(layout::kMaxVirtioDevices) + " fit");
   }
-  std::string cmdline = RootDeviceArgs(config);
-  size_t slot = 0;
-  for (const DriveConfig& drive : config.drives) {
-    EMBER_ASSIGN_OR_RETURN(std::string token, AddDrive(machine, drive, slot++));
-    cmdline += token;
-  }
+  for (const DriveConfig& drive : config.drives) EMBER_RETURN_IF_ERROR(AddDrive(machine, drive));
   for (const FsConfig& fs : config.fs) {
-    EMBER_ASSIGN_OR_RETURN(std::string token,
-                           AddVhostUserDevice(machine, fs.backend, "fs device " + fs.fs_id, slot++,
-                                              [&](VhostUserConnection connection) {
-                                                return VhostUserFsDevice::Connect(
-                                                    fs, std::move(connection));
-                                              }));
-    cmdline += token;
+    EMBER_RETURN_IF_ERROR(AddVhostUserDevice(
+        machine, fs.backend, "fs device " + fs.fs_id, [&](VhostUserConnection connection) {
+          return VhostUserFsDevice::Connect(fs, std::move(connection));
+        }));
   }
   for (const NetConfig& net : config.net) {
     if (!net.host_dev_name.empty()) {
-      EMBER_ASSIGN_OR_RETURN(std::string token, AddTapNet(machine, net, slot++));
-      cmdline += token;
+      EMBER_RETURN_IF_ERROR(AddTapNet(machine, net));
       continue;
     }
-    EMBER_ASSIGN_OR_RETURN(std::string token,
-                           AddVhostUserDevice(machine, net.backend, "net device " + net.iface_id,
-                                              slot++, [&](VhostUserConnection connection) {
-                                                return VhostUserNetDevice::Connect(
-                                                    net, std::move(connection));
-                                              }));
-    cmdline += token;
+    EMBER_RETURN_IF_ERROR(AddVhostUserDevice(
+        machine, net.backend, "net device " + net.iface_id, [&](VhostUserConnection connection) {
+          return VhostUserNetDevice::Connect(net, std::move(connection));
+        }));
   }
-  if (config.vsock) {
-    EMBER_ASSIGN_OR_RETURN(std::string token, AddVsock(machine, *config.vsock, slot++));
-    cmdline += token;
-  }
-  return cmdline;
+  if (config.vsock) EMBER_RETURN_IF_ERROR(AddVsock(machine, *config.vsock));
+  return Status::Ok();
 }
 
-Result<x86::BootEntry> LoadGuest(Machine& machine, const BootSourceConfig& boot,
-                                 const MachineConfig& machine_config,
-                                 const std::string& device_args) {
+// Loads the kernel and initrd, then lets the arch write every boot
+// structure for the board as built (the device manager's list).
+Result<x86::BootEntry> LoadGuest(Machine& machine, const VmConfig& config) {
+  const BootSourceConfig& boot = *config.boot_source;
   GuestMemory& memory = machine.vm->memory();
   EMBER_ASSIGN_OR_RETURN(OpenedFile kernel_file,
                          OpenInput(boot.kernel_image_path, "boot-source.kernel_image_path"));
@@ -322,45 +299,14 @@ Result<x86::BootEntry> LoadGuest(Machine& machine, const BootSourceConfig& boot,
     initrd = *placed;
   }
 
-  const std::string cmdline = boot.boot_args.value_or(kDefaultBootArgs) + device_args;
-  if (cmdline.size() + 1 > kernel.cmdline_max) {
-    return Status::Error("boot-source.boot_args: " + std::to_string(cmdline.size()) +
-                         " bytes is longer than the kernel accepts (" +
-                         std::to_string(kernel.cmdline_max - 1) + ")");
-  }
-  EMBER_RETURN_IF_ERROR(
-      memory.Write(layout::kCmdlineStart,
-                   {reinterpret_cast<const uint8_t*>(cmdline.c_str()), cmdline.size() + 1}));
-
-  std::vector<x86::E820Entry> e820 = x86::BuildE820(memory.regions());
-  EMBER_ASSIGN_OR_RETURN(std::vector<uint8_t> mptable,
-                         x86::BuildMptable(machine_config.vcpu_count, layout::kMptableStart));
-  EMBER_RETURN_IF_ERROR(memory.Write(layout::kMptableStart, mptable));
-  // ACPI describes the board built so far: the vCPUs and the virtio-mmio
-  // slots in use (AttachVirtioDevice fills them from slot 0).
-  uint64_t rsdp_address = 0;  // 0: no ACPI
-  if (machine_config.acpi) {
-    const x86::AcpiMachine acpi{machine_config.vcpu_count,
-                                x86::VirtioMmioSlots(machine.virtio_devices.size())};
-    EMBER_ASSIGN_OR_RETURN(rsdp_address, x86::WriteAcpiTables(memory, acpi));
-  }
-
-  x86::BootEntry entry{};
-  entry.entry_point = kernel.entry;
-  if (kernel.format == x86::KernelFormat::kElfPvh) {
-    entry.mode = x86::EntryMode::kPvh32;
-    EMBER_ASSIGN_OR_RETURN(entry.boot_info, x86::WritePvhStartInfo(memory, layout::kCmdlineStart,
-                                                                   e820, initrd, rsdp_address));
-  } else {
-    entry.mode = x86::EntryMode::kLinux64;
-    EMBER_ASSIGN_OR_RETURN(boot_params params,
-                           x86::BuildBootParams(kernel.setup, layout::kCmdlineStart,
-                                                cmdline.size() + 1, e820, initrd, rsdp_address));
-    EMBER_RETURN_IF_ERROR(memory.WriteObject(layout::kZeroPageStart, params));
-    entry.boot_info = layout::kZeroPageStart;
-    EMBER_ASSIGN_OR_RETURN(entry.page_table_root, x86::WriteIdentityPageTables(memory));
-  }
-  EMBER_RETURN_IF_ERROR(x86::WriteBootDescriptorTables(memory, entry.mode));
+  x86::SystemConfig system;
+  system.vcpu_count = config.machine.vcpu_count;
+  system.acpi = config.machine.acpi;
+  system.cmdline = boot.boot_args.value_or(kDefaultBootArgs) + RootDeviceArgs(config) +
+                   machine.device_manager.VirtioCommandLine();
+  system.virtio_devices = machine.device_manager.virtio_devices();
+  Result<x86::BootEntry> entry = x86::ConfigureSystem(memory, kernel, initrd, system);
+  if (!entry.ok()) return entry.status().Context("boot-source.boot_args");
   return entry;
 }
 
@@ -387,7 +333,8 @@ Status CreateVcpus(Machine& machine, const MachineConfig& config, const x86::Boo
 
 }  // namespace
 
-Result<std::unique_ptr<Machine>> BuildMachine(const VmConfig& config, const BuildOptions& options) {
+Result<std::unique_ptr<Machine>> Boot(const VmConfig& config, const BuildOptions& options,
+                                      const BootHooks& hooks) {
   if (!config.boot_source) {
     return Status::Error("boot-source: must be configured before the VM can start");
   }
@@ -404,7 +351,7 @@ Result<std::unique_ptr<Machine>> BuildMachine(const VmConfig& config, const Buil
                          std::to_string(machine->kvm->max_vcpus()) + ")");
   }
 
-  // 2. Machine: memory and VM.
+  // 2. Memory and VM, with the arch's in-kernel parts.
   const uint64_t mem_bytes = uint64_t{config.machine.mem_size_mib} * layout::kMiB;
   const uint32_t address_bits = PhysicalAddressBits(*machine->kvm);
   std::vector<RamRange> ram = x86::GuestRamRanges(mem_bytes);
@@ -420,28 +367,40 @@ Result<std::unique_ptr<Machine>> BuildMachine(const VmConfig& config, const Buil
   machine->vm = std::make_unique<Vm>(std::move(vm));
   EMBER_RETURN_IF_ERROR(x86::SetUpVm(*machine->vm));
 
-  // 3. Board.
+  // 3. Board: serial, i8042, ACPI power, boot timer.
   EMBER_RETURN_IF_ERROR(AddDevices(*machine, config, options));
-  EMBER_ASSIGN_OR_RETURN(std::string device_args, AddVirtioDevices(*machine, config));
 
-  // 4. Loader.
-  EMBER_ASSIGN_OR_RETURN(x86::BootEntry entry,
-                         LoadGuest(*machine, *config.boot_source, config.machine, device_args));
+  // 4. Virtio devices, each placed once by the device manager.
+  EMBER_RETURN_IF_ERROR(AddVirtioDevices(*machine, config));
 
-  // 5. vCPUs (threads start later, together).
+  // 5. Guest: kernel, initrd, and the x86 boot structures for this board.
+  EMBER_ASSIGN_OR_RETURN(x86::BootEntry entry, LoadGuest(*machine, config));
+
+  // 6. vCPUs, configured, not yet running.
   EMBER_RETURN_IF_ERROR(CreateVcpus(*machine, config.machine, entry));
-  return machine;
-}
 
-Status StartMachineThreads(Machine& machine) {
-  EMBER_RETURN_IF_ERROR(machine.device_control->Start());
+  // 7. Threads: device control and the vCPUs, each installing its own
+  //    seccomp filter before the VMM thread takes its own (so they do not
+  //    inherit it).
+  EMBER_RETURN_IF_ERROR(machine->device_control->Start());
   EMBER_RETURN_IF_ERROR(Vcpu::InstallKickSignalHandler());
-  for (auto& vcpu : machine.vcpus) EMBER_RETURN_IF_ERROR(vcpu->StartThread());
-  return Status::Ok();
-}
+  for (auto& vcpu : machine->vcpus) EMBER_RETURN_IF_ERROR(vcpu->StartThread());
 
-void ResumeVcpus(Machine& machine) {
-  for (auto& vcpu : machine.vcpus) vcpu->Resume();
+  // 8. The VMM thread's event loop takes the machine's events.
+  if (Status attached = hooks.attach(*machine); !attached.ok()) {
+    hooks.detach(*machine);
+    return attached;
+  }
+
+  // 9. The VMM thread's filter.
+  if (Status filtered = InstallThreadFilter(ThreadKind::kVmm); !filtered.ok()) {
+    hooks.detach(*machine);
+    return filtered;  // the machine goes: vCPU threads stop, nothing half-built stays
+  }
+
+  // 10. The guest runs, every vCPU together.
+  for (auto& vcpu : machine->vcpus) vcpu->Resume();
+  return machine;
 }
 
 }  // namespace ember
