@@ -1,6 +1,7 @@
 // 16550A-style UART (the 8250 family Linux drives as ttyS0), one per COM
-// port. Guest output goes to an fd (ember's stdout or a file); host input is
-// queued by the VMM thread and raises the receive interrupt.
+// port. Guest output goes into a ConsoleOutput (drained to ember's stdout or
+// a file by the VMM thread); host input is queued by the VMM thread and
+// raises the receive interrupt.
 //
 // Thread-safety: Read/Write run on vCPU threads, QueueInput on the VMM
 // thread; all state is behind one mutex. The interrupt callback is invoked
@@ -13,6 +14,7 @@
 #include <mutex>
 #include <span>
 
+#include "devices/console_output.h"
 #include "kvm/bus.h"
 
 namespace ember {
@@ -22,8 +24,8 @@ class Serial : public BusDevice {
   static constexpr uint64_t kRegisterCount = 8;
   static constexpr size_t kInputCapacity = 4096;
 
-  Serial(int output_fd, std::function<void()> raise_interrupt)
-      : output_fd_(output_fd), raise_interrupt_(std::move(raise_interrupt)) {}
+  Serial(ConsoleOutput& output, std::function<void()> raise_interrupt)
+      : output_(output), raise_interrupt_(std::move(raise_interrupt)) {}
 
   void Read(uint64_t offset, std::span<uint8_t> data) override;
   void Write(uint64_t offset, std::span<const uint8_t> data) override;
@@ -40,7 +42,7 @@ class Serial : public BusDevice {
   uint8_t InterruptIdentification() const;
   void UpdateInterrupt();
 
-  const int output_fd_;
+  ConsoleOutput& output_;
   const std::function<void()> raise_interrupt_;
 
   std::mutex mutex_;

@@ -55,13 +55,13 @@ uint32_t PhysicalAddressBits(const Kvm& kvm) {
   return kDefaultPhysicalAddressBits;
 }
 
-// The console is written from vCPU threads: a reader that stalls must cost
-// output (dropped and counted by the serial device), never a wedged vCPU.
+// The console is drained by the VMM thread: a reader that stalls must cost
+// output (dropped and counted by ConsoleOutput), never a wedged thread.
 // A pipe, FIFO or terminal gets a description of its own, non-blocking,
 // opened through /proc so that the O_NONBLOCK does not reach whoever shares
 // ember's stdout. Regular files do not block and keep their own (a reopen
 // would lose O_APPEND and the offset); so do sockets, which cannot be
-// reopened.
+// reopened (ConsoleOutput sends to them with MSG_DONTWAIT).
 int NonBlockingConsole(Machine& machine, int fd) {
   struct stat info {};
   if (fstat(fd, &info) != 0 || !(S_ISFIFO(info.st_mode) || S_ISCHR(info.st_mode))) return fd;
@@ -83,7 +83,9 @@ Status AddDevices(Machine& machine, const VmConfig& config, const BuildOptions& 
     console_fd = NonBlockingConsole(machine, console_fd);
   }
   const Vm* vm = machine.vm.get();
-  machine.serial = std::make_shared<Serial>(console_fd, [vm] { vm->PulseIrq(layout::kCom1Irq); });
+  EMBER_ASSIGN_OR_RETURN(machine.console_output, ConsoleOutput::Create(console_fd));
+  machine.serial =
+      std::make_shared<Serial>(*machine.console_output, [vm] { vm->PulseIrq(layout::kCom1Irq); });
   EMBER_RETURN_IF_ERROR(machine.pio_bus.Insert(machine.serial, layout::kCom1Port,
                                                Serial::kRegisterCount, "serial (COM1)"));
   VmExitEvent* exit_event = &machine.exit_event;

@@ -19,8 +19,8 @@ Result<x86::AcpiVirtioMmioDevice> DeviceManager::PlaceVirtioDevice(const std::st
 std::string DeviceManager::VirtioCommandLine() const {
   std::string line;
   for (const x86::AcpiVirtioMmioDevice& device : placed_) {
-    line += " virtio_mmio.device=" + std::to_string(device.size / 1024) + "K@" +
-            Hex(device.base) + ":" + std::to_string(device.irq);
+    line += " virtio_mmio.device=" + std::to_string(device.size / 1024) + "K@" + Hex(device.base) +
+            ":" + std::to_string(device.irq);
   }
   return line;
 }

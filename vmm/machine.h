@@ -49,7 +49,8 @@ struct Machine {
   Bus mmio_bus{"MMIO"};
   DeviceManager device_manager;
   VmExitEvent exit_event;
-  UniqueFd serial_output;  // set when the console goes to a file
+  UniqueFd serial_output;                         // set when the console goes to a file
+  std::unique_ptr<ConsoleOutput> console_output;  // the serial port's, drained by the VMM
   std::shared_ptr<Serial> serial;
   std::shared_ptr<I8042> i8042;
   std::vector<std::unique_ptr<Vcpu>> vcpus;

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 
 #include "base/clock.h"
 #include "base/logger.h"
@@ -376,6 +378,10 @@ Status Vmm::AttachMachineToLoop(Machine& machine) {
                            BackendReconnector::Create(backend, *loop_));
     reconnectors_.push_back(std::move(reconnector));
   }
+  // Console output: drained when a vCPU queued some, and when the fd takes
+  // more after it was full.
+  EMBER_RETURN_IF_ERROR(loop_->Add(machine.console_output->ready_fd(), EPOLLIN,
+                                   [this](uint32_t) { DrainConsole(); }));
   // Regular files and /dev/null cannot be polled; the guest then gets no input.
   int in = options_.stdin_fd;
   if (in >= 0 && loop_->Add(in, EPOLLIN, [this](uint32_t) { ForwardConsoleInput(); }).ok()) {
@@ -386,6 +392,9 @@ Status Vmm::AttachMachineToLoop(Machine& machine) {
 
 void Vmm::DetachMachineFromLoop(Machine& machine) {
   loop_->Remove(machine.exit_event.fd());
+  loop_->Remove(machine.console_output->ready_fd());
+  if (console_waits_) loop_->Remove(machine.console_output->fd());
+  console_waits_ = false;
   loop_->Remove(options_.stdin_fd);
   reconnectors_.clear();
 }
@@ -399,6 +408,25 @@ void Vmm::ForwardConsoleInput() {
     machine_->serial->QueueInput({buffer, static_cast<size_t>(n)});
   } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
     loop_->Remove(options_.stdin_fd);  // end of input: the guest keeps running
+  }
+}
+
+void Vmm::DrainConsole() {
+  ConsoleOutput& output = *machine_->console_output;
+  const bool drained = output.Drain();
+  if (drained && console_waits_) {
+    loop_->Remove(output.fd());
+    console_waits_ = false;
+  } else if (!drained && !console_waits_) {
+    // Full: wait until the reader takes some (EPOLLERR: it went away).
+    console_waits_ = loop_->Add(output.fd(), EPOLLOUT, [this](uint32_t) { DrainConsole(); }).ok();
+  }
+}
+
+void Vmm::FlushConsoleAtExit() {
+  // The guest's last lines: a reader gets up to ~1 s to take them.
+  for (int tries = 0; tries < 100 && !machine_->console_output->Drain(); ++tries) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 }
 
@@ -461,6 +489,7 @@ Result<int> Vmm::Run() {
   if (api_ != nullptr) api_->Close();
   if (machine_) {
     for (auto& vcpu : machine_->vcpus) vcpu->Stop();
+    FlushConsoleAtExit();
   }
   if (metrics_) (void)metrics_->Flush();
   return exit_code_;

@@ -71,12 +71,15 @@ class Vmm {
   void DetachMachineFromLoop(Machine& machine);
   void OnVmExit();
   void ForwardConsoleInput();
+  void DrainConsole();
+  void FlushConsoleAtExit();
 
   VmmOptions options_;
   VmConfig config_;
   State state_ = State::kNotStarted;
   std::unique_ptr<Machine> machine_;
   std::unique_ptr<RawTerminal> terminal_;
+  bool console_waits_ = false;  // the console fd is watched for EPOLLOUT
   std::vector<std::unique_ptr<BackendReconnector>> reconnectors_;
   std::optional<MetricsWriter> metrics_;
   std::unique_ptr<EventLoop> loop_;  // created by Prepare()

@@ -41,8 +41,8 @@ Result<BootEntry> ConfigureSystem(GuestMemory& memory, const LoadedKernel& kerne
   } else {
     entry.mode = EntryMode::kLinux64;
     EMBER_ASSIGN_OR_RETURN(boot_params params,
-                           BuildBootParams(kernel.setup, layout::kCmdlineStart,
-                                           cmdline.size() + 1, e820, initrd, rsdp_address));
+                           BuildBootParams(kernel.setup, layout::kCmdlineStart, cmdline.size() + 1,
+                                           e820, initrd, rsdp_address));
     EMBER_RETURN_IF_ERROR(memory.WriteObject(layout::kZeroPageStart, params));
     entry.boot_info = layout::kZeroPageStart;
     EMBER_ASSIGN_OR_RETURN(entry.page_table_root, WriteIdentityPageTables(memory));

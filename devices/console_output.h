@@ -1,0 +1,54 @@
+// Guest console output on its way from the serial port to ember's stdout or
+// serial_out_path: a bounded buffer that vCPU threads fill and the VMM
+// thread drains with writes that never block. A reader that stalls costs
+// the oldest output (dropped and counted as uart.missed_write_count), never
+// a vCPU; a vCPU wakes the VMM thread once per batch, not once per byte.
+//
+// Thread-safety: Push from vCPU threads (under the serial device's lock or
+// not); Drain from the VMM thread. One mutex covers the buffer; Drain holds
+// it only for a non-blocking write.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "base/status.h"
+#include "base/unique_fd.h"
+
+namespace ember {
+
+class ConsoleOutput {
+ public:
+  static constexpr size_t kCapacity = 64 * 1024;
+
+  // `fd` must not block (a pipe, FIFO or terminal opened O_NONBLOCK, a
+  // regular file, or a socket: written with MSG_DONTWAIT); -1 discards.
+  static Result<std::unique_ptr<ConsoleOutput>> Create(int fd);
+
+  void Push(uint8_t byte);
+  // Readable when output waits to be drained.
+  int ready_fd() const { return ready_.get(); }
+  int fd() const { return fd_; }
+  // Writes what the fd takes now. False when output remains because the fd
+  // is full: drain again when it is writable.
+  bool Drain();
+
+ private:
+  ConsoleOutput(int fd, bool socket, UniqueFd ready)
+      : fd_(fd), socket_(socket), ready_(std::move(ready)), buffer_(kCapacity) {}
+
+  const int fd_;
+  const bool socket_;
+  const UniqueFd ready_;  // eventfd
+
+  std::mutex mutex_;
+  std::vector<uint8_t> buffer_;  // a ring of kCapacity bytes
+  size_t head_ = 0;              // oldest byte
+  size_t size_ = 0;
+  bool signalled_ = false;  // ready_ was written since the last Drain emptied the ring
+};
+
+}  // namespace ember
