@@ -97,15 +97,10 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& socket_pa
 
   auto handle = [&channel](const httplib::Request& request, httplib::Response& response) {
     try {
-      Result<VmmAction> action = ParseApiRequest(request.method, request.path, request.body);
-      if (!action.ok()) {
-        CountApiRequest(request.method, request.path, /*failed=*/true);
-        Render(VmmReply::Error(action.status().message()), response);
-        return;
-      }
-      VmmReply reply = channel.Submit(std::move(*action));
-      CountApiRequest(request.method, request.path, reply.status >= 400);
-      Render(reply, response);
+      Render(HandleApiRequest(
+                 request.method, request.path, request.body,
+                 [&channel](VmmAction action) { return channel.Submit(std::move(action)); }),
+             response);
     } catch (const std::exception& error) {
       RenderInternalError(error.what(), response);
     }

@@ -127,43 +127,81 @@ bool MatchPath(const std::string& pattern, const std::string& path,
   return p == pattern.size() && q == path.size();
 }
 
+void Count(const ApiRoute* route, bool failed) {
+  Metrics& metrics = GlobalMetrics();
+  if (route == nullptr) {
+    metrics.invalid_requests.Add();
+    return;
+  }
+  (metrics.*route->count).Add();
+  if (failed && route->fails != nullptr) (metrics.*route->fails).Add();
+}
+
 }  // namespace
 
 const std::vector<ApiRoute>& ApiRoutes() {
+  using M = Metrics;
   static const std::vector<ApiRoute> routes = {
-      {"GET", "/", NoBody<GetInstanceInfo>},
-      {"GET", "/version", NoBody<GetVersion>},
-      {"GET", "/vm/config", NoBody<GetVmConfig>},
-      {"GET", "/machine-config", NoBody<GetMachineConfig>},
+      {"GET", "/", NoBody<GetInstanceInfo>, &M::get_instance_info, nullptr},
+      {"GET", "/version", NoBody<GetVersion>, &M::get_version, nullptr},
+      {"GET", "/vm/config", NoBody<GetVmConfig>, &M::get_vm_config, nullptr},
+      {"GET", "/machine-config", NoBody<GetMachineConfig>, &M::get_machine_cfg, nullptr},
       {"PUT", "/machine-config",
-       [](const ApiRequest& r) { return ParseMachineConfigRequest(r, UpdateKind::kReplace); }},
+       [](const ApiRequest& r) { return ParseMachineConfigRequest(r, UpdateKind::kReplace); },
+       &M::put_machine_cfg, &M::put_machine_cfg_fails},
       {"PATCH", "/machine-config",
-       [](const ApiRequest& r) { return ParseMachineConfigRequest(r, UpdateKind::kPatch); }},
-      {"PUT", "/boot-source", ParsePutBootSource},
-      {"PUT", "/actions", ParseActions},
-      {"PATCH", "/vm", ParsePatchVm},
-      {"PUT", "/logger", ParsePutLogger},
-      {"PUT", "/metrics", ParsePutMetrics},
-      {"PUT", "/serial", ParsePutSerial},
-      {"PUT", "/drives/{drive_id}", ParsePutDrive},
-      {"PATCH", "/drives/{drive_id}", ParsePatchDrive},
-      {"PUT", "/fs/{fs_id}", ParsePutFs},
-      {"PUT", "/network-interfaces/{iface_id}", ParsePutNetworkInterface},
-      {"PATCH", "/network-interfaces/{iface_id}", ParsePatchNetworkInterface},
-      {"PUT", "/vsock", ParsePutVsock},
+       [](const ApiRequest& r) { return ParseMachineConfigRequest(r, UpdateKind::kPatch); },
+       &M::patch_machine_cfg, &M::patch_machine_cfg_fails},
+      {"PUT", "/boot-source", ParsePutBootSource, &M::put_boot_source, &M::put_boot_source_fails},
+      {"PUT", "/actions", ParseActions, &M::put_actions, &M::put_actions_fails},
+      {"PATCH", "/vm", ParsePatchVm, &M::patch_vm, &M::patch_vm_fails},
+      {"PUT", "/logger", ParsePutLogger, &M::put_logger, &M::put_logger_fails},
+      {"PUT", "/metrics", ParsePutMetrics, &M::put_metrics, &M::put_metrics_fails},
+      {"PUT", "/serial", ParsePutSerial, &M::put_serial, &M::put_serial_fails},
+      {"PUT", "/drives/{drive_id}", ParsePutDrive, &M::put_drive, &M::put_drive_fails},
+      {"PATCH", "/drives/{drive_id}", ParsePatchDrive, &M::patch_drive, &M::patch_drive_fails},
+      {"PUT", "/fs/{fs_id}", ParsePutFs, &M::put_fs, &M::put_fs_fails},
+      {"PUT", "/network-interfaces/{iface_id}", ParsePutNetworkInterface, &M::put_network,
+       &M::put_network_fails},
+      {"PATCH", "/network-interfaces/{iface_id}", ParsePatchNetworkInterface, &M::patch_network,
+       &M::patch_network_fails},
+      {"PUT", "/vsock", ParsePutVsock, &M::put_vsock, &M::put_vsock_fails},
   };
   return routes;
 }
 
-Result<VmmAction> ParseApiRequest(const std::string& method, const std::string& path,
-                                  const std::string& body) {
+const ApiRoute* FindApiRoute(const std::string& method, const std::string& path,
+                             std::map<std::string, std::string>& params) {
   for (const ApiRoute& route : ApiRoutes()) {
-    std::map<std::string, std::string> params;
-    if (route.method == method && MatchPath(route.path, path, params)) {
-      return route.parse(ApiRequest{std::move(params), body});
-    }
+    params.clear();
+    if (route.method == method && MatchPath(route.path, path, params)) return &route;
   }
-  return Status::Error("Invalid request method and/or path: " + method + " " + path + ".");
+  params.clear();
+  return nullptr;
+}
+
+void CountApiRequest(const std::string& method, const std::string& path, bool failed) {
+  std::map<std::string, std::string> params;
+  Count(FindApiRoute(method, path, params), failed);
+}
+
+VmmReply HandleApiRequest(const std::string& method, const std::string& path,
+                          const std::string& body,
+                          const std::function<VmmReply(VmmAction)>& submit) {
+  std::map<std::string, std::string> params;
+  const ApiRoute* route = FindApiRoute(method, path, params);
+  if (route == nullptr) {
+    Count(nullptr, /*failed=*/true);
+    return VmmReply::Error("Invalid request method and/or path: " + method + " " + path + ".");
+  }
+  Result<VmmAction> action = route->parse(ApiRequest{std::move(params), body});
+  if (!action.ok()) {
+    Count(route, /*failed=*/true);
+    return VmmReply::Error(action.status().message());
+  }
+  VmmReply reply = submit(std::move(*action));
+  Count(route, reply.status >= 400);
+  return reply;
 }
 
 }  // namespace ember

@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <string_view>
 
 #include "base/sys_error.h"
 
@@ -103,60 +102,11 @@ constexpr CounterName kCounters[] = {
     {"vhost_user", "reconnect_failures", &Metrics::vhost_user_reconnect_failures},
 };
 
-struct RequestCounters {
-  const char* method;
-  const char* path;
-  Counter Metrics::*count;
-  Counter Metrics::*fails;  // nullptr for GETs
-};
-
-constexpr RequestCounters kRequests[] = {
-    {"GET", "/", &Metrics::get_instance_info, nullptr},
-    {"GET", "/machine-config", &Metrics::get_machine_cfg, nullptr},
-    {"GET", "/vm/config", &Metrics::get_vm_config, nullptr},
-    {"GET", "/version", &Metrics::get_version, nullptr},
-    {"PUT", "/actions", &Metrics::put_actions, &Metrics::put_actions_fails},
-    {"PUT", "/boot-source", &Metrics::put_boot_source, &Metrics::put_boot_source_fails},
-    {"PUT", "/machine-config", &Metrics::put_machine_cfg, &Metrics::put_machine_cfg_fails},
-    {"PUT", "/logger", &Metrics::put_logger, &Metrics::put_logger_fails},
-    {"PUT", "/metrics", &Metrics::put_metrics, &Metrics::put_metrics_fails},
-    {"PUT", "/serial", &Metrics::put_serial, &Metrics::put_serial_fails},
-    // "{id}" stands for one more path segment, the device id.
-    {"PUT", "/network-interfaces/{id}", &Metrics::put_network, &Metrics::put_network_fails},
-    {"PUT", "/fs/{id}", &Metrics::put_fs, &Metrics::put_fs_fails},
-    {"PUT", "/drives/{id}", &Metrics::put_drive, &Metrics::put_drive_fails},
-    {"PUT", "/vsock", &Metrics::put_vsock, &Metrics::put_vsock_fails},
-    {"PATCH", "/drives/{id}", &Metrics::patch_drive, &Metrics::patch_drive_fails},
-    {"PATCH", "/network-interfaces/{id}", &Metrics::patch_network, &Metrics::patch_network_fails},
-    {"PATCH", "/machine-config", &Metrics::patch_machine_cfg, &Metrics::patch_machine_cfg_fails},
-    {"PATCH", "/vm", &Metrics::patch_vm, &Metrics::patch_vm_fails},
-};
-
 }  // namespace
 
 Metrics& GlobalMetrics() {
   static Metrics metrics;
   return metrics;
-}
-
-void CountApiRequest(const std::string& method, const std::string& path, bool failed) {
-  Metrics& metrics = GlobalMetrics();
-  for (const RequestCounters& request : kRequests) {
-    constexpr std::string_view kId = "{id}";
-    const std::string_view pattern = request.path;
-    bool matches = path == pattern;
-    if (pattern.ends_with(kId)) {
-      const std::string_view prefix = pattern.substr(0, pattern.size() - kId.size());
-      matches = path.size() > prefix.size() && path.compare(0, prefix.size(), prefix) == 0 &&
-                path.find('/', prefix.size()) == std::string::npos;
-    }
-    if (method == request.method && matches) {
-      (metrics.*request.count).Add();
-      if (failed && request.fails != nullptr) (metrics.*request.fails).Add();
-      return;
-    }
-  }
-  metrics.invalid_requests.Add();
 }
 
 namespace {

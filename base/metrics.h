@@ -66,8 +66,8 @@ struct Metrics {
 
 Metrics& GlobalMetrics();
 
-// Counts an API request by method and path in GlobalMetrics().
-void CountApiRequest(const std::string& method, const std::string& path, bool failed);
+// (API requests are counted by api/routes.cc, whose route table names
+// each route's counters.)
 
 // Writes metric lines to a file (opened for appending).
 // The open metrics file (-1: none), for writers that cannot take locks or

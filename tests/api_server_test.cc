@@ -7,11 +7,15 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <vector>
 
 #include "tests/ember_process.h"
 
@@ -174,7 +178,8 @@ TEST_F(ApiTest, FailedStartLeavesTheVmConfigurable) {
 TEST_F(ApiTest, RulesAfterStartAndCtrlAltDelReachesTheGuest) {
   if (!HaveKvm()) GTEST_SKIP() << "/dev/kvm is absent: InstanceStart needs it";
   PutGuest("ctrlaltdel");
-  ASSERT_EQ(Start().status, 204) << Start().body;
+  HttpResponse started = Start();
+  ASSERT_EQ(started.status, 204) << started.body;
   ASSERT_TRUE(ember_->WaitForOutput("ember-guest: waiting for ctrl-alt-del")) << ember_->Stdout();
   EXPECT_EQ(State(), "Running");
   ExpectFault(Start(), "not supported after starting the microVM");
@@ -350,6 +355,69 @@ TEST_F(ApiTest, MetricsAndLoggerResources) {
   EXPECT_NE(ReadFile(log).find("InstanceStart failed"), std::string::npos) << ReadFile(log);
 }
 
+// Valid device requests (all of them succeed before boot: a drive on a
+// file, vhost-user net and fs in server mode, whose sockets are made at
+// InstanceStart, and vsock) count as requests of their resource, as the
+// route table says, and none as an invalid request.
+TEST_F(ApiTest, ValidDeviceRequestsCountAsTheirResourceNotAsInvalid) {
+  std::string metrics = dir_.File("metrics.json");
+  WriteFile(dir_.File("disk.img"), std::string(1 << 20, '\0'));
+  WriteFile(dir_.File("disk2.img"), std::string(1 << 20, '\0'));
+  ASSERT_EQ(ember_->Request("PUT", "/metrics", json{{"metrics_path", metrics}}.dump()).status, 204);
+  struct Request {
+    std::string method, path;
+    json body;
+  };
+  const std::vector<Request> requests = {
+      {"PUT",
+       "/drives/rootfs",
+       {{"drive_id", "rootfs"},
+        {"path_on_host", dir_.File("disk.img")},
+        {"is_root_device", true},
+        {"is_read_only", false}}},
+      {"PATCH",
+       "/drives/rootfs",
+       {{"drive_id", "rootfs"}, {"path_on_host", dir_.File("disk2.img")}}},
+      {"PUT",
+       "/network-interfaces/eth0",
+       {{"iface_id", "eth0"}, {"socket", dir_.File("net.sock")}, {"socket_mode", "server"}}},
+      {"PUT",
+       "/fs/share",
+       {{"fs_id", "share"},
+        {"tag", "share"},
+        {"socket", dir_.File("fs.sock")},
+        {"socket_mode", "server"}}},
+      {"PUT", "/vsock", {{"guest_cid", 3}, {"uds_path", dir_.File("v.sock")}}},
+  };
+  for (const Request& request : requests) {
+    HttpResponse answer = ember_->Request(request.method, request.path, request.body.dump());
+    ASSERT_EQ(answer.status, 204) << request.method << " " << request.path << ": " << answer.body;
+  }
+  // What ember now holds is what was sent.
+  json config = json::parse(ember_->Request("GET", "/vm/config").body);
+  ASSERT_EQ(config["drives"].size(), 1u) << config.dump();
+  EXPECT_EQ(config["drives"][0]["path_on_host"], dir_.File("disk2.img"));
+  EXPECT_EQ(config["network-interfaces"].size(), 1u) << config.dump();
+  EXPECT_EQ(config["fs"].size(), 1u) << config.dump();
+  EXPECT_EQ(config["vsock"]["uds_path"], dir_.File("v.sock"));
+
+  ASSERT_EQ(ember_->Request("PUT", "/actions", R"({"action_type": "FlushMetrics"})").status, 204);
+  std::string lines = ReadFile(metrics);
+  ASSERT_FALSE(lines.empty());
+  json line = json::parse(lines.substr(0, lines.find('\n')));
+  const json& put = line["put_api_requests"];
+  const json& patch = line["patch_api_requests"];
+  for (const char* resource : {"drive", "network", "fs", "vsock"}) {
+    EXPECT_EQ(put[std::string(resource) + "_count"], 1) << resource << ": " << put.dump();
+    EXPECT_EQ(put[std::string(resource) + "_fails"], 0) << resource << ": " << put.dump();
+  }
+  EXPECT_EQ(patch["drive_count"], 1) << patch.dump();
+  EXPECT_EQ(patch["drive_fails"], 0) << patch.dump();
+  EXPECT_EQ(line["get_api_requests"]["vm_config_count"], 1);
+  EXPECT_EQ(put["metrics_count"], 1);
+  EXPECT_EQ(line["api_server"]["invalid_requests_count"], 0) << line["api_server"].dump();
+}
+
 TEST(ApiSocketTest, StaleSocketIsReplacedAndRemovedOnExit) {
   TempDir dir;
   // A socket file nobody listens on, as a crashed process leaves behind.
@@ -435,6 +503,86 @@ TEST(ApiSocketTest, FailedConfigFileStartExitsWhileAClientWaits) {
   EXPECT_NE(result.err.find("no vhost-user backend connected"), std::string::npos) << result.err;
   EXPECT_EQ(answer.status, 400) << "the waiting request is answered: " << answer.body;
   EXPECT_NE(answer.body.find("shutting down"), std::string::npos) << answer.body;
+}
+
+// The same with a config file whose kernel is garbage, the way a truncated
+// download fails: the boot fails at once while clients keep sending
+// requests, and ember exits 1 within 10 s whatever state each request was
+// in (refused, queued, answered), never hanging in the server's shutdown.
+TEST(ApiSocketTest, GarbageKernelInAConfigFileExitsWhileClientsSendRequests) {
+  if (!HaveKvm()) GTEST_SKIP() << "/dev/kvm is absent: InstanceStart needs it";
+  TempDir dir;
+  WriteFile(dir.File("garbage"), std::string(100000, 'x'));
+  WriteFile(dir.File("vm.json"),
+            json{{"boot-source", {{"kernel_image_path", dir.File("garbage")}}},
+                 {"machine-config", {{"vcpu_count", 2}, {"mem_size_mib", 256}}}}
+                .dump());
+  std::atomic<bool> exited{false};
+  std::atomic<int> answered{0}, shutting_down{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 4; ++c) {
+    clients.emplace_back([&, c] {
+      while (!exited) {
+        if (access(dir.File("api.sock").c_str(), F_OK) != 0) {
+          std::this_thread::sleep_for(std::chrono::microseconds(100));
+          continue;
+        }
+        HttpResponse r = c % 2 == 0
+                             ? HttpRequest(dir.File("api.sock"), "GET", "/", "", 15000)
+                             : HttpRequest(dir.File("api.sock"), "PUT", "/machine-config",
+                                           R"({"vcpu_count": 1, "mem_size_mib": 128})", 15000);
+        if (r.status != 0) ++answered;
+        if (r.body.find("shutting down") != std::string::npos) ++shutting_down;
+      }
+    });
+  }
+  auto begin = std::chrono::steady_clock::now();
+  ProcessResult result = RunProcess(
+      {EMBER_BINARY, "--api-sock", dir.File("api.sock"), "--config-file", dir.File("vm.json")},
+      10000);
+  auto elapsed = std::chrono::steady_clock::now() - begin;
+  exited = true;
+  for (auto& client : clients) client.join();
+  EXPECT_FALSE(result.timed_out) << "ember hung after the failed boot: " << result.err;
+  EXPECT_LT(elapsed, std::chrono::seconds(10));
+  EXPECT_EQ(result.exit_code, 1) << result.err;
+  EXPECT_NE(result.err.find("cannot start the VM"), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("not a kernel"), std::string::npos) << result.err;
+  struct stat info {};
+  EXPECT_NE(stat(dir.File("api.sock").c_str(), &info), 0) << "the socket is removed on exit";
+  std::printf("requests answered while ember failed: %d (%d with 'shutting down')\n",
+              answered.load(), shutting_down.load());
+}
+
+// Firecracker's thread names, which Kata Containers reads from
+// /proc/<pid>/task/*/comm to find each vCPU thread ("fc_vcpu" and the
+// index) and put it in its cgroup; the API threads are fc_api and the
+// VMM (main) thread keeps the process name, ember.
+TEST_F(ApiTest, ThreadsCarryFirecrackersNames) {
+  if (!HaveKvm()) GTEST_SKIP() << "/dev/kvm is absent: vCPU threads need it";
+  PutGuest("ctrlaltdel", 2);
+  HttpResponse started = Start();
+  ASSERT_EQ(started.status, 204) << started.body;
+  ASSERT_TRUE(ember_->WaitForOutput("ember-guest: waiting for ctrl-alt-del")) << ember_->Stdout();
+  const std::string tasks = "/proc/" + std::to_string(ember_->pid()) + "/task";
+  std::vector<std::string> vcpus;
+  std::string main_name;
+  int api = 0;
+  std::string all;
+  for (const auto& entry : std::filesystem::directory_iterator(tasks)) {
+    std::string comm = ReadFile(entry.path().string() + "/comm");
+    if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+    all += "[" + comm + "] ";
+    if (entry.path().filename() == std::to_string(ember_->pid())) main_name = comm;
+    if (comm.rfind("fc_vcpu", 0) == 0) vcpus.push_back(comm);
+    api += comm == "fc_api";
+  }
+  std::sort(vcpus.begin(), vcpus.end());
+  EXPECT_EQ(vcpus, (std::vector<std::string>{"fc_vcpu 0", "fc_vcpu 1"})) << all;
+  EXPECT_GE(api, 1) << all;
+  EXPECT_EQ(main_name, "ember") << all;
+  EXPECT_EQ(ember_->Request("PUT", "/actions", R"({"action_type": "SendCtrlAltDel"})").status, 204);
+  EXPECT_EQ(ember_->WaitForExit(), 0) << ember_->Stderr();
 }
 
 TEST(CliTest, VersionHelpAndUnknownFlags) {

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,24 @@ int Fail(const std::string& message) {
   std::fprintf(stderr, "ember: error: %s\n", message.c_str());
   return 1;
 }
+
+// The API side of ember: the channel and the server that submits to it.
+// Whichever way main ends, the channel is closed before the server stops:
+// an API worker blocked in Submit (a request that came while the VMM
+// thread was not draining, e.g. during a failed config-file boot) gets its
+// answer, so the server's shutdown can join it instead of waiting forever.
+struct ApiSide {
+  std::unique_ptr<ember::ActionChannel> channel;
+  std::unique_ptr<ember::LoadedApiServer> server;
+
+  ApiSide() = default;
+  ApiSide(const ApiSide&) = delete;
+  ApiSide& operator=(const ApiSide&) = delete;
+  ~ApiSide() {
+    if (channel) channel->Close();
+    server.reset();
+  }
+};
 
 uint64_t MicrosSince(std::chrono::steady_clock::time_point start) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
@@ -87,30 +106,21 @@ int main(int argc, char** argv) {
     }
   }
 
-  std::unique_ptr<ActionChannel> channel;
-  std::unique_ptr<LoadedApiServer> api;
+  // Declared after vmm, so destroyed before it, on every way out of main.
+  ApiSide api;
   if (!cli->no_api) {
     Result<std::unique_ptr<ActionChannel>> created = ActionChannel::Create();
     if (!created.ok()) return Fail(created.status().message());
-    channel = std::move(*created);
+    api.channel = std::move(*created);
     Result<std::unique_ptr<LoadedApiServer>> server =
-        LoadedApiServer::Start(cli->api_sock.value_or(kDefaultApiSocket), *channel);
+        LoadedApiServer::Start(cli->api_sock.value_or(kDefaultApiSocket), *api.channel);
     if (!server.ok()) return Fail(server.status().message());
-    api = std::move(*server);
+    api.server = std::move(*server);
     GlobalMetrics().process_startup_time_us = MicrosSince(start_time);
     GlobalMetrics().process_startup_time_cpu_us = ProcessCpuMicros() - start_cpu_us;
   }
-  // Every way out of main closes the channel before the API server goes
-  // (this guard is destroyed first): a worker waiting in Submit gets its
-  // answer, so the server's shutdown can join it.
-  struct ChannelCloser {
-    ActionChannel* channel;
-    ~ChannelCloser() {
-      if (channel != nullptr) channel->Close();
-    }
-  } close_channel_first{channel.get()};
 
-  if (Status status = vmm.Prepare(channel.get()); !status.ok()) return Fail(status.message());
+  if (Status status = vmm.Prepare(api.channel.get()); !status.ok()) return Fail(status.message());
   if (cli->config_file) {
     Result<VmConfig> config = LoadVmConfigFile(*cli->config_file);
     if (!config.ok()) return Fail(config.status().message());
