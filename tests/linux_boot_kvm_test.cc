@@ -71,6 +71,13 @@ testing::ProcessResult RunWithKvm(const testing::TempDir& scratch, const std::st
     ADD_FAILURE() << "the nested harness failed (exit " << nested.exit_code
                   << "), not ember: " << nested.err;
   }
+  // Its --timeout ends the command first (94): a harness still running at
+  // our limit has hung itself.
+  if (nested.timed_out) {
+    ADD_FAILURE() << "the nested harness did not end within " << kNestedTimeoutMs / 1000
+                  << " s (its command limit is " << kNestedCommandTimeoutS
+                  << " s) and was killed: the harness's failure, not ember's: " << nested.err;
+  }
   return nested;
 }
 

@@ -78,8 +78,7 @@ class FakeBackend {
     thread_ = std::thread([this] { Serve(); });
   }
   ~FakeBackend() {
-    shutdown(backend_fd_, SHUT_RDWR);
-    thread_.join();
+    Stop();
     close(backend_fd_);
   }
   int TakeFrontendFd() { return frontend_fd_; }
@@ -88,15 +87,26 @@ class FakeBackend {
     std::unique_lock lock(mutex_);
     return hung_up_cv_.wait_for(lock, limit, [this] { return hung_up_; });
   }
-  std::vector<Received> log;
+  // Ends the conversation from the backend's side, joins the backend thread
+  // and returns what it received. The thread writes the log: it is read
+  // only here, after the join.
+  std::vector<Received> StopAndTakeLog() {
+    Stop();
+    return std::move(log_);
+  }
 
  private:
+  void Stop() {
+    if (!thread_.joinable()) return;
+    shutdown(backend_fd_, SHUT_RDWR);
+    thread_.join();
+  }
   void Serve() {
     Received message;
     bool reply_ack = false;
     bool stalled = false;
     while (ReceiveMessage(backend_fd_, message)) {
-      log.push_back(message);
+      log_.push_back(message);
       stalled = stalled || (stall_on_ != 0 && message.header.request == stall_on_);
       if (stalled) {
         message = Received{};
@@ -140,6 +150,7 @@ class FakeBackend {
   std::condition_variable hung_up_cv_;
   bool hung_up_ = false;
   int frontend_fd_, backend_fd_;
+  std::vector<Received> log_;  // the backend thread's until Stop joined it
   std::thread thread_;
 };
 
@@ -166,7 +177,7 @@ TEST(VhostUserFrontendTest, NegotiatesAndStartsInQemusOrder) {
     ASSERT_TRUE((*frontend)->Stop().ok());
     frontend->reset();
     // The backend thread has read everything once Stop had its reply.
-    log = backend.log;
+    log = backend.StopAndTakeLog();
   }
   std::vector<uint32_t> order;
   for (const Received& m : log) order.push_back(m.header.request);
@@ -239,7 +250,7 @@ TEST(VhostUserFrontendTest, DeviceWhoseBackendHangsDuringActivationStartsOnTheNe
   ASSERT_TRUE(resumed.ok()) << resumed.message();
   (*device)->Reset();  // the GET_VRING_BASE replies show the backend read all before
   int enabled = 0;
-  for (const Received& m : next.log) enabled += m.header.request == kSetVringEnable;
+  for (const Received& m : next.StopAndTakeLog()) enabled += m.header.request == kSetVringEnable;
   EXPECT_EQ(enabled, 2) << "both rings handed to the new backend";
   for (int kick : kicks) {
     uint64_t count = 0;
@@ -262,7 +273,7 @@ TEST(VhostUserFrontendTest, UsesSetMemTableWithoutMemSlots) {
     VringSetup ring{0, 64, 0x100000, 0x101000, 0x102000, 0, kick, call};
     ASSERT_TRUE((*frontend)->Start(kVersion1, *memory, {&ring, 1}).ok());
     ASSERT_TRUE((*frontend)->Stop().ok());  // a reply: the backend saw everything
-    log = backend.log;
+    log = backend.StopAndTakeLog();
   }
   bool saw_table = false;
   for (const Received& m : log) {

@@ -484,15 +484,33 @@ static void test_smp(const struct mp_info *m) {
 #define TICKS		50
 #define TICK_TSC	10000000ULL
 
-/* Slow, visible progress: the host pauses the VM and checks it stops. */
+/*
+ * Slow, visible progress: the host pauses the VM and checks it stops.  The
+ * loop also keeps the longest time between two consecutive TSC reads (a
+ * tick line's serial exits at most, unless the vCPU did not run: the TSC
+ * goes on while the host holds it) and the tick it fell in, a tick's line
+ * included: the guest's own account of a pause.
+ */
 static void test_ticks(void) {
+  u64 prev = rdtsc(), stall = 0;
+  u32 stall_tick = 0;
   for (u32 i = 0; i < TICKS; i++) {
     line("tick ");
     put_dec(i);
     put_char('\n');
     u64 start = rdtsc();
-    while (rdtsc() - start < TICK_TSC) __asm__ volatile("pause");
+    for (u64 now = start;; now = rdtsc()) {
+      if (now - prev > stall) stall = now - prev, stall_tick = i;
+      prev = now;
+      if (now - start >= TICK_TSC) break;
+      __asm__ volatile("pause");
+    }
   }
+  line("ticks stall tsc=");
+  put_dec(stall);
+  put_str(" tick=");
+  put_dec(stall_tick);
+  put_char('\n');
   line("ticks done\n");
 }
 
