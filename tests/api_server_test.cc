@@ -199,23 +199,6 @@ TEST_F(ApiTest, RulesAfterStartAndCtrlAltDelReachesTheGuest) {
   EXPECT_NE(stat(ember_->socket().c_str(), &info), 0) << "the socket is removed on exit";
 }
 
-TEST_F(ApiTest, PausedGuestMakesNoProgressAndResumedOneFinishes) {
-  if (!HaveKvm()) GTEST_SKIP() << "/dev/kvm is absent: InstanceStart needs it";
-  PutGuest("ticks", 2);
-  ASSERT_EQ(Start().status, 204);
-  ASSERT_TRUE(ember_->WaitForOutput("ember-guest: tick 3\n")) << ember_->Stdout();
-  ASSERT_EQ(ember_->Request("PATCH", "/vm", R"({"state": "Paused"})").status, 204);
-  EXPECT_EQ(State(), "Paused");
-  std::string paused_at = ember_->Stdout();
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
-  EXPECT_EQ(ember_->Stdout(), paused_at) << "a paused guest printed more";
-  EXPECT_EQ(paused_at.find("ticks done"), std::string::npos);
-  ASSERT_EQ(ember_->Request("PATCH", "/vm", R"({"state": "Resumed"})").status, 204);
-  EXPECT_EQ(ember_->WaitForExit(), 0) << ember_->Stderr();
-  EXPECT_NE(ember_->Stdout().find("ember-guest: ticks done\nember-guest: done\n"),
-            std::string::npos);
-}
-
 TEST_F(ApiTest, ConcurrentClientsGetCorrectAnswers) {
   constexpr int kThreads = 8, kRequests = 100;
   std::atomic<int> good{0};
