@@ -24,6 +24,18 @@ Result<std::unique_ptr<ConsoleOutput>> ConsoleOutput::Create(int fd) {
 void ConsoleOutput::Push(uint8_t byte) {
   if (fd_ < 0) return;
   std::lock_guard lock(mutex_);
+  if (size_ == 0 && !socket_) {
+    ssize_t written;
+    do {
+      written = write(fd_, &byte, 1);
+    } while (written < 0 && errno == EINTR);
+    if (written == 1) return;
+    if (written == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+      GlobalMetrics().uart_missed_writes.Add();  // the reader is gone
+      return;
+    }
+    // Full: this byte and the next wait in the buffer.
+  }
   if (size_ == kCapacity) {
     // The reader is behind by a whole buffer: the oldest byte goes.
     head_ = (head_ + 1) % kCapacity;

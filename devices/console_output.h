@@ -1,12 +1,15 @@
 // Guest console output on its way from the serial port to ember's stdout or
-// serial_out_path: a bounded buffer that vCPU threads fill and the VMM
-// thread drains with writes that never block. A reader that stalls costs
-// the oldest output (dropped and counted as uart.missed_write_count), never
-// a vCPU; a vCPU wakes the VMM thread once per batch, not once per byte.
+// serial_out_path. While the reader keeps up, a vCPU writes each byte
+// straight to the fd (non-blocking: one syscall, no other thread woken).
+// When the fd is full, bytes go into a bounded buffer instead and the VMM
+// thread drains it as the reader catches up; a reader that stalls costs the
+// oldest output (dropped and counted as uart.missed_write_count), never a
+// vCPU. A stdout that is a socket always goes through the buffer: the VMM
+// thread sends with MSG_DONTWAIT, which vCPU filters do not allow.
 //
-// Thread-safety: Push from vCPU threads (under the serial device's lock or
-// not); Drain from the VMM thread. One mutex covers the buffer; Drain holds
-// it only for a non-blocking write.
+// Thread-safety: Push from vCPU threads; Drain from the VMM thread. One
+// mutex covers the buffer and orders the writes; it is held only for
+// non-blocking writes.
 #pragma once
 
 #include <cstddef>

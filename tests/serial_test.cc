@@ -107,23 +107,41 @@ TEST_F(SerialTest, IgnoresAccessesOutsideItsRegisters) {
   EXPECT_EQ(Output(), "");
 }
 
-// A reader that stalls: the buffer keeps the newest kCapacity bytes, the
-// older ones are dropped and counted, and a vCPU woke the VMM once.
+// A reader that stalls: once the fd is full the bytes wait in the buffer
+// (one wake-up of the VMM for the whole batch), a buffer's worth beyond
+// that drops the oldest, counted; when the reader has caught up and the
+// buffer is empty, bytes go straight to the fd again.
 TEST_F(SerialTest, StalledReaderCostsTheOldestOutputNotAWait) {
-  uint64_t ready = 0;
+  constexpr size_t kPipe = 4096;
+  ASSERT_EQ(fcntl(pipe_[1], F_SETPIPE_SZ, kPipe), static_cast<int>(kPipe));
+  auto byte_at = [](size_t i) { return static_cast<char>('a' + i % 26); };
   const uint64_t missed_before = GlobalMetrics().uart_missed_writes.Read();
   const size_t extra = 1000;
-  for (size_t i = 0; i < ConsoleOutput::kCapacity + extra; ++i) {
-    Out(0, static_cast<uint8_t>('a' + i % 26));
-  }
+  for (size_t i = 0; i < kPipe + ConsoleOutput::kCapacity + extra; ++i) Out(0, byte_at(i));
+  uint64_t ready = 0;
   EXPECT_EQ(read(output_->ready_fd(), &ready, sizeof(ready)), 8);
   EXPECT_EQ(ready, 1u) << "one wake-up for the whole batch";
   EXPECT_EQ(GlobalMetrics().uart_missed_writes.Read() - missed_before, extra);
-  // The pipe (64 KiB) takes it all here; the first byte is the oldest kept.
-  EXPECT_TRUE(output_->Drain());
-  char first = 0;
-  ASSERT_EQ(read(pipe_[0], &first, 1), 1);
-  EXPECT_EQ(first, static_cast<char>('a' + extra % 26));
+
+  std::string seen;
+  char chunk[kPipe];
+  bool drained = false;
+  while (!drained) {
+    ssize_t n = read(pipe_[0], chunk, sizeof(chunk));
+    if (n > 0) seen.append(chunk, static_cast<size_t>(n));
+    drained = output_->Drain();
+  }
+  for (ssize_t n; (n = read(pipe_[0], chunk, sizeof(chunk))) > 0;) {
+    seen.append(chunk, static_cast<size_t>(n));
+  }
+  ASSERT_EQ(seen.size(), kPipe + ConsoleOutput::kCapacity);
+  EXPECT_EQ(seen[kPipe - 1], byte_at(kPipe - 1)) << "what the fd took went first";
+  EXPECT_EQ(seen[kPipe], byte_at(kPipe + extra)) << "the oldest buffered bytes were dropped";
+  EXPECT_EQ(seen.back(), byte_at(kPipe + ConsoleOutput::kCapacity + extra - 1));
+
+  Out(0, 'Z');
+  ASSERT_EQ(read(pipe_[0], chunk, 1), 1) << "an empty buffer writes straight through";
+  EXPECT_EQ(chunk[0], 'Z');
 }
 
 }  // namespace
