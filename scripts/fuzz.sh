@@ -13,7 +13,7 @@ seconds=${1:-60}
 shift || true
 targets=("$@")
 ((${#targets[@]})) || targets=(fuzz_block_device fuzz_tap_net_device fuzz_vsock_device fuzz_config
-  fuzz_kernel_loader fuzz_mmio_transport fuzz_vhost_user_replies)
+  fuzz_kernel_loader fuzz_mmio_transport fuzz_vhost_user_replies fuzz_serial)
 
 scripts/install-deps.sh >/dev/null
 if ! command -v clang++-14 >/dev/null; then

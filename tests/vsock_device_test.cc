@@ -53,6 +53,14 @@ TEST(VsockConnectLineTest, ConnectAndADecimalPortAsFirecrackerReadsThem) {
   EXPECT_EQ(ParseVsockConnectLine(""), std::nullopt);
 }
 
+// What a host socket receives until the stream ends.
+size_t BytesUntilEof(int fd) {
+  size_t total = 0;
+  char chunk[65536];
+  for (ssize_t n; (n = recv(fd, chunk, sizeof(chunk), 0)) > 0;) total += static_cast<size_t>(n);
+  return total;
+}
+
 class VsockDeviceTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -242,13 +250,7 @@ TEST_F(VsockDeviceTest, GuestInitiatedStreamAndDataBeyondCredit) {
     saw_rst = Received(2).op == static_cast<uint16_t>(Op::kRst);
   EXPECT_TRUE(saw_rst);
   // The host gets what was within the credit, then EOF.
-  size_t total = 0;
-  while (true) {
-    char chunk[65536];
-    ssize_t n = recv(host, chunk, sizeof(chunk), 0);
-    if (n <= 0) break;
-    total += static_cast<size_t>(n);
-  }
+  const size_t total = BytesUntilEof(host);
   EXPECT_LE(total, 5 + 40 * block.size());
   close(host);
   close(listener);
@@ -305,13 +307,7 @@ TEST_F(VsockDeviceTest, TheGuestsLastBytesReachASlowHostAfterItCloses) {
   EXPECT_EQ(Send(shutdown), 0);
   device_->Sync();
   EXPECT_EQ(device_->connection_count(), 1u) << "dropped while it still had the guest's data";
-  size_t total = 0;
-  while (true) {
-    char chunk[65536];
-    ssize_t n = recv(host, chunk, sizeof(chunk), 0);
-    if (n <= 0) break;
-    total += static_cast<size_t>(n);
-  }
+  const size_t total = BytesUntilEof(host);
   EXPECT_EQ(total, 4 * block.size());
   // Then RST (credit updates for what the host took may come first).
   bool saw_rst = false;
