@@ -1,14 +1,12 @@
 #include "api/api_server.h"
 
 #include <httplib.h>
-#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cstring>
-#include <future>
 
 #include "api/api_module.h"
 #include "api/routes.h"
@@ -16,7 +14,7 @@
 #include "base/stale_socket.h"
 #include "base/sys_error.h"
 #include "base/unique_fd.h"
-#include "jail/seccomp.h"
+#include "jail/filtered_thread.h"
 
 namespace ember {
 namespace {
@@ -161,20 +159,18 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& socket_pa
   UnixSocketServer* raw = server.get();
   api->server_ = std::move(server);
   std::atomic<bool>* done = &api->thread_done_;
-  std::promise<Status> filtered;
-  std::future<Status> filter_result = filtered.get_future();
-  api->thread_ = std::thread([raw, socket_fd, done, &filtered] {
-    pthread_setname_np(pthread_self(), "fc_api");  // Firecracker's name
-    // Before the first accept: the API thread's own filter, which httplib's
-    // worker threads (started by ListenOn) inherit.
-    Status status = InstallThreadFilter(ThreadKind::kApi);
-    bool ok = status.ok();
-    filtered.set_value(std::move(status));
-    if (ok && !raw->ListenOn(socket_fd)) spdlog::error("api server stopped unexpectedly");
-    if (!ok) close(socket_fd);
-    done->store(true);
-  });
-  if (Status status = filter_result.get(); !status.ok()) return status;
+  // The API thread's own filter goes in before the first accept; httplib's
+  // worker threads (started by ListenOn) inherit it.
+  Result<std::thread> thread = StartFilteredThread(
+      "fc_api", ThreadKind::kApi, [raw, socket_fd, done] {  // Firecracker's name
+        if (!raw->ListenOn(socket_fd)) spdlog::error("api server stopped unexpectedly");
+        done->store(true);
+      });
+  if (!thread.ok()) {
+    close(socket_fd);
+    return thread.status();
+  }
+  api->thread_ = std::move(*thread);
   return api;
 }
 

@@ -75,4 +75,11 @@ bool ConsoleOutput::Drain() {
   return true;
 }
 
+void ConsoleOutput::Discard() {
+  std::lock_guard lock(mutex_);
+  GlobalMetrics().uart_missed_writes.Add(size_);
+  head_ = size_ = 0;
+  signalled_ = false;
+}
+
 }  // namespace ember

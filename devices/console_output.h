@@ -38,6 +38,9 @@ class ConsoleOutput {
   // Writes what the fd takes now. False when output remains because the fd
   // is full: drain again when it is writable.
   bool Drain();
+  // Drops what waits (counted as missed writes) when it cannot be drained
+  // later; the next byte tries the fd again.
+  void Discard();
 
  private:
   ConsoleOutput(int fd, bool socket, UniqueFd ready)

@@ -9,6 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -18,6 +19,7 @@
 
 #include "arch/x86_64/e820.h"
 #include "arch/x86_64/layout.h"
+#include "devices/virtio/device_control.h"
 #include "devices/virtio/vhost_user_fs.h"
 
 namespace ember {
@@ -82,6 +84,11 @@ class FakeBackend {
     close(backend_fd_);
   }
   int TakeFrontendFd() { return frontend_fd_; }
+  // GET_VRING_BASE answered only after `delay` (a backend still busy with
+  // the ring when it is asked to stop).
+  void DelayVringBase(std::chrono::milliseconds delay) { vring_base_delay_ms_ = delay.count(); }
+  int rings_enabled() const { return rings_enabled_; }
+  int vring_bases_answered() const { return vring_bases_answered_; }
   // Waits for the frontend to end the conversation; true if it did in time.
   bool WaitForHangUp(std::chrono::milliseconds limit) {
     std::unique_lock lock(mutex_);
@@ -126,9 +133,12 @@ class FakeBackend {
           ReplyU64(backend_fd_, kGetQueueNum, 2);
           break;
         case kGetVringBase:
+          std::this_thread::sleep_for(std::chrono::milliseconds(vring_base_delay_ms_.load()));
+          ++vring_bases_answered_;
           Reply(backend_fd_, kGetVringBase, message.payload.data(), 8);
           break;
         default:
+          if (message.header.request == kSetVringEnable) ++rings_enabled_;
           if (message.header.request == kSetProtocolFeatures) {
             uint64_t value;
             std::memcpy(&value, message.payload.data(), 8);
@@ -149,6 +159,9 @@ class FakeBackend {
   std::mutex mutex_;
   std::condition_variable hung_up_cv_;
   bool hung_up_ = false;
+  std::atomic<int64_t> vring_base_delay_ms_{0};
+  std::atomic<int> rings_enabled_{0};
+  std::atomic<int> vring_bases_answered_{0};
   int frontend_fd_, backend_fd_;
   std::vector<Received> log_;  // the backend thread's until Stop joined it
   std::thread thread_;
@@ -258,6 +271,42 @@ TEST(VhostUserFrontendTest, DeviceWhoseBackendHangsDuringActivationStartsOnTheNe
     close(kick);
   }
   close(call);
+}
+
+// A driver may free its rings as soon as its reset is done: the reset must
+// not return before the backend has stopped them (GET_VRING_BASE answered),
+// even though the conversation runs on the device-control thread.
+TEST(VhostUserFrontendTest, ResetReturnsOnlyOnceTheBackendStoppedTheRings) {
+  Result<GuestMemory> memory = GuestMemory::Create(x86::GuestRamRanges(16 * layout::kMiB));
+  ASSERT_TRUE(memory.ok());
+  const uint64_t features = kVersion1 | kFeatureProtocolFeatures;
+  FakeBackend backend(features, kProtocolReplyAck | kProtocolConfigureMemSlots);
+  backend.DelayVringBase(std::chrono::milliseconds(150));
+  FsConfig config;
+  config.fs_id = "share";
+  config.tag = "share";
+  Result<std::shared_ptr<VhostUserFsDevice>> device = VhostUserFsDevice::Connect(
+      config, VhostUserConnection(UniqueFd(backend.TakeFrontendFd()), "fs device share"));
+  ASSERT_TRUE(device.ok()) << device.status().message();
+  DeviceControl control;
+  ASSERT_TRUE(control.Start().ok());
+  (*device)->UseControlThread(control);
+  int kicks[2] = {eventfd(0, EFD_NONBLOCK), eventfd(0, EFD_NONBLOCK)};
+  int call = eventfd(0, 0);
+  VirtQueueState queues[2] = {{64, true, 0x100000, 0x101000, 0x102000},
+                              {64, true, 0x110000, 0x111000, 0x112000}};
+  ASSERT_TRUE((*device)->Activate(Activation{kVersion1, *memory, queues, kicks, call}).ok());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (backend.rings_enabled() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(backend.rings_enabled(), 2) << "the activation reached the backend";
+
+  (*device)->Reset();
+  EXPECT_EQ(backend.vring_bases_answered(), 2)
+      << "Reset returned while the backend could still write into the driver's rings";
+  control.Stop();
+  for (int fd : {kicks[0], kicks[1], call}) close(fd);
 }
 
 TEST(VhostUserFrontendTest, UsesSetMemTableWithoutMemSlots) {

@@ -308,7 +308,12 @@ Result<x86::BootEntry> LoadGuest(Machine& machine, const VmConfig& config) {
                    machine.device_manager.VirtioCommandLine();
   system.virtio_devices = machine.device_manager.virtio_devices();
   Result<x86::BootEntry> entry = x86::ConfigureSystem(memory, kernel, initrd, system);
-  if (!entry.ok()) return entry.status().Context("boot-source.boot_args");
+  if (!entry.ok()) {
+    // Only a command line the kernel cannot take is the client's boot_args.
+    const bool cmdline_too_long = system.cmdline.size() + 1 > kernel.cmdline_max;
+    return entry.status().Context(cmdline_too_long ? "boot-source.boot_args"
+                                                   : "writing the guest's boot structures");
+  }
   return entry;
 }
 

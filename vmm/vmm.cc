@@ -419,7 +419,14 @@ void Vmm::DrainConsole() {
     console_waits_ = false;
   } else if (!drained && !console_waits_) {
     // Full: wait until the reader takes some (EPOLLERR: it went away).
-    console_waits_ = loop_->Add(output.fd(), EPOLLOUT, [this](uint32_t) { DrainConsole(); }).ok();
+    Status watched = loop_->Add(output.fd(), EPOLLOUT, [this](uint32_t) { DrainConsole(); });
+    console_waits_ = watched.ok();
+    if (!watched.ok()) {
+      // Nothing would drain the buffer again and the console would fall
+      // silent: drop what waits and let the next byte try the fd.
+      spdlog::warn("serial console: {}; buffered output dropped", watched.message());
+      output.Discard();
+    }
   }
 }
 

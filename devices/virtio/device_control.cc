@@ -1,23 +1,19 @@
 #include "devices/virtio/device_control.h"
 
-#include <pthread.h>
-
-#include <system_error>
-
-#include "jail/seccomp.h"
+#include "jail/filtered_thread.h"
 
 namespace ember {
 
 Status DeviceControl::Start() {
-  try {
-    thread_ = std::thread([this] { ThreadMain(); });
-  } catch (const std::system_error& error) {
-    return Status::Error(std::string("starting the device-control thread: ") + error.what());
+  Result<std::thread> started =
+      StartFilteredThread("device-control", ThreadKind::kDeviceControl, [this] { ThreadMain(); });
+  if (!started.ok()) {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;  // nothing would run what is posted
+    return started.status();
   }
-  pthread_setname_np(thread_.native_handle(), "device-control");
-  std::unique_lock lock(mutex_);
-  changed_.wait(lock, [this] { return started_.has_value(); });
-  return *started_;
+  thread_ = std::move(*started);
+  return Status::Ok();
 }
 
 void DeviceControl::Post(std::function<void()> job) {
@@ -40,13 +36,6 @@ void DeviceControl::Stop() {
 }
 
 void DeviceControl::ThreadMain() {
-  Status filtered = InstallThreadFilter(ThreadKind::kDeviceControl);
-  {
-    std::lock_guard lock(mutex_);
-    started_ = filtered.Context("device-control thread");
-    if (!filtered.ok()) stopping_ = true;
-  }
-  changed_.notify_all();
   while (true) {
     std::function<void()> job;
     {

@@ -44,7 +44,6 @@ class DeviceControl {
   std::mutex mutex_;
   std::condition_variable changed_;
   std::deque<std::function<void()>> jobs_;
-  std::optional<Status> started_;
   bool stopping_ = false;
   std::thread thread_;
 };

@@ -1,7 +1,6 @@
 #include "devices/virtio/queue_worker.h"
 
 #include <poll.h>
-#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
@@ -11,7 +10,7 @@
 #include <cstring>
 
 #include "base/sys_error.h"
-#include "jail/seccomp.h"
+#include "jail/filtered_thread.h"
 
 namespace ember {
 
@@ -31,15 +30,9 @@ Status QueueWorker::Launch() {
   if (!wake_.valid()) return ErrnoStatus(thread_name_ + ": eventfd");
   timer_.reset(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
   if (!timer_.valid()) return ErrnoStatus(thread_name_ + ": timerfd_create");
-  try {
-    thread_ = std::thread([this] { ThreadMain(); });
-  } catch (const std::system_error& error) {
-    return Status::Error("starting the " + thread_name_ + " thread: " + error.what());
-  }
-  pthread_setname_np(thread_.native_handle(), thread_name_.substr(0, 15).c_str());
-  std::unique_lock lock(mutex_);
-  changed_.wait(lock, [this] { return launched_.has_value(); });
-  return *launched_;
+  EMBER_ASSIGN_OR_RETURN(thread_,
+                         StartFilteredThread(thread_name_, kind_, [this] { ThreadMain(); }));
+  return Status::Ok();
 }
 
 void QueueWorker::WakeUp() {
@@ -94,13 +87,6 @@ void QueueWorker::ServeAgainAfter(std::chrono::nanoseconds delay) {
 }
 
 void QueueWorker::ThreadMain() {
-  Status filtered = InstallThreadFilter(kind_);
-  {
-    std::lock_guard lock(mutex_);
-    launched_ = filtered.Context(thread_name_);
-    if (!filtered.ok()) quit_ = true;
-  }
-  changed_.notify_all();
   uint64_t served_generation = 0;
   std::vector<pollfd> fds;
   while (true) {

@@ -73,7 +73,6 @@ class QueueWorker {
 
   std::mutex mutex_;
   std::condition_variable changed_;
-  std::optional<Status> launched_;
   bool quit_ = false;
   bool active_ = false;
   bool serving_ = false;

@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "base/hex.h"
@@ -52,7 +54,26 @@ Status VhostUserDevice::Activate(const Activation& activation) {
   return Status::Ok();
 }
 
-void VhostUserDevice::Reset() { Want(std::nullopt); }
+void VhostUserDevice::Reset() {
+  const uint64_t post = Want(std::nullopt);
+  // A stalled backend is bounded by its reply timeout (once per message of
+  // the stop); the wait gives it that and a little more, then the vCPU
+  // goes on and the log says the rings may still be in use.
+  constexpr auto kLimit = VhostUserConnection::kReplyTimeout * 2;
+  std::unique_lock lock(wanted_mutex_);
+  if (!post_finished_.wait_for(lock, kLimit, [&] { return finished_posts_ >= post; })) {
+    spdlog::warn("{}: reset: the backend did not stop its rings within {} s", name_,
+                 std::chrono::duration_cast<std::chrono::seconds>(kLimit).count());
+  }
+}
+
+void VhostUserDevice::PostFinished(uint64_t post) {
+  {
+    std::lock_guard lock(wanted_mutex_);
+    finished_posts_ = std::max(finished_posts_, post);
+  }
+  post_finished_.notify_all();
+}
 
 void VhostUserDevice::RunOnControl(std::function<void()> job) {
   if (control_ == nullptr) {
@@ -62,17 +83,27 @@ void VhostUserDevice::RunOnControl(std::function<void()> job) {
   }
 }
 
-void VhostUserDevice::Want(std::optional<Started> wanted) {
+uint64_t VhostUserDevice::Want(std::optional<Started> wanted) {
+  uint64_t post;
   {
     std::lock_guard lock(wanted_mutex_);
     wanted_ = std::move(wanted);
     ++wanted_generation_;
     // One Apply reads the latest wish: a driver that loops resets queues
     // nothing more while it is pending.
-    if (apply_posted_) return;
+    if (apply_posted_) return posts_;
     apply_posted_ = true;
+    post = ++posts_;
   }
-  RunOnControl([this] { Apply(); });
+  // Whether the job runs or a stopping control thread drops it, destroying
+  // it wakes a Reset waiting for it.
+  struct Finished {
+    VhostUserDevice* device;
+    uint64_t post;
+    ~Finished() { device->PostFinished(post); }
+  };
+  RunOnControl([this, finished = std::make_shared<Finished>(this, post)] { Apply(); });
+  return post;
 }
 
 void VhostUserDevice::Apply() {
@@ -127,29 +158,41 @@ void VhostUserDevice::Reconnect(VhostUserConnection connection, std::function<vo
 
 Status VhostUserDevice::ReconnectNow(VhostUserConnection connection) {
   std::lock_guard lock(mutex_);
+  // While the new backend negotiates, a machine that shuts down must find
+  // this connection (the old one is already gone); on failure the name goes
+  // back to the old socket, which stays open until it is replaced.
+  socket_fd_ = connection.fd();
+  Result<std::unique_ptr<VhostUserFrontend>> resumed = NegotiateAndResume(std::move(connection));
+  if (!resumed.ok()) {
+    socket_fd_ = frontend_->socket_fd();
+    return resumed.status();
+  }
+  frontend_ = std::move(*resumed);
+  connected_ = true;
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<VhostUserFrontend>> VhostUserDevice::NegotiateAndResume(
+    VhostUserConnection connection) {
   EMBER_ASSIGN_OR_RETURN(
       std::unique_ptr<VhostUserFrontend> frontend,
       VhostUserFrontend::Negotiate(std::move(connection), frontend_->extra_protocol_features()));
-  if (started_) {
-    // What the driver acked from the old backend, the new one must offer.
-    const uint64_t needed = started_->acked_features & frontend_->backend_features();
-    const uint64_t missing = needed & ~frontend->backend_features();
-    if (missing != 0) {
-      return Status::Error(name_ + ": the restarted backend lacks features the driver acked (" +
-                           Hex(missing) + "); the device stays broken");
-    }
-    std::vector<VringSetup> rings = Rings(*started_, /*from_used_index=*/true);
-    EMBER_RETURN_IF_ERROR(frontend->Start(started_->acked_features, *started_->memory, rings));
-    // Requests the guest queued while nobody served them.
-    for (const VringSetup& ring : rings) {
-      uint64_t one = 1;
-      (void)!write(ring.kick_fd, &one, sizeof(one));
-    }
+  if (!started_) return frontend;
+  // What the driver acked from the old backend, the new one must offer.
+  const uint64_t needed = started_->acked_features & frontend_->backend_features();
+  const uint64_t missing = needed & ~frontend->backend_features();
+  if (missing != 0) {
+    return Status::Error(name_ + ": the restarted backend lacks features the driver acked (" +
+                         Hex(missing) + "); the device stays broken");
   }
-  frontend_ = std::move(frontend);
-  socket_fd_ = frontend_->socket_fd();
-  connected_ = true;
-  return Status::Ok();
+  std::vector<VringSetup> rings = Rings(*started_, /*from_used_index=*/true);
+  EMBER_RETURN_IF_ERROR(frontend->Start(started_->acked_features, *started_->memory, rings));
+  // Requests the guest queued while nobody served them.
+  for (const VringSetup& ring : rings) {
+    uint64_t one = 1;
+    (void)!write(ring.kick_fd, &one, sizeof(one));
+  }
+  return frontend;
 }
 
 }  // namespace ember

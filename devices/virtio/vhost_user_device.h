@@ -7,13 +7,17 @@
 // Thread-safety: the transport calls Activate and Reset under its lock from
 // vCPU threads; they only record the state the driver wants (a small lock)
 // and post one job to the device-control thread, which holds the backend
-// conversation and the frontend under their own lock. Disconnected and
+// conversation and the frontend under their own lock. Activate returns at
+// once; Reset waits (bounded) for the job, because a driver may free its
+// rings as soon as the reset is done and the backend must have stopped
+// writing into them by then. Disconnected and
 // backend_socket come from the VMM thread and take no lock the
 // conversation holds. Without a control thread (unit tests) the
 // conversation runs on the caller's thread.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -74,11 +78,16 @@ class VhostUserDevice : public VirtioDevice {
   };
   std::vector<VringSetup> Rings(const Started& started, bool from_used_index) const;
   // Records what the driver wants (started, or reset: nullopt) and makes
-  // sure one Apply will run.
-  void Want(std::optional<Started> wanted);
+  // sure one Apply will run; returns the number of the post that covers it.
+  uint64_t Want(std::optional<Started> wanted);
+  // A posted Apply ran, or was dropped by a stopping control thread.
+  void PostFinished(uint64_t post);
   // Control thread: brings the backend to the latest wanted state.
   void Apply();
   Status ReconnectNow(VhostUserConnection connection);
+  // The new backend negotiated and, if the driver had started the device,
+  // its rings resumed; frontend_ is still the old one.
+  Result<std::unique_ptr<VhostUserFrontend>> NegotiateAndResume(VhostUserConnection connection);
   void RunOnControl(std::function<void()> job);
 
   const std::string name_;
@@ -89,6 +98,9 @@ class VhostUserDevice : public VirtioDevice {
   std::optional<Started> wanted_;
   uint64_t wanted_generation_ = 0;
   bool apply_posted_ = false;
+  uint64_t posts_ = 0;           // Apply jobs posted so far
+  uint64_t finished_posts_ = 0;  // the latest post that ran or was dropped
+  std::condition_variable post_finished_;
 
   // The backend conversation's side (the control thread).
   std::mutex mutex_;

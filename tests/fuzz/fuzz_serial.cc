@@ -25,15 +25,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const uint8_t op = data[i], value = data[i + 1];
     const uint64_t offset = op & 0x0f;  // beyond the 8 registers too
     switch (op >> 4) {
-      case 0: case 1: case 2: case 3: case 4: case 5: case 6:
+      case 0:
+      case 1:
+      case 2:
+      case 3:
+      case 4:
+      case 5:
+      case 6:
         serial.Write(offset, {&value, 1});
         break;
-      case 7: case 8: case 9: {
+      case 7:
+      case 8:
+      case 9: {
         uint8_t read_back[4];
         serial.Read(offset, {read_back, 1 + static_cast<size_t>(value % 4)});
         break;
       }
-      case 10: case 11:
+      case 10:
+      case 11:
         for (int n = 0; n <= value; ++n) serial.Write(0, {&value, 1});  // a burst
         break;
       case 12:
