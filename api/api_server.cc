@@ -116,7 +116,17 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& socket_pa
   // unread; httplib then serves nothing more on that connection.
   server->set_pre_routing_handler([](const httplib::Request& request, httplib::Response& response) {
     std::string refusal;
-    if (request.has_header("Transfer-Encoding")) {
+    const bool has_length = request.has_header("Content-Length");
+    const bool has_body = has_length && request.get_header_value("Content-Length") != "0";
+    if (request.method == "GET" && (has_body || request.has_header("Transfer-Encoding"))) {
+      // (httplib would not read it, and parse it as the next request.)
+      refusal = "GET request cannot have a body.";
+    } else if ((request.method == "PUT" || request.method == "PATCH") && !has_length &&
+               !request.has_header("Transfer-Encoding")) {
+      // Without a length httplib reads a body until the client closes: no
+      // bound. Firecracker answers a PUT or PATCH without a body this way.
+      refusal = request.method == "PUT" ? "Empty PUT request." : "Empty PATCH request.";
+    } else if (request.has_header("Transfer-Encoding")) {
       refusal = "Transfer-Encoding is not accepted: send the body with a Content-Length";
     } else if (request.has_header("Content-Encoding")) {
       refusal = "Content-Encoding is not accepted: send the body uncompressed";

@@ -1,14 +1,30 @@
 #include "api/routes.h"
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <optional>
+
+#include "base/logger.h"
 #include "config/json_reader.h"
 
 namespace ember {
 namespace {
 
-Result<nlohmann::json> ParseBody(const std::string& body) {
-  if (body.empty()) return Status::Error("the request body is empty: a JSON object is expected");
-  return ParseJsonDocument(body);
+// Firecracker's answers for a missing or unexpected body.
+constexpr const char* kEmptyPatch = "Empty PATCH request.";
+
+// Refuses what Firecracker's HTTP layer refuses before it looks at the
+// path: a GET with a body, a PUT or PATCH without one.
+std::optional<std::string> BodyPresenceError(const std::string& method, const std::string& body) {
+  if (method == "GET" && !body.empty()) return "GET request cannot have a body.";
+  if (method == "PUT" && body.empty()) return "Empty PUT request.";
+  if (method == "PATCH" && body.empty()) return kEmptyPatch;
+  return std::nullopt;
 }
+
+// (HandleApiRequest has refused PUT and PATCH requests without a body.)
+Result<nlohmann::json> ParseBody(const std::string& body) { return ParseJsonDocument(body); }
 
 Result<VmmAction> ParsePutBootSource(const ApiRequest& request) {
   EMBER_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(request.body));
@@ -18,6 +34,11 @@ Result<VmmAction> ParsePutBootSource(const ApiRequest& request) {
 
 Result<VmmAction> ParseMachineConfigRequest(const ApiRequest& request, UpdateKind kind) {
   EMBER_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(request.body));
+  // A PATCH that changes nothing is refused, as Firecracker does.
+  if (kind == UpdateKind::kPatch && body.is_object() &&
+      std::all_of(body.begin(), body.end(), [](const nlohmann::json& v) { return v.is_null(); })) {
+    return Status::Error(kEmptyPatch);
+  }
   EMBER_ASSIGN_OR_RETURN(MachineConfigUpdate update, ParseMachineConfigUpdate(body, "", kind));
   return VmmAction(UpdateMachineConfig{std::move(update)});
 }
@@ -188,8 +209,16 @@ void CountApiRequest(const std::string& method, const std::string& path, bool fa
 VmmReply HandleApiRequest(const std::string& method, const std::string& path,
                           const std::string& body,
                           const std::function<VmmReply(VmmAction)>& submit) {
+  // Firecracker logs every request (at Info; ember at Debug, off the fast
+  // path). Never the body: it may carry secrets such as MMDS data.
+  spdlog::debug("The API server received a {} request on \"{}\".", LogSafe(method, 16),
+                LogSafe(path));
   std::map<std::string, std::string> params;
   const ApiRoute* route = FindApiRoute(method, path, params);
+  if (std::optional<std::string> refused = BodyPresenceError(method, body)) {
+    Count(route, /*failed=*/true);
+    return VmmReply::Error(*refused);
+  }
   if (route == nullptr) {
     Count(nullptr, /*failed=*/true);
     return VmmReply::Error("Invalid request method and/or path: " + method + " " + path + ".");

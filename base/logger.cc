@@ -1,14 +1,39 @@
 #include "base/logger.h"
 
-#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cctype>
+#include <mutex>
+
+#include "base/metrics.h"
+#include "base/output_file.h"
 
 namespace ember {
 namespace {
+
+// Each line is one write on a non-blocking file (base/output_file.h): a
+// log FIFO whose reader is late or gone drops lines, counted as
+// logger.missed_log_count, and never stops the thread that logs.
+class NonBlockingFileSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  explicit NonBlockingFileSink(UniqueFd fd) : fd_(std::move(fd)) {}
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& message) override {
+    spdlog::memory_buf_t line;
+    formatter_->format(message, line);
+    if (!WriteWhole(fd_.get(), line.data(), line.size())) {
+      GlobalMetrics().logger_missed_log_count.Add();
+    }
+  }
+  void flush_() override {}
+
+ private:
+  UniqueFd fd_;
+};
 
 std::optional<spdlog::level::level_enum> ParseLevel(std::string name) {
   std::transform(name.begin(), name.end(), name.begin(),
@@ -24,6 +49,22 @@ std::optional<spdlog::level::level_enum> ParseLevel(std::string name) {
 
 }  // namespace
 
+std::string LogSafe(std::string_view text, size_t max_bytes) {
+  std::string safe;
+  const size_t shown = std::min(text.size(), max_bytes);
+  for (size_t i = 0; i < shown; ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      safe += static_cast<char>(c);
+    } else {
+      static constexpr char kHex[] = "0123456789abcdef";
+      safe += {'\\', 'x', kHex[c >> 4], kHex[c & 0xf]};
+    }
+  }
+  if (shown < text.size()) safe += "... (" + std::to_string(text.size()) + " bytes)";
+  return safe;
+}
+
 bool IsLogLevel(const std::string& name) { return ParseLevel(name).has_value(); }
 
 Status ConfigureLogger(const LoggerOptions& options) {
@@ -35,11 +76,12 @@ Status ConfigureLogger(const LoggerOptions& options) {
   // Loggers are built unregistered so that PUT /logger can replace one.
   spdlog::sink_ptr sink;
   if (options.path) {
-    try {
-      sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(*options.path);
-    } catch (const spdlog::spdlog_ex& error) {
-      return Status::Error("log_path: " + *options.path + ": " + error.what());
+    Result<UniqueFd> file = OpenOutputFile(*options.path);
+    if (!file.ok()) {
+      return Status::Error("Failed to open target file: " + file.status().message() +
+                           " (log_path " + *options.path + ")");
     }
+    sink = std::make_shared<NonBlockingFileSink>(std::move(*file));
   } else {
     sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   }

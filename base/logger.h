@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "base/status.h"
 
@@ -20,6 +21,11 @@ struct LoggerOptions {
 
 // True for the level names ConfigureLogger accepts (any case).
 bool IsLogLevel(const std::string& name);
+
+// `text` made safe for one log line: bytes outside printable ASCII become
+// \xNN (no forged lines, no terminal escapes) and more than `max_bytes`
+// are cut, saying how long it was. For anything a client or guest chose.
+std::string LogSafe(std::string_view text, size_t max_bytes = 256);
 
 // Fails on an unknown level name or a log file that cannot be opened.
 Status ConfigureLogger(const LoggerOptions& options);

@@ -5,6 +5,7 @@
 
 #include <chrono>
 
+#include "base/output_file.h"
 #include "base/sys_error.h"
 
 namespace ember {
@@ -97,6 +98,8 @@ constexpr CounterName kCounters[] = {
     {"vsock", "conn_refused", &Metrics::vsock_conn_refused},
     {"vsock", "rst_dropped", &Metrics::vsock_rst_dropped},
     {"seccomp", "num_faults", &Metrics::seccomp_faults},
+    {"logger", "missed_log_count", &Metrics::logger_missed_log_count},
+    {"logger", "missed_metrics_count", &Metrics::logger_missed_metrics_count},
     {"vhost_user", "disconnects", &Metrics::vhost_user_disconnects},
     {"vhost_user", "reconnects", &Metrics::vhost_user_reconnects},
     {"vhost_user", "reconnect_failures", &Metrics::vhost_user_reconnect_failures},
@@ -116,10 +119,13 @@ std::atomic<int> metrics_file_fd{-1};
 int MetricsFileFd() { return metrics_file_fd.load(); }
 
 Result<MetricsWriter> MetricsWriter::Open(const std::string& path) {
-  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
-  if (!fd.valid()) return ErrnoStatus("metrics_path: " + path);
-  metrics_file_fd = fd.get();
-  return MetricsWriter(std::move(fd));
+  Result<UniqueFd> fd = OpenOutputFile(path);
+  if (!fd.ok()) {
+    return Status::Error("Cannot initialize the metrics system due to bad user input: " +
+                         fd.status().message() + " (metrics_path " + path + ")");
+  }
+  metrics_file_fd = fd->get();
+  return MetricsWriter(std::move(*fd));
 }
 
 Status MetricsWriter::Flush() {
@@ -137,7 +143,13 @@ Status MetricsWriter::Flush() {
     last_[key] = now;
   }
   std::string text = line.dump() + "\n";
-  if (write(fd_.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+  // A full pipe (its reader is late or gone) drops the line, counted in the
+  // next one; other failures are the caller's to report.
+  if (!WriteWhole(fd_.get(), text.data(), text.size())) {
+    if (errno == EAGAIN) {
+      GlobalMetrics().logger_missed_metrics_count.Add();
+      return Status::Ok();
+    }
     return ErrnoStatus("writing metrics");
   }
   return Status::Ok();

@@ -60,6 +60,8 @@ struct Metrics {
       i8042_missed_writes, uart_missed_writes;
   // seccomp
   Counter seccomp_faults;
+  // logger: lines a full or closed log or metrics file did not take
+  Counter logger_missed_log_count, logger_missed_metrics_count;
   // vhost-user backends going away and coming back
   Counter vhost_user_disconnects, vhost_user_reconnects, vhost_user_reconnect_failures;
 };

@@ -9,6 +9,12 @@
 
 namespace ember {
 
+// errno as Firecracker shows an I/O error: "No such file or directory (os
+// error 2)". Its tooling matches on that text.
+inline std::string IoErrorText(int err = errno) {
+  return std::string(std::strerror(err)) + " (os error " + std::to_string(err) + ")";
+}
+
 inline Status ErrnoStatus(const std::string& what, int err = errno) {
   return Status::Error(what + ": " + std::strerror(err));
 }

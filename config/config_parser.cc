@@ -209,12 +209,14 @@ Status CheckDeviceId(const JsonObjectReader& reader, const char* field, const st
   for (unsigned char c : id) {
     if (!((c < 0x80 && std::isalnum(c)) || c == '_')) {
       return Status::Error(reader.FieldPath(field) +
-                           ": may hold only letters, digits and '_' (Firecracker's rule)");
+                           ": API Resource IDs can only contain alphanumeric characters and "
+                           "underscores.");
     }
   }
+  // Firecracker's words (its network interfaces show both ids).
   if (!path_id.empty() && id != path_id) {
-    return Status::Error(reader.FieldPath(field) + ": \"" + id +
-                         "\" does not match the id in the path, \"" + path_id + "\"");
+    return Status::Error(reader.FieldPath(field) + ": The id from the path [" + path_id +
+                         "] does not match the id from the body [" + id + "]!");
   }
   return Status::Ok();
 }

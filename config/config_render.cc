@@ -4,8 +4,11 @@
 
 namespace ember {
 
+// Firecracker's shape: every field, null when not given.
 nlohmann::json RenderBootSource(const BootSourceConfig& config) {
-  nlohmann::json json{{"kernel_image_path", config.kernel_image_path}};
+  nlohmann::json json{{"kernel_image_path", config.kernel_image_path},
+                      {"initrd_path", nullptr},
+                      {"boot_args", nullptr}};
   if (config.boot_args) json["boot_args"] = *config.boot_args;
   if (config.initrd_path) json["initrd_path"] = *config.initrd_path;
   return json;
@@ -44,8 +47,12 @@ nlohmann::json RenderRateLimiter(const RateLimiterConfig& config) {
 }  // namespace
 
 nlohmann::json RenderVmConfig(const VmConfig& config) {
-  nlohmann::json json{{"machine-config", RenderMachineConfig(config.machine)}};
-  if (config.boot_source) json["boot-source"] = RenderBootSource(*config.boot_source);
+  // As Firecracker shows it: boot-source is there before it is configured
+  // (an empty kernel path), optional devices are null when absent.
+  nlohmann::json json{
+      {"machine-config", RenderMachineConfig(config.machine)},
+      {"boot-source", RenderBootSource(config.boot_source.value_or(BootSourceConfig{}))},
+      {"vsock", nullptr}};
   if (config.logger) {
     json["logger"] = {{"level", config.logger->level},
                       {"show_level", config.logger->show_level},

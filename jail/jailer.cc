@@ -22,6 +22,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/sys_error.h"
 #include "jail/cgroups.h"
 
 extern char** environ;
@@ -29,9 +30,7 @@ extern char** environ;
 namespace ember {
 namespace {
 
-std::string Errno() {
-  return std::string(std::strerror(errno)) + " (os error " + std::to_string(errno) + ")";
-}
+std::string Errno() { return IoErrorText(); }
 
 uint64_t CpuMicros() {
   timespec now{};

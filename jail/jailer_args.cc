@@ -10,10 +10,11 @@
 #include <map>
 #include <set>
 
+#include "base/instance_id.h"
+#include "base/sys_error.h"
+
 namespace ember {
 namespace {
-
-constexpr size_t kMaxIdBytes = 64;
 
 Status ParseError(const std::string& what) {
   return Status::Error("Failed to parse arguments: " + what);
@@ -22,8 +23,7 @@ Status ParseError(const std::string& what) {
 Result<std::string> Canonical(const std::string& path) {
   char resolved[PATH_MAX];
   if (realpath(path.c_str(), resolved) == nullptr) {
-    return Status::Error("Failed to canonicalize path " + path + ": " + std::strerror(errno) +
-                         " (os error " + std::to_string(errno) + ")");
+    return Status::Error("Failed to canonicalize path " + path + ": " + IoErrorText());
   }
   return std::string(resolved);
 }
@@ -143,16 +143,8 @@ Result<JailerArgs> ParseJailerArgs(const std::vector<std::string>& args) {
 
   // The id names a directory and the VMM's instance: nothing else gets in.
   const std::string id = one("id");
-  if (id.empty() || id.size() > kMaxIdBytes) {
-    return Status::Error("Invalid instance ID: Invalid len (" + std::to_string(id.size()) +
-                         ");  the length must be between 1 and 64");
-  }
-  for (size_t at = 0; at < id.size(); ++at) {
-    const unsigned char c = static_cast<unsigned char>(id[at]);
-    if (!(c < 0x80 && (std::isalnum(c) || c == '-'))) {
-      return Status::Error("Invalid instance ID: Invalid char (" + std::string(1, id[at]) +
-                           ") at position " + std::to_string(at));
-    }
+  if (Status valid = ValidateInstanceId(id); !valid.ok()) {
+    return Status::Error("Invalid instance ID: " + valid.message());
   }
   parsed.id = id;
 

@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (args->version) {
-    std::printf("ember-jailer v%s\n", kEmberVersion);
+    std::fputs(VersionText("ember-jailer").c_str(), stdout);
     return 0;
   }
   Status failed = RunJailer(*args, clock);

@@ -131,6 +131,7 @@ std::vector<SyscallRule> DeviceRules() {
   return With({
       {SCMP_SYS(poll), {}, "waits for kicks"},
       {SCMP_SYS(ppoll), {}, "waits for kicks"},
+      {SCMP_SYS(getrandom), {}, "bytes for a virtio-rng driver"},
       {SCMP_SYS(pread64), {}, "drive reads"},
       {SCMP_SYS(preadv), {}, "drive reads into guest buffers"},
       {SCMP_SYS(pwrite64), {}, "drive writes"},

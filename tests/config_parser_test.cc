@@ -135,7 +135,8 @@ TEST(ConfigParserTest, FsDevices) {
   Result<FsConfig> mismatch =
       ParseFs(nlohmann::json::parse(R"({"fs_id": "a", "tag": "x", "socket": "/s"})"), "", "b");
   ASSERT_FALSE(mismatch.ok());
-  EXPECT_EQ(mismatch.status().message(), "fs_id: \"a\" does not match the id in the path, \"b\"");
+  EXPECT_EQ(mismatch.status().message(),
+            "fs_id: The id from the path [b] does not match the id from the body [a]!");
 }
 
 // Ids reach the log, the metrics and URLs: Firecracker's rule, 1 to 64 of
@@ -156,10 +157,12 @@ TEST(ConfigParserTest, DeviceIdsAreLettersDigitsAndUnderscores) {
   EXPECT_EQ(fs_error(""), "fs_id: must be 1 to 64 characters, got 0");
   EXPECT_EQ(net_error(std::string(65, 'e')), "iface_id: must be 1 to 64 characters, got 65");
   for (const char* bad : {"eth-0", "a/b", "../x", "line\nbreak", "caf\xc3\xa9", "a b"}) {
-    EXPECT_EQ(fs_error(bad), "fs_id: may hold only letters, digits and '_' (Firecracker's rule)")
+    EXPECT_EQ(fs_error(bad),
+              "fs_id: API Resource IDs can only contain alphanumeric characters and underscores.")
         << bad;
-    EXPECT_EQ(net_error(bad),
-              "iface_id: may hold only letters, digits and '_' (Firecracker's rule)")
+    EXPECT_EQ(
+        net_error(bad),
+        "iface_id: API Resource IDs can only contain alphanumeric characters and underscores.")
         << bad;
   }
 }
@@ -277,8 +280,9 @@ TEST(ConfigParserTest, RefusesBadVsock) {
             "vsock.uds_path: must be 1 to 107 bytes (a Unix socket path), got 108");
   EXPECT_EQ(vsock_error(R"({"guest_cid": 3, "uds_path": "/v", "cid": 3})"),
             "vsock.cid: unknown field");
-  EXPECT_EQ(vsock_error(R"({"guest_cid": 3, "uds_path": "/v", "vsock_id": "a/b"})"),
-            "vsock.vsock_id: may hold only letters, digits and '_' (Firecracker's rule)");
+  EXPECT_EQ(
+      vsock_error(R"({"guest_cid": 3, "uds_path": "/v", "vsock_id": "a/b"})"),
+      "vsock.vsock_id: API Resource IDs can only contain alphanumeric characters and underscores.");
   EXPECT_EQ(vsock_error("[]"), "vsock: must be an object, got an array");
 }
 
@@ -316,7 +320,8 @@ TEST(ConfigParserTest, RefusesBadDrives) {
                 .find("A root block device already exists!"),
             std::string::npos);
   EXPECT_EQ(drive_error(R"({"drive_id": "a/b", "path_on_host": "/a", "is_root_device": true})"),
-            "drives[0].drive_id: may hold only letters, digits and '_' (Firecracker's rule)");
+            "drives[0].drive_id: API Resource IDs can only contain alphanumeric characters and "
+            "underscores.");
 }
 
 TEST(ConfigParserTest, DriveUpdatesNeedAPath) {

@@ -246,8 +246,9 @@ TEST_F(DriveApiTest, FieldsAndErrorsAsFirecrackerAnswersThem) {
   ASSERT_EQ(Put("rootfs", Drive("rootfs", root, true)).status, 204);
   ASSERT_EQ(Put("drive_1", Drive("drive_1", root, false, true)).status, 204);
   ExpectFault(Put("drive_2", Drive("drive_2", root, true)), "A root block device already exists!");
-  ExpectFault(Put("other", Drive("drive_2", root, false)),
-              "drive_id: \"drive_2\" does not match the id in the path, \"other\"");
+  ExpectFault(
+      Put("other", Drive("drive_2", root, false)),
+      "drive_id: The id from the path [other] does not match the id from the body [drive_2]!");
   ExpectFault(Put("drive_2", Drive("drive_2", dir_.File("missing"), false)),
               "path_on_host: " + dir_.File("missing") + ": No such file or directory");
   ExpectFault(Put("drive_2", Drive("drive_2", dir_.path(), false)), "Is a directory");
@@ -281,7 +282,8 @@ TEST_F(DriveApiTest, FieldsAndErrorsAsFirecrackerAnswersThem) {
   body = Drive("drive_2", root, false);
   body["socket_mode"] = "server";
   ExpectFault(Put("drive_2", body), "socket_mode: only for vhost-user drives");
-  ExpectFault(Put("a-b", Drive("a-b", root, false)), "may hold only letters, digits and '_'");
+  ExpectFault(Put("a-b", Drive("a-b", root, false)),
+              "API Resource IDs can only contain alphanumeric characters and underscores.");
   // A failed PUT keeps the drive it would have replaced.
   ExpectFault(Put("drive_1", Drive("drive_1", dir_.File("missing"), false)), "No such file");
 

@@ -115,6 +115,7 @@ EmberProcess::EmberProcess(const TempDir& dir, const std::vector<std::string>& a
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       reaped_ = true;
       exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      killed_by_ = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
       return;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -147,6 +148,7 @@ int EmberProcess::WaitForExit(int timeout_ms) {
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       reaped_ = true;
       exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      killed_by_ = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
       return exit_code_;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));

@@ -53,6 +53,8 @@ class EmberProcess {
   // Waits for the process to end; returns its exit code, or -1 on timeout
   // or death by signal.
   int WaitForExit(int timeout_ms = 20000);
+  // After WaitForExit: the signal that killed it, 0 if it exited.
+  int killed_by() const { return killed_by_; }
   void Signal(int signal) const;
 
  private:
@@ -62,6 +64,7 @@ class EmberProcess {
   bool started_ = false;
   bool reaped_ = false;
   int exit_code_ = -1;
+  int killed_by_ = 0;
 };
 
 }  // namespace ember::testing

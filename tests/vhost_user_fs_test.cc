@@ -151,7 +151,7 @@ TEST_F(VhostUserFsTest, ProblemsNameTheDeviceAndLeaveNoHalfStartedVm) {
   EXPECT_NE(fault(long_tag).find("tag: must be 1 to 36 bytes"), std::string::npos);
   HttpResponse mismatch =
       ember.Request("PUT", "/fs/b", json{{"fs_id", "a"}, {"tag", "t"}, {"socket", "/s"}}.dump());
-  EXPECT_NE(fault(mismatch).find("does not match the id in the path"), std::string::npos);
+  EXPECT_NE(fault(mismatch).find("does not match the id from the body"), std::string::npos);
 
   // A socket nobody serves: accepted at PUT, refused at InstanceStart.
   {

@@ -48,6 +48,16 @@ Result<OpenedFile> OpenInput(const std::string& path, const std::string& field) 
   return OpenedFile{std::move(fd), static_cast<uint64_t>(info.st_size)};
 }
 
+// Opens `path` as OpenInput does; the error is the I/O error alone.
+Status CheckOpens(const std::string& path) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  if (!fd.valid()) return Status::Error(IoErrorText());
+  struct stat info {};
+  if (fstat(fd.get(), &info) != 0) return Status::Error(IoErrorText());
+  if (!S_ISREG(info.st_mode)) return Status::Error("not a regular file");
+  return Status::Ok();
+}
+
 uint32_t PhysicalAddressBits(const Kvm& kvm) {
   for (const kvm_cpuid_entry2& entry : kvm.supported_cpuid()) {
     if (entry.function == kLeafAddressSizes) return entry.eax & 0xff;
@@ -339,6 +349,21 @@ Status CreateVcpus(Machine& machine, const MachineConfig& config, const x86::Boo
 }
 
 }  // namespace
+
+Status CheckBootSource(const BootSourceConfig& boot) {
+  if (Status opens = CheckOpens(boot.kernel_image_path); !opens.ok()) {
+    return Status::Error("The kernel file cannot be opened: " + opens.message() +
+                         " (kernel_image_path " + boot.kernel_image_path + ")");
+  }
+  if (boot.initrd_path) {
+    if (Status opens = CheckOpens(*boot.initrd_path); !opens.ok()) {
+      return Status::Error(
+          "The initrd file cannot be opened due to invalid path or invalid permissions. " +
+          opens.message() + " (initrd_path " + *boot.initrd_path + ")");
+    }
+  }
+  return Status::Ok();
+}
 
 Result<std::unique_ptr<Machine>> Boot(const VmConfig& config, const BuildOptions& options,
                                       const BootHooks& hooks) {

@@ -34,6 +34,11 @@ struct BootHooks {
   std::function<void(Machine&)> detach;  // undoes attach when a later step fails
 };
 
+// PUT /boot-source's checks (and the config file's), Firecracker's: the
+// kernel and initrd can be opened as regular files. Messages are
+// Firecracker's ("The kernel file cannot be opened: ..."), naming the path.
+Status CheckBootSource(const BootSourceConfig& boot);
+
 Result<std::unique_ptr<Machine>> Boot(const VmConfig& config, const BuildOptions& options,
                                       const BootHooks& hooks);
 

@@ -1,5 +1,7 @@
 #include "vmm/cli.h"
 
+#include "base/instance_id.h"
+
 namespace ember {
 
 std::string CliUsage() {
@@ -8,7 +10,8 @@ std::string CliUsage() {
          "  --api-sock PATH      Unix socket for the REST API (default /run/ember.socket)\n"
          "  --config-file FILE   configure the microVM from a Firecracker-style JSON file\n"
          "  --no-api             no API server; needs --config-file, boots at once\n"
-         "  --id ID              instance id shown in logs and GET /\n"
+         "  --id ID              instance id shown in logs and GET /: 1 to 64 letters,\n"
+         "                       digits and '-' (default anonymous-instance)\n"
          "  --boot-timer         log the guest's boot time when it writes to the boot timer\n"
          "  --level LEVEL        log level: Error, Warning, Info (default), Debug, Trace, Off\n"
          "  --log-path PATH      write the log to PATH instead of stderr\n"
@@ -42,6 +45,10 @@ Result<CliOptions> ParseCli(const std::vector<std::string>& args) {
       EMBER_RETURN_IF_ERROR(store(options.api_sock));
     } else if (arg == "--id") {
       EMBER_RETURN_IF_ERROR(store(options.id));
+      // It reaches every log line: Firecracker's rule keeps it one word.
+      if (Status valid = ValidateInstanceId(options.id); !valid.ok()) {
+        return Status::Error("--id: Invalid instance ID: " + valid.message());
+      }
     } else if (arg == "--config-file") {
       EMBER_RETURN_IF_ERROR(store(options.config_file));
     } else if (arg == "--level") {

@@ -54,9 +54,10 @@ uint64_t MicrosSince(std::chrono::steady_clock::time_point start) {
                                    .count());
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+// Everything ember does; returns the exit code and sets `stop_signal` to the
+// termination signal that ended it, if one did. Every owner (VM, API socket,
+// console) is gone by the time it returns.
+int RunEmber(int argc, char** argv, int& stop_signal) {
   using namespace ember;
   auto start_time = std::chrono::steady_clock::now();
   uint64_t start_cpu_us = ProcessCpuMicros();
@@ -76,7 +77,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cli->version) {
-    std::printf("ember v%s\n", kEmberVersion);
+    std::fputs(VersionText("ember").c_str(), stdout);
     return 0;
   }
   LoggerOptions logger{cli->level, cli->log_path, cli->show_level, cli->show_log_origin, cli->id};
@@ -84,10 +85,7 @@ int main(int argc, char** argv) {
 
   // Termination signals are read by the VMM thread's loop (signalfd): block
   // them before any other thread exists so that every thread inherits that.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
+  sigset_t signals = TerminationSignals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   // A backend that hangs up must not kill ember: writes report EPIPE instead.
   signal(SIGPIPE, SIG_IGN);
@@ -133,6 +131,24 @@ int main(int argc, char** argv) {
   }
 
   Result<int> code = vmm.Run();
+  stop_signal = vmm.stop_signal();
   if (!code.ok()) return Fail(code.status().message());
   return *code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int stop_signal = 0;
+  const int code = RunEmber(argc, argv, stop_signal);
+  // Firecracker has no SIGTERM handler, so its launchers see it killed by
+  // SIGTERM: ember stops cleanly first, then ends the same way.
+  if (stop_signal == SIGTERM) {
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    raise(SIGTERM);  // pending while blocked; delivered (default action) at unblock
+    pthread_sigmask(SIG_UNBLOCK, &term, nullptr);
+  }
+  return code;
 }

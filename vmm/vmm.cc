@@ -47,6 +47,15 @@ VmmReply FromStatus(const Status& status) {
 
 }  // namespace
 
+sigset_t TerminationSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  return signals;
+}
+
 const char* VmmStateName(Vmm::State state) {
   switch (state) {
     case Vmm::State::kNotStarted:
@@ -67,7 +76,11 @@ Vmm::~Vmm() {
 }
 
 Status Vmm::ConfigureMetrics(const std::string& path) {
-  if (metrics_) return Status::Error("metrics are already configured; they cannot be moved");
+  if (metrics_) {
+    return Status::Error(
+        "Cannot initialize the metrics system due to bad user input: Reinitialization of metrics "
+        "not allowed.");
+  }
   EMBER_ASSIGN_OR_RETURN(MetricsWriter writer, MetricsWriter::Open(path));
   metrics_.emplace(std::move(writer));
   config_.metrics_path = path;
@@ -85,6 +98,9 @@ Status Vmm::ApplyLoggerConfig(const LoggerConfig& config) {
 Status Vmm::Configure(const VmConfig& config) {
   if (config.logger) EMBER_RETURN_IF_ERROR(ApplyLoggerConfig(*config.logger).Context("logger"));
   if (config.metrics_path) EMBER_RETURN_IF_ERROR(ConfigureMetrics(*config.metrics_path));
+  if (config.boot_source) {
+    EMBER_RETURN_IF_ERROR(CheckBootSource(*config.boot_source).Context("Boot source error"));
+  }
   config_ = config;
   return Status::Ok();
 }
@@ -296,13 +312,14 @@ VmmReply Vmm::Handle(const VmmAction& action) {
           [&](const GetInstanceInfo&) {
             return VmmReply::Json({{"id", options_.instance_id},
                                    {"state", VmmStateName(state_)},
-                                   {"vmm_version", kEmberVersion},
+                                   {"vmm_version", kFirecrackerApiVersion},
                                    {"app_name", "ember"}});
           },
           [&](const GetVersion&) {
-            // Firecracker clients read firecracker_version; it carries ember's.
-            return VmmReply::Json(
-                {{"firecracker_version", kEmberVersion}, {"ember_version", kEmberVersion}});
+            // Firecracker clients read firecracker_version: the API version
+            // ember answers as (base/version.h).
+            return VmmReply::Json({{"firecracker_version", kFirecrackerApiVersion},
+                                   {"ember_version", kEmberVersion}});
           },
           [&](const GetVmConfig&) { return VmmReply::Json(RenderVmConfig(config_)); },
           [&](const GetMachineConfig&) {
@@ -310,6 +327,10 @@ VmmReply Vmm::Handle(const VmmAction& action) {
           },
           [&](const PutBootSource& put) {
             if (started) return VmmReply::Error(kNotAfterStart);
+            // Checked before it replaces what was there (Firecracker's rule).
+            if (Status files = CheckBootSource(put.config); !files.ok()) {
+              return VmmReply::Error("Boot source error: " + files.message());
+            }
             config_.boot_source = put.config;
             return VmmReply::NoContent();
           },
@@ -323,11 +344,11 @@ VmmReply Vmm::Handle(const VmmAction& action) {
           },
           [&](const PutLogger& put) {
             if (started) return VmmReply::Error(kNotAfterStart);
-            return FromStatus(ApplyLoggerConfig(put.config));
+            return FromStatus(ApplyLoggerConfig(put.config).Context("Logger error"));
           },
           [&](const PutMetrics& put) {
             if (started) return VmmReply::Error(kNotAfterStart);
-            return FromStatus(ConfigureMetrics(put.path));
+            return FromStatus(ConfigureMetrics(put.path).Context("Metrics error"));
           },
           [&](const PutSerial& put) {
             if (started) return VmmReply::Error(kNotAfterStart);
@@ -361,7 +382,10 @@ VmmReply Vmm::Handle(const VmmAction& action) {
             return VmmReply::NoContent();
           },
           [&](const FlushMetrics&) {
-            if (!metrics_) return VmmReply::Error("metrics are not configured: PUT /metrics first");
+            // Firecracker's rules: only a running VM flushes, and with no
+            // metrics file there is nothing to write (204).
+            if (!started) return VmmReply::Error(kNotBeforeStart);
+            if (!metrics_) return VmmReply::NoContent();
             return FromStatus(metrics_->Flush());
           },
           [&](const SetVmState& set) { return HandleSetVmState(set.paused); },
@@ -457,17 +481,18 @@ Status Vmm::Prepare(ActionChannel* api) {
   loop_ = std::make_unique<EventLoop>(std::move(loop));
   api_ = api;
 
-  // SIGINT/SIGTERM end ember cleanly; main() blocked them in every thread.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
+  // SIGINT, SIGTERM and SIGHUP end ember cleanly; main() blocked them in
+  // every thread.
+  sigset_t signals = TerminationSignals();
   signal_fd_.reset(signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!signal_fd_.valid()) return ErrnoStatus("signalfd");
   EMBER_RETURN_IF_ERROR(loop_->Add(signal_fd_.get(), EPOLLIN, [this](uint32_t) {
     signalfd_siginfo info{};
     (void)!read(signal_fd_.get(), &info, sizeof(info));
-    spdlog::info("received {}, stopping", strsignal(static_cast<int>(info.ssi_signo)));
+    stop_signal_ = static_cast<int>(info.ssi_signo);
+    spdlog::info("received {}, stopping", strsignal(stop_signal_));
+    // Firecracker exits 156 after SIGHUP (flintlock stops VMs with it).
+    if (stop_signal_ == SIGHUP) exit_code_ = kSighupExitCode;
     done_ = true;
   }));
 

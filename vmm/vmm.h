@@ -6,6 +6,8 @@
 // Other threads reach it only through the ActionChannel.
 #pragma once
 
+#include <signal.h>
+
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -54,9 +56,12 @@ class Vmm {
   // Creates the event loop and what it watches (signals, the metrics
   // timer, the API channel if any). Before StartInstance.
   Status Prepare(ActionChannel* api);
-  // Serves events until the VM ends (or SIGINT/SIGTERM); returns the exit
-  // code: 0 after a clean guest shutdown or a signal, 1 after a VM error.
+  // Serves events until the VM ends (or SIGINT/SIGTERM/SIGHUP); returns the
+  // exit code: 0 after a clean guest shutdown, SIGINT or SIGTERM, 1 after a
+  // VM error, 156 after SIGHUP (Firecracker's code).
   Result<int> Run();
+  // The termination signal that ended Run, if one did.
+  int stop_signal() const { return stop_signal_; }
 
  private:
   VmmReply HandleStart();
@@ -88,8 +93,15 @@ class Vmm {
   UniqueFd metrics_timer_;
   bool done_ = false;
   int exit_code_ = 0;
+  int stop_signal_ = 0;
 };
 
 const char* VmmStateName(Vmm::State state);
+
+// The signals that end ember: main blocks them in every thread before any
+// other exists, and the VMM thread reads them from a signalfd.
+sigset_t TerminationSignals();
+// Firecracker's exit code after SIGHUP.
+inline constexpr int kSighupExitCode = 156;
 
 }  // namespace ember
