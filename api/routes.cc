@@ -123,6 +123,30 @@ Result<VmmAction> ParsePutVsock(const ApiRequest& request) {
   return VmmAction(PutVsock{std::move(config)});
 }
 
+Result<VmmAction> ParsePutEntropy(const ApiRequest& request) {
+  EMBER_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(request.body));
+  EMBER_ASSIGN_OR_RETURN(EntropyConfig config, ParseEntropy(body, ""));
+  return VmmAction(PutEntropy{std::move(config)});
+}
+
+// MMDS data is any JSON value (Firecracker's rule); its size limit is the
+// store's.
+Result<VmmAction> ParsePutMmds(const ApiRequest& request) {
+  EMBER_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(request.body));
+  return VmmAction(PutMmds{std::move(body)});
+}
+
+Result<VmmAction> ParsePatchMmds(const ApiRequest& request) {
+  EMBER_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(request.body));
+  return VmmAction(PatchMmds{std::move(body)});
+}
+
+Result<VmmAction> ParsePutMmdsConfig(const ApiRequest& request) {
+  EMBER_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(request.body));
+  EMBER_ASSIGN_OR_RETURN(MmdsConfig config, ParseMmdsConfig(body, ""));
+  return VmmAction(PutMmdsConfig{std::move(config)});
+}
+
 template <typename Action>
 Result<VmmAction> NoBody(const ApiRequest&) {
   return VmmAction(Action{});
@@ -187,6 +211,11 @@ const std::vector<ApiRoute>& ApiRoutes() {
       {"PATCH", "/network-interfaces/{iface_id}", ParsePatchNetworkInterface, &M::patch_network,
        &M::patch_network_fails},
       {"PUT", "/vsock", ParsePutVsock, &M::put_vsock, &M::put_vsock_fails},
+      {"PUT", "/entropy", ParsePutEntropy, &M::put_entropy, &M::put_entropy_fails},
+      {"GET", "/mmds", NoBody<GetMmds>, &M::get_mmds, nullptr},
+      {"PUT", "/mmds", ParsePutMmds, &M::put_mmds, &M::put_mmds_fails},
+      {"PATCH", "/mmds", ParsePatchMmds, &M::patch_mmds, &M::patch_mmds_fails},
+      {"PUT", "/mmds/config", ParsePutMmdsConfig, &M::put_mmds, &M::put_mmds_fails},
   };
   return routes;
 }

@@ -49,6 +49,19 @@ struct PatchDrive {
 struct PatchNetworkInterface {
   NetUpdate update;
 };
+struct PutEntropy {
+  EntropyConfig config;
+};
+struct GetMmds {};
+struct PutMmds {
+  nlohmann::json data;
+};
+struct PatchMmds {
+  nlohmann::json patch;
+};
+struct PutMmdsConfig {
+  MmdsConfig config;
+};
 struct StartInstance {};
 struct SendCtrlAltDel {};
 struct FlushMetrics {};
@@ -59,20 +72,20 @@ struct SetVmState {
 using VmmAction =
     std::variant<GetInstanceInfo, GetVersion, GetVmConfig, GetMachineConfig, PutBootSource,
                  UpdateMachineConfig, PutLogger, PutMetrics, PutSerial, PutDrive, PatchDrive, PutFs,
-                 PutNetworkInterface, PatchNetworkInterface, PutVsock, StartInstance,
-                 SendCtrlAltDel, FlushMetrics, SetVmState>;
+                 PutNetworkInterface, PatchNetworkInterface, PutVsock, PutEntropy, GetMmds, PutMmds,
+                 PatchMmds, PutMmdsConfig, StartInstance, SendCtrlAltDel, FlushMetrics, SetVmState>;
 
 // HTTP status and body, Firecracker's conventions: 204 with no body on
 // success, 200 with JSON for reads, 400 with {"fault_message": ...} for
-// every error.
+// errors (413 for MMDS data over its size limit, as Firecracker).
 struct VmmReply {
   int status = 204;
   nlohmann::json body;
 
   static VmmReply NoContent() { return {204, nullptr}; }
   static VmmReply Json(nlohmann::json body) { return {200, std::move(body)}; }
-  static VmmReply Error(const std::string& message) {
-    return {400, nlohmann::json{{"fault_message", message}}};
+  static VmmReply Error(const std::string& message, int status = 400) {
+    return {status, nlohmann::json{{"fault_message", message}}};
   }
 };
 

@@ -58,6 +58,12 @@ struct Metrics {
   // devices
   Counter uart_write_count, uart_read_count, i8042_reset_count, i8042_ctrl_alt_del,
       i8042_missed_writes, uart_missed_writes;
+  // entropy (virtio-rng; Firecracker's names in metrics.cc)
+  Counter rng_activate_fails, rng_event_fails, rng_event_count, rng_bytes, rng_host_fails,
+      rng_rate_limiter_throttled, rng_rate_limiter_events;
+  Counter put_entropy, put_entropy_fails;
+  // MMDS requests over the API
+  Counter get_mmds, put_mmds, put_mmds_fails, patch_mmds, patch_mmds_fails;
   // seccomp
   Counter seccomp_faults;
   // logger: lines a full or closed log or metrics file did not take

@@ -14,7 +14,7 @@ namespace ember {
 namespace {
 
 // Firecracker resources ember does not provide (yet): named, not ignored.
-constexpr const char* kUnsupportedSections[] = {"balloon", "mmds-config", "entropy", "cpu-config"};
+constexpr const char* kUnsupportedSections[] = {"balloon", "cpu-config"};
 
 }  // namespace
 
@@ -602,6 +602,113 @@ Result<VsockConfig> ParseVsock(const nlohmann::json& body, const std::string& pa
   return config;
 }
 
+Result<EntropyConfig> ParseEntropy(const nlohmann::json& body, const std::string& path) {
+  JsonObjectReader reader(body, path);
+  EntropyConfig config;
+  const nlohmann::json* limiter = reader.Object("rate_limiter");
+  EMBER_RETURN_IF_ERROR(reader.Finish());
+  if (limiter != nullptr) {
+    EMBER_ASSIGN_OR_RETURN(config.rate_limiter,
+                           ParseRateLimiter(*limiter, reader.FieldPath("rate_limiter")));
+  }
+  return config;
+}
+
+namespace {
+
+// "a.b.c.d", each part a decimal 0-255 without leading zeros.
+std::optional<std::array<uint8_t, 4>> ParseIpv4(const std::string& text) {
+  std::array<uint8_t, 4> address{};
+  size_t at = 0;
+  for (size_t part = 0; part < 4; ++part) {
+    size_t end = at;
+    while (end < text.size() && end - at < 4 && text[end] >= '0' && text[end] <= '9') ++end;
+    if (end == at || end - at > 3 || (end - at > 1 && text[at] == '0')) return std::nullopt;
+    const unsigned value = static_cast<unsigned>(std::stoul(text.substr(at, end - at)));
+    if (value > 255) return std::nullopt;
+    address[part] = static_cast<uint8_t>(value);
+    if (part < 3) {
+      if (end >= text.size() || text[end] != '.') return std::nullopt;
+      ++end;
+    } else if (end != text.size()) {
+      return std::nullopt;
+    }
+    at = end;
+  }
+  return address;
+}
+
+}  // namespace
+
+Result<MmdsConfig> ParseMmdsConfig(const nlohmann::json& body, const std::string& path) {
+  JsonObjectReader reader(body, path);
+  MmdsConfig config;
+  std::optional<std::string> version = reader.String("version");
+  const nlohmann::json* interfaces = reader.Array("network_interfaces");
+  std::optional<std::string> address = reader.String("ipv4_address");
+  std::optional<bool> imds_compat = reader.Bool("imds_compat");
+  if (interfaces == nullptr && body.is_object() && !body.contains("network_interfaces")) {
+    return Status::Error(reader.FieldPath("network_interfaces") + ": is required");
+  }
+  EMBER_RETURN_IF_ERROR(reader.Finish());
+  if (version) {
+    if (*version != "V1" && *version != "V2") {
+      return Status::Error(reader.FieldPath("version") + ": must be \"V1\" or \"V2\", got \"" +
+                           *version + "\"");
+    }
+    config.v2 = *version == "V2";
+  }
+  if (interfaces != nullptr) {
+    for (size_t i = 0; i < interfaces->size(); ++i) {
+      const nlohmann::json& id = (*interfaces)[i];
+      if (!id.is_string()) {
+        return Status::Error(reader.FieldPath("network_interfaces") + "[" + std::to_string(i) +
+                             "]: must be a string, got " + JsonTypeName(id));
+      }
+      config.network_interfaces.push_back(id.get<std::string>());
+    }
+  }
+  if (config.network_interfaces.empty()) {
+    return Status::Error(reader.FieldPath("network_interfaces") +
+                         ": The list of network interface IDs that allow forwarding MMDS "
+                         "requests is empty.");
+  }
+  if (address) {
+    std::optional<std::array<uint8_t, 4>> parsed = ParseIpv4(*address);
+    if (!parsed) {
+      return Status::Error(reader.FieldPath("ipv4_address") +
+                           ": must be an IPv4 address (a.b.c.d), got \"" + *address + "\"");
+    }
+    // Firecracker's rule: 169.254.0.0/16.
+    if ((*parsed)[0] != 169 || (*parsed)[1] != 254) {
+      return Status::Error(reader.FieldPath("ipv4_address") +
+                           ": The MMDS IPv4 address is not link local.");
+    }
+    config.ipv4_address = *parsed;
+  }
+  config.imds_compat = imds_compat.value_or(false);
+  return config;
+}
+
+Status CheckMmdsInterfaces(const MmdsConfig& mmds, const std::vector<NetConfig>& net) {
+  for (const std::string& id : mmds.network_interfaces) {
+    auto found = std::find_if(net.begin(), net.end(),
+                              [&](const NetConfig& iface) { return iface.iface_id == id; });
+    if (found == net.end()) {
+      return Status::Error(
+          "The list of network interface IDs provided contains at least one ID that does not "
+          "correspond to any existing network interface. (" +
+          id + ")");
+    }
+    if (found->host_dev_name.empty()) {
+      return Status::Error("network interface " + id +
+                           " is a vhost-user interface: its frames never pass through ember, so "
+                           "ember cannot answer MMDS on it (use a TAP interface)");
+    }
+  }
+  return Status::Ok();
+}
+
 Result<VmConfig> ParseVmConfig(std::string_view text) {
   EMBER_ASSIGN_OR_RETURN(nlohmann::json document, ParseJsonDocument(text));
   JsonObjectReader reader(document, "");
@@ -615,6 +722,8 @@ Result<VmConfig> ParseVmConfig(std::string_view text) {
   const nlohmann::json* fs = reader.Array("fs");
   const nlohmann::json* net = reader.Array("network-interfaces");
   const nlohmann::json* vsock = reader.Object("vsock");
+  const nlohmann::json* entropy = reader.Object("entropy");
+  const nlohmann::json* mmds = reader.Object("mmds-config");
   std::string unsupported;
   for (const char* section : kUnsupportedSections) {
     if (reader.Raw(section) != nullptr && unsupported.empty()) unsupported = section;
@@ -662,6 +771,13 @@ Result<VmConfig> ParseVmConfig(std::string_view text) {
   }
   if (vsock != nullptr) {
     EMBER_ASSIGN_OR_RETURN(config.vsock, ParseVsock(*vsock, "vsock"));
+  }
+  if (entropy != nullptr) {
+    EMBER_ASSIGN_OR_RETURN(config.entropy, ParseEntropy(*entropy, "entropy"));
+  }
+  if (mmds != nullptr) {
+    EMBER_ASSIGN_OR_RETURN(config.mmds, ParseMmdsConfig(*mmds, "mmds-config"));
+    EMBER_RETURN_IF_ERROR(CheckMmdsInterfaces(*config.mmds, config.net).Context("mmds-config"));
   }
   return config;
 }

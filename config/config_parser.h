@@ -99,6 +99,15 @@ std::vector<DriveConfig> UpsertDrive(const std::vector<DriveConfig>& drives,
 constexpr size_t kMaxUnixPathBytes = 107;
 Result<VsockConfig> ParseVsock(const nlohmann::json& body, const std::string& path);
 
+// PUT /entropy, the config file's "entropy": {"rate_limiter": ...}.
+Result<EntropyConfig> ParseEntropy(const nlohmann::json& body, const std::string& path);
+// PUT /mmds/config, the config file's "mmds-config": Firecracker's fields
+// (version V1|V2, network_interfaces, ipv4_address, imds_compat).
+Result<MmdsConfig> ParseMmdsConfig(const nlohmann::json& body, const std::string& path);
+// MMDS travels on TAP interfaces ember serves: each one listed must be
+// configured, and none may be a vhost-user interface.
+Status CheckMmdsInterfaces(const MmdsConfig& mmds, const std::vector<NetConfig>& net);
+
 // A Firecracker-style config file ("boot-source", "machine-config", ...).
 Result<VmConfig> ParseVmConfig(std::string_view text);
 Result<VmConfig> LoadVmConfigFile(const std::string& file_path);

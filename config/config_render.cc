@@ -105,6 +105,23 @@ nlohmann::json RenderVmConfig(const VmConfig& config) {
     json["vsock"] = {{"guest_cid", config.vsock->guest_cid}, {"uds_path", config.vsock->uds_path}};
     if (config.vsock->vsock_id) json["vsock"]["vsock_id"] = *config.vsock->vsock_id;
   }
+  json["entropy"] = nullptr;
+  if (config.entropy) {
+    json["entropy"] = nlohmann::json::object();
+    if (config.entropy->rate_limiter) {
+      json["entropy"]["rate_limiter"] = RenderRateLimiter(*config.entropy->rate_limiter);
+    }
+  }
+  json["mmds-config"] = nullptr;
+  if (config.mmds) {
+    const std::array<uint8_t, 4>& ip = config.mmds->ipv4_address;
+    json["mmds-config"] = {
+        {"version", config.mmds->v2 ? "V2" : "V1"},
+        {"network_interfaces", config.mmds->network_interfaces},
+        {"ipv4_address", std::to_string(ip[0]) + "." + std::to_string(ip[1]) + "." +
+                             std::to_string(ip[2]) + "." + std::to_string(ip[3])},
+        {"imds_compat", config.mmds->imds_compat}};
+  }
   if (config.serial.serial_out_path) {
     json["serial"] = {{"serial_out_path", *config.serial.serial_out_path}};
   }

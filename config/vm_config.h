@@ -124,6 +124,22 @@ struct VsockConfig {
   std::string uds_path;  // host-initiated connections; guest-initiated go to uds_path_PORT
 };
 
+// The entropy device ("entropy", PUT /entropy): Firecracker's virtio-rng,
+// filled from the host's getrandom.
+struct EntropyConfig {
+  std::optional<RateLimiterConfig> rate_limiter;
+};
+
+// MMDS, Firecracker's metadata service ("mmds-config", PUT /mmds/config):
+// which TAP interfaces carry it to the guest, at which address, and whether
+// V2 session tokens are required.
+struct MmdsConfig {
+  bool v2 = false;                              // "version": "V1" (default) or "V2"
+  std::vector<std::string> network_interfaces;  // iface_ids, at least one
+  std::array<uint8_t, 4> ipv4_address = {169, 254, 169, 254};
+  bool imds_compat = false;
+};
+
 struct VmConfig {
   std::optional<BootSourceConfig> boot_source;
   MachineConfig machine;
@@ -135,6 +151,8 @@ struct VmConfig {
   std::vector<FsConfig> fs;
   std::vector<NetConfig> net;
   std::optional<VsockConfig> vsock;
+  std::optional<EntropyConfig> entropy;
+  std::optional<MmdsConfig> mmds;
 };
 
 }  // namespace ember

@@ -676,6 +676,110 @@ TEST_F(ApiTest, ThreadsCarryFirecrackersNames) {
   EXPECT_EQ(ember_->WaitForExit(), 0) << ember_->Stderr();
 }
 
+// PUT /entropy (Firecracker's virtio-rng): the guest reads random bytes
+// from it, and the rate limiter's bucket holds the second read until it
+// refills, which the guest does not notice beyond the wait.
+TEST_F(ApiTest, EntropyDeviceGivesTheGuestRandomBytes) {
+  ExpectFault(ember_->Request("PUT", "/entropy", R"({"rate": 1})"), "rate: unknown field");
+  ExpectFault(
+      ember_->Request("PUT", "/entropy", R"({"rate_limiter": {"bandwidth": {"size": -1}}})"),
+      "rate_limiter.bandwidth.size");
+  EXPECT_TRUE(json::parse(ember_->Request("GET", "/vm/config").body)["entropy"].is_null());
+  const json limiter = {{"bandwidth", {{"size", 64}, {"refill_time", 100}}}};
+  ASSERT_EQ(ember_->Request("PUT", "/entropy", json{{"rate_limiter", limiter}}.dump()).status, 204);
+  json config = json::parse(ember_->Request("GET", "/vm/config").body);
+  EXPECT_EQ(config["entropy"]["rate_limiter"]["bandwidth"]["size"], 64) << config.dump();
+  if (!HaveKvm()) GTEST_SKIP() << "/dev/kvm is absent: the guest needs it";
+  PutGuest("virtio,rng");
+  ASSERT_EQ(Start().status, 204);
+  ASSERT_EQ(ember_->WaitForExit(), 0) << ember_->Stderr();
+  const std::string out = ember_->Stdout();
+  EXPECT_NE(out.find(" id=4\n"), std::string::npos) << "a virtio-mmio slot holds device 4: " << out;
+  EXPECT_NE(out.find("ember-guest: rng bytes=64,64 nonzero=yes differ=yes\n"), std::string::npos)
+      << out;
+}
+
+// MMDS over the API: PUT replaces, PATCH merges (RFC 7396), GET reads;
+// the size limit answers 413; mmds-config names TAP interfaces only.
+TEST_F(ApiTest, MmdsDataAndConfig) {
+  EXPECT_EQ(ember_->Request("GET", "/mmds").body, "{}");
+  ExpectFault(ember_->Request("PATCH", "/mmds", R"({"a": 1})"),
+              "The MMDS data store is not initialized.");
+  ASSERT_EQ(
+      ember_->Request("PUT", "/mmds", R"({"latest": {"meta-data": {"ami-id": "ami-1"}}})").status,
+      204);
+  ASSERT_EQ(
+      ember_->Request("PATCH", "/mmds", R"({"latest": {"meta-data": {"hostname": "h"}}})").status,
+      204);
+  ASSERT_EQ(
+      ember_->Request("PATCH", "/mmds", R"({"latest": {"meta-data": {"ami-id": null}}})").status,
+      204);
+  EXPECT_EQ(json::parse(ember_->Request("GET", "/mmds").body),
+            json::parse(R"({"latest": {"meta-data": {"hostname": "h"}}})"));
+  // The body fits the API's 51200 bytes; merged with what is there, the
+  // data does not fit the store's (the same number by default).
+  HttpResponse too_big =
+      ember_->Request("PATCH", "/mmds", json{{"k", std::string(51180, 'x')}}.dump());
+  EXPECT_EQ(too_big.status, 413) << too_big.body;
+  EXPECT_NE(Fault(too_big).find("MMDS limit exceeded error"), std::string::npos) << too_big.body;
+
+  ExpectFault(ember_->Request("PUT", "/mmds/config", R"({"network_interfaces": []})"),
+              "The list of network interface IDs that allow forwarding MMDS requests is empty.");
+  ExpectFault(ember_->Request("PUT", "/mmds/config", R"({"version": "V1"})"),
+              "network_interfaces: is required");
+  ExpectFault(ember_->Request("PUT", "/mmds/config", R"({"network_interfaces": ["eth0"]})"),
+              "does not correspond to any existing network interface. (eth0)");
+  ExpectFault(ember_->Request("PUT", "/mmds/config",
+                              R"({"network_interfaces": ["eth0"], "ipv4_address": "10.0.0.1"})"),
+              "The MMDS IPv4 address is not link local.");
+  ExpectFault(ember_->Request("PUT", "/mmds/config",
+                              R"({"network_interfaces": ["eth0"], "version": "V3"})"),
+              "version: must be \"V1\" or \"V2\"");
+  // A vhost-user interface cannot carry it: its frames never pass through ember.
+  ASSERT_EQ(ember_
+                ->Request("PUT", "/network-interfaces/eth0",
+                          json{{"iface_id", "eth0"},
+                               {"socket", dir_.File("net.sock")},
+                               {"socket_mode", "server"}}
+                              .dump())
+                .status,
+            204);
+  ExpectFault(ember_->Request("PUT", "/mmds/config", R"({"network_interfaces": ["eth0"]})"),
+              "eth0 is a vhost-user interface");
+  EXPECT_TRUE(json::parse(ember_->Request("GET", "/vm/config").body)["mmds-config"].is_null());
+}
+
+// --metadata fills MMDS at start, --mmds-size-limit bounds it, and the
+// config file's mmds-config is checked like PUT /mmds/config.
+TEST(MmdsCliTest, MetadataFileAndSizeLimit) {
+  TempDir dir;
+  WriteFile(dir.File("meta.json"), std::string(R"({"a": "b"})"));
+  EmberProcess ember(dir, {"--metadata", dir.File("meta.json"), "--mmds-size-limit", "100"});
+  ASSERT_TRUE(ember.started()) << ember.Stderr();
+  EXPECT_EQ(json::parse(ember.Request("GET", "/mmds").body), json({{"a", "b"}}));
+  HttpResponse big = ember.Request("PUT", "/mmds", json{{"k", std::string(200, 'x')}}.dump());
+  EXPECT_EQ(big.status, 413) << big.body;
+  EXPECT_EQ(json::parse(ember.Request("GET", "/mmds").body), json({{"a", "b"}}));
+
+  WriteFile(dir.File("bad.json"), std::string("{not json"));
+  ProcessResult bad = RunProcess({EMBER_BINARY, "--no-api", "--config-file", dir.File("vm.json"),
+                                  "--metadata", dir.File("bad.json")},
+                                 10000);
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("--metadata " + dir.File("bad.json") + ": invalid JSON"),
+            std::string::npos)
+      << bad.err;
+  WriteFile(dir.File("vm.json"), json{{"boot-source", {{"kernel_image_path", GuestPvh()}}},
+                                      {"mmds-config", {{"network_interfaces", {"eth9"}}}}}
+                                     .dump());
+  ProcessResult unknown =
+      RunProcess({EMBER_BINARY, "--no-api", "--config-file", dir.File("vm.json")}, 10000);
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.err.find("mmds-config: The list of network interface IDs provided contains"),
+            std::string::npos)
+      << unknown.err;
+}
+
 // Kata reads the second word of `--version`'s first line as a semantic
 // version (>= 0.21.1); SDKs read GET /version. Both carry the Firecracker API
 // version ember answers as, and ember's own version is beside it.

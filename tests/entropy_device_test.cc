@@ -124,9 +124,9 @@ TEST_F(EntropyDeviceTest, CreateRefusesAQueueSizeThatIsNotAPowerOfTwo) {
 
 TEST_F(EntropyDeviceTest, ARequestGetsItsBytesAndTwoRequestsDiffer) {
   Start();
-  EntropyMetrics& metrics = GlobalEntropyMetrics();
-  const uint64_t bytes = metrics.entropy_bytes.Read();
-  const uint64_t events = metrics.entropy_event_count.Read();
+  Metrics& metrics = GlobalMetrics();
+  const uint64_t bytes = metrics.rng_bytes.Read();
+  const uint64_t events = metrics.rng_event_count.Read();
   PutDesc(0, {kBuffers, 256, kDescWrite, 0});
   Publish(0);
   EXPECT_EQ(WaitUsedEntry(), Used(0, 256));
@@ -140,8 +140,8 @@ TEST_F(EntropyDeviceTest, ARequestGetsItsBytesAndTwoRequestsDiffer) {
   EXPECT_NE(first, second);
   // Nothing past the buffer.
   EXPECT_TRUE(AllZero(Bytes(kBuffers + 256, 256)));
-  EXPECT_EQ(metrics.entropy_bytes.Read(), bytes + 512);
-  EXPECT_EQ(metrics.entropy_event_count.Read(), events + 2);
+  EXPECT_EQ(metrics.rng_bytes.Read(), bytes + 512);
+  EXPECT_EQ(metrics.rng_event_count.Read(), events + 2);
   device_->Sync();
   EXPECT_TRUE(TakeInterrupt());
 }
@@ -161,9 +161,9 @@ TEST_F(EntropyDeviceTest, EveryDescriptorOfAChainIsFilled) {
 
 TEST_F(EntropyDeviceTest, HostileChainsComeBackEmptyAndCounted) {
   Start();
-  EntropyMetrics& metrics = GlobalEntropyMetrics();
-  const uint64_t fails = metrics.entropy_event_fails.Read();
-  const uint64_t bytes = metrics.entropy_bytes.Read();
+  Metrics& metrics = GlobalMetrics();
+  const uint64_t fails = metrics.rng_event_fails.Read();
+  const uint64_t bytes = metrics.rng_bytes.Read();
   // A buffer the device may not write, alone and after a writable one.
   PutDesc(0, {kBuffers, 64, 0, 0});
   Publish(0);
@@ -184,7 +184,7 @@ TEST_F(EntropyDeviceTest, HostileChainsComeBackEmptyAndCounted) {
   Publish(6);
   EXPECT_EQ(WaitUsedEntry(), Used(6, 0));
   EXPECT_TRUE(AllZero(Bytes(kBuffers, 0x3000)));
-  EXPECT_EQ(metrics.entropy_event_fails.Read(), fails + 5);
+  EXPECT_EQ(metrics.rng_event_fails.Read(), fails + 5);
   // An empty request is answered emptily, not a failure; the device goes on.
   PutDesc(7, {0, 0, kDescWrite, 0});
   Publish(7);
@@ -192,8 +192,8 @@ TEST_F(EntropyDeviceTest, HostileChainsComeBackEmptyAndCounted) {
   PutDesc(8, {kBuffers, 32, kDescWrite, 0});
   Publish(8);
   EXPECT_EQ(WaitUsedEntry(), Used(8, 32));
-  EXPECT_EQ(metrics.entropy_event_fails.Read(), fails + 5);
-  EXPECT_EQ(metrics.entropy_bytes.Read(), bytes + 32);
+  EXPECT_EQ(metrics.rng_event_fails.Read(), fails + 5);
+  EXPECT_EQ(metrics.rng_bytes.Read(), bytes + 32);
   EXPECT_EQ(resets_, 0);
 }
 
@@ -222,15 +222,15 @@ TEST_F(EntropyDeviceTest, AFailedGetrandomReturnsTheRequestEmpty) {
     return false;
   };
   Start(std::move(options));
-  EntropyMetrics& metrics = GlobalEntropyMetrics();
-  const uint64_t host_fails = metrics.host_rng_fails.Read();
-  const uint64_t fails = metrics.entropy_event_fails.Read();
+  Metrics& metrics = GlobalMetrics();
+  const uint64_t host_fails = metrics.rng_host_fails.Read();
+  const uint64_t fails = metrics.rng_event_fails.Read();
   PutDesc(0, {kBuffers, 64, kDescWrite, 0});
   Publish(0);
   EXPECT_EQ(WaitUsed(), 0);
   EXPECT_TRUE(AllZero(Bytes(kBuffers, 64)));
-  EXPECT_EQ(metrics.host_rng_fails.Read(), host_fails + 1);
-  EXPECT_EQ(metrics.entropy_event_fails.Read(), fails + 1);
+  EXPECT_EQ(metrics.rng_host_fails.Read(), host_fails + 1);
+  EXPECT_EQ(metrics.rng_event_fails.Read(), fails + 1);
 }
 
 TEST_F(EntropyDeviceTest, TheHostsGetrandomFillsLargeBuffers) {
@@ -244,9 +244,9 @@ TEST_F(EntropyDeviceTest, TheRateLimiterHoldsARequestUntilItsBucketRefills) {
   // 1000 bytes per 200 ms, the bucket full at the start.
   options.rate_limiter.bandwidth = TokenBucketConfig{1000, 0, 200};
   Start(std::move(options));
-  EntropyMetrics& metrics = GlobalEntropyMetrics();
-  const uint64_t throttled = metrics.entropy_rate_limiter_throttled.Read();
-  const uint64_t limiter_events = metrics.rate_limiter_event_count.Read();
+  Metrics& metrics = GlobalMetrics();
+  const uint64_t throttled = metrics.rng_rate_limiter_throttled.Read();
+  const uint64_t limiter_events = metrics.rng_rate_limiter_events.Read();
   PutDesc(0, {kBuffers, 1000, kDescWrite, 0});
   Publish(0);
   EXPECT_EQ(WaitUsed(), 1000);
@@ -255,16 +255,16 @@ TEST_F(EntropyDeviceTest, TheRateLimiterHoldsARequestUntilItsBucketRefills) {
   Publish(1);
   device_->Sync();
   EXPECT_EQ(rings_->used_index(0), 1);
-  EXPECT_EQ(metrics.entropy_rate_limiter_throttled.Read(), throttled + 1);
+  EXPECT_EQ(metrics.rng_rate_limiter_throttled.Read(), throttled + 1);
   // A kick meanwhile does not serve it, nor ask the limiter again.
   rings_->SetAvailIndex(0, 2);
   device_->Sync();
   EXPECT_EQ(rings_->used_index(0), 1);
-  EXPECT_EQ(metrics.entropy_rate_limiter_throttled.Read(), throttled + 1);
+  EXPECT_EQ(metrics.rng_rate_limiter_throttled.Read(), throttled + 1);
   // The limiter's timer resumes it.
   EXPECT_EQ(WaitUsedEntry(), Used(1, 1000));
   EXPECT_FALSE(AllZero(Bytes(kBuffers + 0x1000, 1000)));
-  EXPECT_GE(metrics.rate_limiter_event_count.Read(), limiter_events + 2);
+  EXPECT_GE(metrics.rng_rate_limiter_events.Read(), limiter_events + 2);
 }
 
 TEST_F(EntropyDeviceTest, TheOpsBucketCountsRequests) {
@@ -299,7 +299,7 @@ TEST_F(EntropyDeviceTest, ResetThenActivateAgainServesRequests) {
 TEST_F(EntropyDeviceTest, AQueueNeverMadeReadyIsRefusedAndCounted) {
   Start();
   device_->Reset();
-  const uint64_t fails = GlobalEntropyMetrics().activate_fails.Read();
+  const uint64_t fails = GlobalMetrics().rng_activate_fails.Read();
   std::vector<VirtQueueState> states = {{kQueueSize, false, kRing, kRing + 0x1000, kRing + 0x2000}};
   Activation template_activation = rings_->MakeActivation(kVirtioFeatureVersion1);
   Activation activation{kVirtioFeatureVersion1,
@@ -309,7 +309,7 @@ TEST_F(EntropyDeviceTest, AQueueNeverMadeReadyIsRefusedAndCounted) {
                         template_activation.interrupt_fd,
                         template_activation.needs_reset};
   EXPECT_FALSE(device_->Activate(activation).ok());
-  EXPECT_EQ(GlobalEntropyMetrics().activate_fails.Read(), fails + 1);
+  EXPECT_EQ(GlobalMetrics().rng_activate_fails.Read(), fails + 1);
 }
 
 TEST_F(EntropyDeviceTest, BrokenRingAsksForAReset) {

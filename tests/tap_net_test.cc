@@ -138,5 +138,41 @@ TEST_F(TapNetTest, FieldsAndErrorsAsFirecrackerAnswersThem) {
       << Fault(twice);
 }
 
+// MMDS on the TAP interface: the guest resolves 169.254.169.254 (ember
+// answers with MMDS's MAC, the host never sees the request), opens TCP to
+// port 80 and GETs a key. V1 answers; V2 without a session token is 401.
+TEST_F(TapNetTest, GuestReadsMmdsOverTheTapInterface) {
+  for (const std::string version : {"V1", "V2"}) {
+    TempDir dir;
+    std::unique_ptr<EmberProcess> ember = StartEmber(dir);
+    ASSERT_TRUE(ember->started());
+    json boot{{"kernel_image_path", std::string(EMBER_GUEST_DIR) + "/guest-pvh.elf"},
+              {"boot_args", "console=ttyS0 ember.tests=mmds"}};
+    ASSERT_EQ(ember->Request("PUT", "/boot-source", boot.dump()).status, 204);
+    ASSERT_EQ(ember->Request("PUT", "/network-interfaces/eth0", Iface("tap0").dump()).status, 204);
+    HttpResponse config = ember->Request(
+        "PUT", "/mmds/config", json{{"network_interfaces", {"eth0"}}, {"version", version}}.dump());
+    ASSERT_EQ(config.status, 204) << config.body;
+    ASSERT_EQ(ember
+                  ->Request("PUT", "/mmds",
+                            json{{"latest", {{"meta-data", {{"ami-id", "ami-123"}}}}}}.dump())
+                  .status,
+              204);
+    ASSERT_EQ(ember->Request("PUT", "/actions", R"({"action_type": "InstanceStart"})").status, 204);
+    ASSERT_TRUE(ember->WaitForOutput("ember-guest: done", 60000))
+        << ember->Stdout() << ember->Stderr();
+    const std::string out = ember->Stdout();
+    EXPECT_NE(out.find("ember-guest: mmds arp mac=06:01:23:45:67:01\n"), std::string::npos) << out;
+    if (version == "V1") {
+      EXPECT_NE(out.find("ember-guest: mmds http status=200 body=ami-123 closed\n"),
+                std::string::npos)
+          << out;
+    } else {
+      EXPECT_NE(out.find("ember-guest: mmds http status=401 "), std::string::npos) << out;
+    }
+    EXPECT_EQ(ember->WaitForExit(), 0) << ember->Stderr();
+  }
+}
+
 }  // namespace
 }  // namespace ember::testing

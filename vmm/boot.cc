@@ -5,6 +5,8 @@
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include "arch/x86_64/configure_system.h"
 #include "arch/x86_64/cpuid.h"
 #include "arch/x86_64/e820.h"
@@ -19,6 +21,7 @@
 #include "devices/boot_timer.h"
 #include "devices/tap.h"
 #include "devices/virtio/block_device.h"
+#include "devices/virtio/entropy_device.h"
 #include "devices/virtio/mmio_transport.h"
 #include "devices/virtio/vhost_user_blk.h"
 #include "devices/virtio/vhost_user_fs.h"
@@ -215,8 +218,10 @@ Status AddDrive(Machine& machine, const DriveConfig& config) {
   return Status::Ok();
 }
 
-// A network interface on its TAP, with ember's virtio-net.
-Status AddTapNet(Machine& machine, const NetConfig& config) {
+// A network interface on its TAP, with ember's virtio-net; it answers MMDS
+// itself when mmds-config lists it.
+Status AddTapNet(Machine& machine, const NetConfig& config, const VmConfig& vm,
+                 const BuildOptions& build) {
   const std::string name = "net device " + config.iface_id;
   Result<UniqueFd> tap = OpenTap(config.host_dev_name);
   if (!tap.ok()) return tap.status().Context(name);
@@ -227,6 +232,10 @@ Status AddTapNet(Machine& machine, const NetConfig& config) {
                         config.mtu,
                         config.rx_rate_limiter.value_or(RateLimiterConfig{}),
                         config.tx_rate_limiter.value_or(RateLimiterConfig{})};
+  if (vm.mmds && std::count(vm.mmds->network_interfaces.begin(), vm.mmds->network_interfaces.end(),
+                            config.iface_id) > 0) {
+    options.mmds = build.mmds;
+  }
   EMBER_ASSIGN_OR_RETURN(std::shared_ptr<TapNetDevice> device,
                          TapNetDevice::Create(std::move(options), std::move(*tap)));
   EMBER_RETURN_IF_ERROR(AttachVirtioDevice(machine, device, name).status());
@@ -239,6 +248,15 @@ Status AddVsock(Machine& machine, const VsockConfig& config) {
   EMBER_RETURN_IF_ERROR(RemoveStaleSocket(config.uds_path, "vsock: uds_path"));
   EMBER_ASSIGN_OR_RETURN(machine.vsock, VsockDevice::Create({config.guest_cid, config.uds_path}));
   return AttachVirtioDevice(machine, machine.vsock, "vsock").status();
+}
+
+// The entropy device (virtio-rng), last as in Firecracker.
+Status AddEntropy(Machine& machine, const EntropyConfig& config) {
+  EntropyOptions options;
+  options.rate_limiter = config.rate_limiter.value_or(RateLimiterConfig{});
+  EMBER_ASSIGN_OR_RETURN(std::shared_ptr<EntropyDevice> device,
+                         EntropyDevice::Create(std::move(options)));
+  return AttachVirtioDevice(machine, device, "entropy").status();
 }
 
 // Firecracker's root=: the root drive is /dev/vda (it is attached first),
@@ -255,12 +273,12 @@ std::string RootDeviceArgs(const VmConfig& config) {
 // Creates every virtio device, in Firecracker's order (drives first, so the
 // root drive is vda), then fs, net and vsock; the device manager places
 // each.
-Status AddVirtioDevices(Machine& machine, const VmConfig& config) {
-  const size_t count =
-      config.drives.size() + config.fs.size() + config.net.size() + (config.vsock ? 1 : 0);
+Status AddVirtioDevices(Machine& machine, const VmConfig& config, const BuildOptions& build) {
+  const size_t count = config.drives.size() + config.fs.size() + config.net.size() +
+                       (config.vsock ? 1 : 0) + (config.entropy ? 1 : 0);
   if (count > layout::kMaxVirtioDevices) {
     return Status::Error(std::to_string(count) +
-                         " drives, fs, net and vsock devices configured, at most " +
+                         " drives, fs, net, vsock and entropy devices configured, at most " +
                          std::to_string(layout::kMaxVirtioDevices) + " fit");
   }
   for (const DriveConfig& drive : config.drives) EMBER_RETURN_IF_ERROR(AddDrive(machine, drive));
@@ -272,7 +290,7 @@ Status AddVirtioDevices(Machine& machine, const VmConfig& config) {
   }
   for (const NetConfig& net : config.net) {
     if (!net.host_dev_name.empty()) {
-      EMBER_RETURN_IF_ERROR(AddTapNet(machine, net));
+      EMBER_RETURN_IF_ERROR(AddTapNet(machine, net, config, build));
       continue;
     }
     EMBER_RETURN_IF_ERROR(AddVhostUserDevice(
@@ -281,6 +299,7 @@ Status AddVirtioDevices(Machine& machine, const VmConfig& config) {
         }));
   }
   if (config.vsock) EMBER_RETURN_IF_ERROR(AddVsock(machine, *config.vsock));
+  if (config.entropy) EMBER_RETURN_IF_ERROR(AddEntropy(machine, *config.entropy));
   return Status::Ok();
 }
 
@@ -403,7 +422,7 @@ Result<std::unique_ptr<Machine>> Boot(const VmConfig& config, const BuildOptions
   EMBER_RETURN_IF_ERROR(AddDevices(*machine, config, options));
 
   // 4. Virtio devices, each placed once by the device manager.
-  EMBER_RETURN_IF_ERROR(AddVirtioDevices(*machine, config));
+  EMBER_RETURN_IF_ERROR(AddVirtioDevices(*machine, config, options));
 
   // 5. Guest: kernel, initrd, and the x86 boot structures for this board.
   EMBER_ASSIGN_OR_RETURN(x86::BootEntry entry, LoadGuest(*machine, config));

@@ -14,6 +14,7 @@
 
 #include "base/status.h"
 #include "config/vm_config.h"
+#include "devices/mmds/mmds_store.h"
 #include "vmm/machine.h"
 
 namespace ember {
@@ -25,6 +26,8 @@ struct BuildOptions {
   std::chrono::steady_clock::time_point start_time = std::chrono::steady_clock::now();
   uint64_t start_cpu_us = 0;
   int console_fd = 1;  // used unless the config names serial_out_path
+  // MMDS's data, served on the TAP interfaces the config's mmds-config lists.
+  std::shared_ptr<MmdsStore> mmds;
 };
 
 // What the VMM thread does with the machine before its filter goes on:

@@ -18,6 +18,8 @@ std::string CliUsage() {
          "  --metrics-path PATH  write metrics to PATH\n"
          "  --show-level         show the level in log lines (default)\n"
          "  --show-log-origin    show file:line in log lines\n"
+         "  --metadata FILE      put this JSON file's contents into MMDS at start\n"
+         "  --mmds-size-limit N  MMDS data store limit in bytes (default 51200)\n"
          "  --no-seccomp         run threads without their seccomp filters (on by default)\n"
          "  --start-time-us N, --start-time-cpu-us N, --parent-cpu-time-us N\n"
          "                       set by ember-jailer (as Firecracker's jailer does)\n"
@@ -57,6 +59,16 @@ Result<CliOptions> ParseCli(const std::vector<std::string>& args) {
       EMBER_RETURN_IF_ERROR(store(options.log_path));
     } else if (arg == "--metrics-path") {
       EMBER_RETURN_IF_ERROR(store(options.metrics_path));
+    } else if (arg == "--metadata") {
+      EMBER_RETURN_IF_ERROR(store(options.metadata));
+    } else if (arg == "--mmds-size-limit") {
+      std::string text;
+      EMBER_RETURN_IF_ERROR(store(text));
+      if (text.size() > 12 || text.find_first_not_of("0123456789") != std::string::npos ||
+          std::stoull(text) == 0) {
+        return Status::Error(arg + ": must be a number of bytes from 1, got " + text);
+      }
+      options.mmds_size_limit = std::stoull(text);
     } else if (arg == "--no-api") {
       options.no_api = true;
     } else if (arg == "--boot-timer") {

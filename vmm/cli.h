@@ -21,6 +21,8 @@ struct CliOptions {
   std::optional<std::string> metrics_path;
   bool show_level = true;
   bool show_log_origin = false;
+  std::optional<std::string> metadata;  // a JSON file put into MMDS at start
+  std::optional<uint64_t> mmds_size_limit;
   bool version = false;
   bool help = false;
   // From a jailer (Firecracker's flags): when it started (CLOCK_MONOTONIC

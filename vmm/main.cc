@@ -6,7 +6,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -17,6 +19,7 @@
 #include "base/metrics.h"
 #include "base/version.h"
 #include "config/config_parser.h"
+#include "config/json_reader.h"
 #include "jail/seccomp.h"
 #include "vmm/cli.h"
 #include "vmm/vmm.h"
@@ -47,6 +50,17 @@ struct ApiSide {
     server.reset();
   }
 };
+
+// --metadata: a JSON document for MMDS, read before the VM is configured.
+ember::Result<nlohmann::json> LoadMetadataFile(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return ember::Status::Error("--metadata " + path + ": cannot be opened");
+  std::ostringstream text;
+  text << file.rdbuf();
+  ember::Result<nlohmann::json> document = ember::ParseJsonDocument(text.str());
+  if (!document.ok()) return document.status().Context("--metadata " + path);
+  return document;
+}
 
 uint64_t MicrosSince(std::chrono::steady_clock::time_point start) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
@@ -97,6 +111,12 @@ int RunEmber(int argc, char** argv, int& stop_signal) {
   options.boot_timer = cli->boot_timer;
   options.process_start = start_time;
   options.process_start_cpu_us = start_cpu_us;
+  if (cli->mmds_size_limit) options.mmds_size_limit = *cli->mmds_size_limit;
+  if (cli->metadata) {
+    Result<nlohmann::json> metadata = LoadMetadataFile(*cli->metadata);
+    if (!metadata.ok()) return Fail(metadata.status().message());
+    options.metadata = std::move(*metadata);
+  }
   Vmm vmm(options);
   if (cli->metrics_path) {
     if (Status status = vmm.ConfigureMetrics(*cli->metrics_path); !status.ok()) {

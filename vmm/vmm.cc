@@ -95,11 +95,55 @@ Status Vmm::ApplyLoggerConfig(const LoggerConfig& config) {
   return Status::Ok();
 }
 
+namespace {
+
+MmdsSettings ToSettings(const MmdsConfig& config) {
+  MmdsSettings settings;
+  settings.version = config.v2 ? MmdsVersion::kV2 : MmdsVersion::kV1;
+  settings.ipv4_address = config.ipv4_address;
+  settings.imds_compat = config.imds_compat;
+  return settings;
+}
+
+// A store refusal: 413 when the data does not fit (Firecracker's status).
+VmmReply FromMmdsStatus(const Status& status) {
+  if (status.ok()) return VmmReply::NoContent();
+  return VmmReply::Error(status.message(), MmdsStore::IsLimitExceeded(status) ? 413 : 400);
+}
+
+}  // namespace
+
+VmmReply Vmm::HandleMmds(const VmmAction& action) {
+  const bool started = state_ != State::kNotStarted;
+  if (!mmds_) return VmmReply::Error("MMDS is not available before the VMM is prepared");
+  if (const auto* put = std::get_if<PutMmdsConfig>(&action)) {
+    if (started) return VmmReply::Error(kNotAfterStart);
+    if (Status interfaces = CheckMmdsInterfaces(put->config, config_.net); !interfaces.ok()) {
+      return VmmReply::Error("MMDS config error: " + interfaces.message());
+    }
+    if (Status set = mmds_->Configure(ToSettings(put->config)); !set.ok()) {
+      return VmmReply::Error("MMDS config error: " + set.message());
+    }
+    config_.mmds = put->config;
+    return VmmReply::NoContent();
+  }
+  // The data may change before and after boot, as in Firecracker.
+  if (const auto* put = std::get_if<PutMmds>(&action)) return FromMmdsStatus(mmds_->Put(put->data));
+  if (const auto* patch = std::get_if<PatchMmds>(&action)) {
+    return FromMmdsStatus(mmds_->Patch(patch->patch));
+  }
+  nlohmann::json data = mmds_->Get();
+  return VmmReply::Json(data.is_null() ? nlohmann::json::object() : std::move(data));
+}
+
 Status Vmm::Configure(const VmConfig& config) {
   if (config.logger) EMBER_RETURN_IF_ERROR(ApplyLoggerConfig(*config.logger).Context("logger"));
   if (config.metrics_path) EMBER_RETURN_IF_ERROR(ConfigureMetrics(*config.metrics_path));
   if (config.boot_source) {
     EMBER_RETURN_IF_ERROR(CheckBootSource(*config.boot_source).Context("Boot source error"));
+  }
+  if (config.mmds && mmds_) {
+    EMBER_RETURN_IF_ERROR(mmds_->Configure(ToSettings(*config.mmds)).Context("mmds-config"));
   }
   config_ = config;
   return Status::Ok();
@@ -271,6 +315,12 @@ Status Vmm::StartInstance(bool timed_from_now) {
   build.console_fd = options_.console_fd;
   build.start_time = timed_from_now ? std::chrono::steady_clock::now() : options_.process_start;
   build.start_cpu_us = timed_from_now ? ProcessCpuMicros() : options_.process_start_cpu_us;
+  build.mmds = mmds_;
+  // (PUT /network-interfaces may have replaced a listed interface since.)
+  if (config_.mmds) {
+    EMBER_RETURN_IF_ERROR(
+        CheckMmdsInterfaces(*config_.mmds, config_.net).Context("MMDS config error"));
+  }
   terminal_ = std::make_unique<RawTerminal>(options_.stdin_fd);
   Result<std::unique_ptr<Machine>> booted =
       Boot(config_, build,
@@ -375,6 +425,15 @@ VmmReply Vmm::Handle(const VmmAction& action) {
             if (started) return VmmReply::Error(kNotAfterStart);
             return FromStatus(PutVsock(put.config));
           },
+          [&](const PutEntropy& put) {
+            if (started) return VmmReply::Error(kNotAfterStart);
+            config_.entropy = put.config;
+            return VmmReply::NoContent();
+          },
+          [&](const GetMmds&) { return HandleMmds(action); },
+          [&](const PutMmds&) { return HandleMmds(action); },
+          [&](const PatchMmds&) { return HandleMmds(action); },
+          [&](const PutMmdsConfig&) { return HandleMmds(action); },
           [&](const ember::StartInstance&) { return HandleStart(); },
           [&](const SendCtrlAltDel&) {
             if (!started) return VmmReply::Error(kNotBeforeStart);
@@ -480,6 +539,11 @@ Status Vmm::Prepare(ActionChannel* api) {
   EMBER_ASSIGN_OR_RETURN(EventLoop loop, EventLoop::Create());
   loop_ = std::make_unique<EventLoop>(std::move(loop));
   api_ = api;
+  // (Its token key comes from getrandom, which the VMM's filter forbids.)
+  EMBER_ASSIGN_OR_RETURN(mmds_, MmdsStore::Create(options_.mmds_size_limit));
+  if (options_.metadata) {
+    EMBER_RETURN_IF_ERROR(mmds_->Put(*options_.metadata).Context("--metadata"));
+  }
 
   // SIGINT, SIGTERM and SIGHUP end ember cleanly; main() blocked them in
   // every thread.

@@ -18,6 +18,7 @@
 #include "base/metrics.h"
 #include "base/status.h"
 #include "config/vm_config.h"
+#include "devices/mmds/mmds_store.h"
 #include "vmm/backend_reconnector.h"
 #include "vmm/event_loop.h"
 #include "vmm/machine.h"
@@ -33,6 +34,10 @@ struct VmmOptions {
   uint64_t process_start_cpu_us = 0;
   int console_fd = 1;
   int stdin_fd = 0;
+  // MMDS: the data store's size limit (--mmds-size-limit) and what it holds
+  // from the start (--metadata).
+  size_t mmds_size_limit = 51200;
+  std::optional<nlohmann::json> metadata;
 };
 
 class Vmm {
@@ -72,6 +77,7 @@ class Vmm {
   Status PatchNetDevice(const NetUpdate& update);
   Status PutVsock(const VsockConfig& vsock);
   VmmReply HandleSetVmState(bool paused);
+  VmmReply HandleMmds(const VmmAction& action);
   Status AttachMachineToLoop(Machine& machine);
   void DetachMachineFromLoop(Machine& machine);
   void OnVmExit();
@@ -87,6 +93,9 @@ class Vmm {
   bool console_waits_ = false;  // the console fd is watched for EPOLLOUT
   std::vector<std::unique_ptr<BackendReconnector>> reconnectors_;
   std::optional<MetricsWriter> metrics_;
+  // MMDS's data (made by Prepare); TAP interfaces listed in mmds-config
+  // serve it to the guest from their workers.
+  std::shared_ptr<MmdsStore> mmds_;
   std::unique_ptr<EventLoop> loop_;  // created by Prepare()
   ActionChannel* api_ = nullptr;
   UniqueFd signal_fd_;

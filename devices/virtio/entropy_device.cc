@@ -14,11 +14,6 @@ constexpr uint16_t kRequestQueue = 0;
 
 }  // namespace
 
-EntropyMetrics& GlobalEntropyMetrics() {
-  static EntropyMetrics metrics;
-  return metrics;
-}
-
 bool HostGetRandom(std::span<uint8_t> bytes) {
   // Flags 0: the urandom pool, which blocks only until the host's pool is
   // first initialised (early in the host's boot). A read may come back
@@ -63,7 +58,7 @@ void EntropyDevice::ReadConfig(uint64_t, std::span<uint8_t> data) {
 Status EntropyDevice::Activate(const Activation& activation) {
   Status activated = queues_.Activate(activation, {kRequestQueue});
   if (!activated.ok()) {
-    GlobalEntropyMetrics().activate_fails.Add();
+    GlobalMetrics().rng_activate_fails.Add();
     return activated;
   }
   throttled_until_.reset();
@@ -81,7 +76,7 @@ void EntropyDevice::Reset() {
 void EntropyDevice::Serve() {
   if (!queues_.active() || queues_.broken()) return;
   if (throttled_until_) {
-    GlobalEntropyMetrics().rate_limiter_event_count.Add();
+    GlobalMetrics().rng_rate_limiter_events.Add();
     // A kick while the first request waits: the timer is still armed and
     // the limiter would say no again.
     if (std::chrono::steady_clock::now() < *throttled_until_) return;
@@ -92,7 +87,7 @@ void EntropyDevice::Serve() {
 }
 
 bool EntropyDevice::ServeRequests() {
-  EntropyMetrics& metrics = GlobalEntropyMetrics();
+  Metrics& metrics = GlobalMetrics();
   VirtQueue& queue = queues_[0];
   bool completed = false;
   DescriptorChain chain;
@@ -110,8 +105,8 @@ bool EntropyDevice::ServeRequests() {
     if (popped == VirtQueue::Pop::kBadChain) {
       // A buffer the device may not write, outside RAM, a loop: nothing is
       // written, the driver gets its chain back.
-      metrics.entropy_event_count.Add();
-      metrics.entropy_event_fails.Add();
+      metrics.rng_event_count.Add();
+      metrics.rng_event_fails.Add();
       queues_.Warn("returned a request with no bytes: " + problem);
       queue.Complete(chain.head, 0);
       completed = true;
@@ -123,16 +118,16 @@ bool EntropyDevice::ServeRequests() {
       const auto wait = limiter_.TryTake(length, now);
       if (wait > std::chrono::steady_clock::duration::zero()) {
         // The request stays first in the ring until the buckets refill.
-        metrics.entropy_rate_limiter_throttled.Add();
+        metrics.rng_rate_limiter_throttled.Add();
         queue.GoBack();
         throttled_until_ = now + wait;
         worker_.ServeAgainAfter(wait);
         break;
       }
     }
-    metrics.entropy_event_count.Add();
+    metrics.rng_event_count.Add();
     const uint32_t written = Fill(chain, length);
-    metrics.entropy_bytes.Add(written);
+    metrics.rng_bytes.Add(written);
     queue.Complete(chain.head, written);
     completed = true;
   }
@@ -144,9 +139,9 @@ uint32_t EntropyDevice::Fill(const DescriptorChain& chain, size_t length) {
   std::span<uint8_t> bytes(bytes_.data(), length);
   // All or nothing: the guest sees bytes only once all of them were got.
   if (!options_.random(bytes)) {
-    EntropyMetrics& metrics = GlobalEntropyMetrics();
-    metrics.host_rng_fails.Add();
-    metrics.entropy_event_fails.Add();
+    Metrics& metrics = GlobalMetrics();
+    metrics.rng_host_fails.Add();
+    metrics.rng_event_fails.Add();
     queues_.Warn(std::string("getrandom: ") + std::strerror(errno) +
                  "; returned a request with no bytes");
     return 0;

@@ -19,7 +19,7 @@
 // the limiter's timer says the buckets have refilled, never by spinning,
 // and kicks meanwhile do not wake it into work.
 //
-// Metrics: Firecracker's "entropy" group, in GlobalEntropyMetrics().
+// Metrics: Firecracker's "entropy" group (GlobalMetrics().rng_*).
 //
 // The worker calls getrandom(2): its seccomp filter (ThreadKind::kDevice)
 // must allow it.
@@ -47,17 +47,6 @@ namespace ember {
 
 // Firecracker's entropy metrics (group "entropy"), all entropy devices
 // together (Firecracker has at most one). Add from any thread.
-struct EntropyMetrics {
-  Counter activate_fails;                  // Activate refused the driver's queues
-  Counter entropy_event_fails;             // requests returned with 0 bytes: bad chains, getrandom
-  Counter entropy_event_count;             // requests taken from the queue
-  Counter entropy_bytes;                   // bytes given to the guest
-  Counter host_rng_fails;                  // getrandom failures
-  Counter entropy_rate_limiter_throttled;  // requests the rate limiter held back
-  Counter rate_limiter_event_count;        // the worker woke while held back
-};
-
-EntropyMetrics& GlobalEntropyMetrics();
 
 // Fills `bytes` completely with random bytes or fails (errno set). The
 // host's getrandom unless a test puts in another.

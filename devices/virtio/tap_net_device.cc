@@ -5,9 +5,12 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "base/metrics.h"
+#include "devices/mmds/mmds_http.h"
+#include "devices/mmds/net_headers.h"
 #include "devices/tap.h"
 
 namespace ember {
@@ -18,6 +21,14 @@ constexpr uint16_t kTxQueue = 1;
 constexpr uint16_t kLinkUp = 1;
 constexpr size_t kMinFrame = kTapVnetHeaderBytes + 14;  // a header and an Ethernet header
 constexpr size_t kNumBuffersOffset = 10;                // in struct virtio_net_hdr_v1
+constexpr uint8_t kNeedsCsum = 1;  // VIRTIO_NET_HDR_F_NEEDS_CSUM, in the header's flags (byte 0)
+// Whether a frame is for MMDS shows in its header, Ethernet header and
+// first 28 bytes of payload (an ARP target, an IPv4 destination).
+constexpr size_t kMmdsPeekBytes =
+    kTapVnetHeaderBytes + net::kEthernetHeaderBytes + net::kArpIpv4Bytes;
+// The shortest wait for the MMDS stack's timer: a deadline that is due yet
+// offers no frame must not spin the worker.
+constexpr std::chrono::milliseconds kMinMmdsWait{1};
 
 constexpr uint64_t Bit(unsigned n) { return 1ull << n; }
 
@@ -55,13 +66,50 @@ unsigned TapOffloads(uint64_t acked) {
   return offloads;
 }
 
+// Copies the chain's first out.size() bytes (it has at least as many).
+void CopyFromChain(const DescriptorChain& chain, std::span<uint8_t> out) {
+  size_t copied = 0;
+  for (const Descriptor& d : chain.descriptors) {
+    if (copied == out.size()) break;
+    const size_t n = std::min<size_t>(d.length, out.size() - copied);
+    std::memcpy(out.data() + copied, d.host, n);
+    copied += n;
+  }
+}
+
+// MmdsStack::HandleGuestFrame's own test of whether a frame is the
+// stack's: an ARP frame about its address or an IPv4 packet to it. `start`
+// is the frame's first bytes, at least 42 of them or all of it, which
+// decide the same as the whole frame would.
+bool ForMmds(std::span<const uint8_t> start, uint32_t ip) {
+  const std::optional<net::EthernetFrame> ethernet = net::ParseEthernet(start);
+  if (!ethernet) return false;
+  if (ethernet->ethertype == net::kEtherTypeArp) {
+    return net::PeekArpTargetIp(ethernet->payload) == ip;
+  }
+  if (ethernet->ethertype == net::kEtherTypeIpv4) {
+    return net::PeekIpv4Destination(ethernet->payload) == ip;
+  }
+  return false;
+}
+
 }  // namespace
 
 Result<std::shared_ptr<TapNetDevice>> TapNetDevice::Create(TapNetOptions options, UniqueFd tap) {
   std::string name = "net device " + options.iface_id;
+  std::unique_ptr<MmdsStack> mmds;
+  if (options.mmds) {
+    const std::array<uint8_t, 4> ip = options.mmds->settings().ipv4_address;
+    // One HTTP server per connection: it keeps no state, only the store.
+    mmds = std::make_unique<MmdsStack>(net::Ipv4Address(ip[0], ip[1], ip[2], ip[3]),
+                                       [store = options.mmds]() -> std::unique_ptr<MmdsResponder> {
+                                         return std::make_unique<MmdsHttpServer>(store);
+                                       });
+  }
   std::shared_ptr<TapNetDevice> device(
-      new TapNetDevice(std::move(options), std::move(tap), std::move(name)));
+      new TapNetDevice(std::move(options), std::move(tap), std::move(name), std::move(mmds)));
   device->frame_.resize(kMaxFrame);
+  if (device->mmds_) device->mmds_frame_.resize(kMaxFrame);
   EMBER_RETURN_IF_ERROR(device->worker_.Launch());
   return device;
 }
@@ -101,6 +149,8 @@ void TapNetDevice::Reset() {
   tx_throttled_.reset();
   frame_length_ = 0;  // a frame for a driver that went away
   frame_paid_ = false;
+  rx_starved_ = false;
+  // The MMDS stack stays: its connections time out or reset by themselves.
 }
 
 void TapNetDevice::SetRateLimiters(const std::optional<RateLimiterConfig>& rx,
@@ -119,6 +169,10 @@ std::chrono::nanoseconds TapNetDevice::Throttle(RateLimiter& limiter, uint64_t b
   return limiter.TryTake(bytes);
 }
 
+void TapNetDevice::ServeAgainWithin(std::chrono::nanoseconds delay) {
+  if (!serve_again_ || delay < *serve_again_) serve_again_ = delay;
+}
+
 void TapNetDevice::Serve() {
   if (!queues_.active() || queues_.broken()) return;
   if (offloads_set_ != offloads_wanted_) {
@@ -127,8 +181,19 @@ void TapNetDevice::Serve() {
     if (!set.ok()) queues_.Warn(set.message());
     offloads_set_ = offloads_wanted_;
   }
+  serve_again_.reset();
+  // Transmit first: what the guest sent MMDS is answered by Receive below.
   const bool tx_done = Transmit();
   const bool rx_done = !queues_.broken() && Receive();
+  // The MMDS stack's retransmissions, unless the receive queue is empty
+  // (the driver's kick when it posts buffers serves them).
+  if (mmds_ && !rx_starved_) {
+    if (const std::optional<MmdsStack::Clock::time_point> due = mmds_->NextTimeout()) {
+      ServeAgainWithin(
+          std::max<std::chrono::nanoseconds>(*due - MmdsStack::Clock::now(), kMinMmdsWait));
+    }
+  }
+  if (serve_again_) worker_.ServeAgainAfter(*serve_again_);
   queues_.InterruptIfWanted({{kRxQueue, rx_done}, {kTxQueue, tx_done}});
 }
 
@@ -168,18 +233,10 @@ bool TapNetDevice::Transmit() {
             wait.count() > 0) {
           metrics.net_tx_rate_limiter_throttled.Add();
           tx_throttled_ = std::move(chain);
-          worker_.ServeAgainAfter(wait);
+          ServeAgainWithin(wait);
           break;
         }
-        ssize_t n = writev(tap_.get(), iov.data(), static_cast<int>(iov.size()));
-        if (n == static_cast<ssize_t>(length)) {
-          metrics.net_tx_packets.Add();
-          metrics.net_tx_bytes.Add(length - kTapVnetHeaderBytes);
-        } else {
-          // A full TAP queue or a frame the TAP refuses: dropped, as a
-          // NIC drops what it cannot send.
-          metrics.net_tx_dropped.Add();
-        }
+        if (!SendToMmds(chain, length)) WriteToTap(iov, length);
       }
     }
     if (popped == VirtQueue::Pop::kBadChain) {
@@ -192,13 +249,68 @@ bool TapNetDevice::Transmit() {
   return completed;
 }
 
+void TapNetDevice::WriteToTap(const std::vector<iovec>& iov, size_t length) {
+  Metrics& metrics = GlobalMetrics();
+  ssize_t n = writev(tap_.get(), iov.data(), static_cast<int>(iov.size()));
+  if (n == static_cast<ssize_t>(length)) {
+    metrics.net_tx_packets.Add();
+    metrics.net_tx_bytes.Add(length - kTapVnetHeaderBytes);
+  } else {
+    // A full TAP queue or a frame the TAP refuses: dropped, as a NIC drops
+    // what it cannot send.
+    metrics.net_tx_dropped.Add();
+  }
+}
+
+bool TapNetDevice::SendToMmds(const DescriptorChain& chain, size_t length) {
+  if (!mmds_) return false;
+  // The first bytes decide; only MMDS's frames are copied whole, the rest
+  // go from guest memory to the TAP as before.
+  std::array<uint8_t, kMmdsPeekBytes> start;
+  const size_t peeked = std::min(length, start.size());
+  CopyFromChain(chain, {start.data(), peeked});
+  if (!ForMmds(std::span<const uint8_t>(start).subspan(kTapVnetHeaderBytes,
+                                                       peeked - kTapVnetHeaderBytes),
+               mmds_->ipv4_address())) {
+    return false;
+  }
+  // The stack parses a copy: the guest may rewrite its buffers meanwhile.
+  CopyFromChain(chain, {mmds_frame_.data(), length});
+  const std::span<const uint8_t> frame(mmds_frame_.data() + kTapVnetHeaderBytes,
+                                       length - kTapVnetHeaderBytes);
+  const bool partial = (mmds_frame_[0] & kNeedsCsum) != 0;
+  if (!mmds_->HandleGuestFrame(frame, MmdsStack::Clock::now(), partial)) {
+    // Not MMDS's after all (the guest changed it after the first look).
+    WriteToTap({iovec{mmds_frame_.data(), length}}, length);
+  }
+  return true;
+}
+
 bool TapNetDevice::Receive() {
   Metrics& metrics = GlobalMetrics();
   bool completed = false;
   DescriptorChain chain;
   std::string problem;
+  rx_starved_ = false;
+  // A frame pays its tokens once, however long it then waits for a buffer.
+  auto pay = [&] {
+    if (frame_paid_) return true;
+    const std::chrono::nanoseconds wait =
+        Throttle(rx_limiter_, frame_length_ - kTapVnetHeaderBytes);
+    frame_paid_ = wait.count() == 0;
+    if (!frame_paid_) {
+      metrics.net_rx_rate_limiter_throttled.Add();
+      worker_.MuteUntilKick(tap_.get());
+      ServeAgainWithin(wait);
+    }
+    return frame_paid_;
+  };
   while (!queues_.broken()) {
-    if (frame_length_ == 0) {
+    // MMDS before the TAP, as in Firecracker. The stack makes its frame
+    // once there is a buffer to size it by: until then it waits there.
+    const MmdsStack::Clock::time_point now = MmdsStack::Clock::now();
+    const bool from_mmds = frame_length_ == 0 && mmds_ && mmds_->HasFrameForGuest(now);
+    if (frame_length_ == 0 && !from_mmds) {
       ssize_t n = read(tap_.get(), frame_.data(), frame_.size());
       if (n < 0) {
         if (errno != EAGAIN && errno != EINTR) {
@@ -213,22 +325,15 @@ bool TapNetDevice::Receive() {
       }
       frame_length_ = static_cast<size_t>(n);
     }
-    // A frame pays its tokens once, however long it then waits for a buffer.
-    std::chrono::nanoseconds wait{0};
-    if (!frame_paid_) wait = Throttle(rx_limiter_, frame_length_ - kTapVnetHeaderBytes);
-    frame_paid_ = wait.count() == 0;
-    if (wait.count() > 0) {
-      metrics.net_rx_rate_limiter_throttled.Add();
-      worker_.MuteUntilKick(tap_.get());
-      worker_.ServeAgainAfter(wait);
-      break;
-    }
+    if (!from_mmds && !pay()) break;
     VirtQueue::Pop popped = rx().Next(chain, problem, ChainBuffers::kDeviceWritable);
     if (popped == VirtQueue::Pop::kEmpty && rx().ArmNotification()) continue;
     if (popped == VirtQueue::Pop::kEmpty) {
-      // Backpressure: the frame waits here and the TAP keeps the rest.
+      // Backpressure: the frame waits here (or in the stack) and the TAP
+      // keeps the rest.
       metrics.net_no_rx_avail_buffer.Add();
       worker_.MuteUntilKick(tap_.get());
+      rx_starved_ = true;
       break;
     }
     if (popped == VirtQueue::Pop::kBrokenRing) {
@@ -242,6 +347,26 @@ bool TapNetDevice::Receive() {
       rx().Complete(chain.head, 0);
       completed = true;
       continue;
+    }
+    if (from_mmds) {
+      // Sized for this chain: what does not fit the stack drops (as lost
+      // on the link) and sends again later.
+      const size_t room = std::min(capacity, frame_.size());
+      const std::span<uint8_t> out =
+          room > kTapVnetHeaderBytes
+              ? std::span<uint8_t>(frame_).subspan(kTapVnetHeaderBytes, room - kTapVnetHeaderBytes)
+              : std::span<uint8_t>();
+      const size_t n = mmds_->WriteNextFrame(out, now);
+      if (n == 0) {
+        rx().GoBack();
+        continue;
+      }
+      std::fill_n(frame_.begin(), kTapVnetHeaderBytes, 0);  // no offloads
+      frame_length_ = kTapVnetHeaderBytes + n;
+      if (!pay()) {
+        rx().GoBack();  // the frame waits in frame_ for its tokens
+        break;
+      }
     }
     if (capacity < frame_length_) {
       // The driver's buffers are too small for this frame (it did not take

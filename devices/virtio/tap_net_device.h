@@ -12,12 +12,24 @@
 // chains (wrong directions, outside RAM, frames shorter than a header or
 // longer than the largest TSO frame) are dropped and counted.
 //
+// With MMDS on the interface (TapNetOptions::mmds), the guest's frames for
+// the MMDS address go to an MmdsStack instead of the TAP, after the
+// transmit rate limiter like any frame; the frames the stack answers with
+// reach the guest before the TAP's, through the receive rate limiter and
+// the receive metrics like any frame. The stack makes a frame only when
+// the driver has posted a buffer for it, and its retransmission timer
+// wakes the worker: nothing queues up in ember, nothing spins.
+//
 // Thread-safety: the transport calls in under its lock from vCPU threads;
-// SetRateLimiters comes from the VMM thread; frames move on the worker.
+// SetRateLimiters comes from the VMM thread; frames move on the worker,
+// which alone touches the MMDS stack (its counters may be read anywhere).
 #pragma once
+
+#include <sys/uio.h>
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -25,6 +37,8 @@
 #include <vector>
 
 #include "base/unique_fd.h"
+#include "devices/mmds/mmds_stack.h"
+#include "devices/mmds/mmds_store.h"
 #include "devices/rate_limiter.h"
 #include "devices/virtio/active_queues.h"
 #include "devices/virtio/queue_worker.h"
@@ -41,6 +55,9 @@ struct TapNetOptions {
   std::optional<uint16_t> mtu;
   RateLimiterConfig rx_rate_limiter;
   RateLimiterConfig tx_rate_limiter;
+  // MMDS answered on this interface, at the address the store's settings
+  // give when the device is created; null: none.
+  std::shared_ptr<MmdsStore> mmds;
 };
 
 class TapNetDevice : public VirtioDevice {
@@ -49,7 +66,9 @@ class TapNetDevice : public VirtioDevice {
   // The largest frame either way: a 64 KiB TSO segment plus headers.
   static constexpr size_t kMaxFrame = 65562;
 
-  // `tap` comes from OpenTap. Starts the worker thread.
+  // `tap` comes from OpenTap. Starts the worker thread. With MMDS, builds
+  // the stack here, before the worker's filter (its ISNs read
+  // std::random_device).
   static Result<std::shared_ptr<TapNetDevice>> Create(TapNetOptions options, UniqueFd tap);
 
   uint32_t device_type() const override { return kDeviceType; }
@@ -67,23 +86,35 @@ class TapNetDevice : public VirtioDevice {
   const std::string& name() const { return name_; }
   // Returns once every kick and frame before the call has been looked at.
   void Sync() { worker_.Sync(); }
+  // The MMDS stack's counters; null without MMDS.
+  const MmdsStackCounters* mmds_counters() const { return mmds_ ? &mmds_->counters() : nullptr; }
 
  private:
-  TapNetDevice(TapNetOptions options, UniqueFd tap, std::string name)
+  TapNetDevice(TapNetOptions options, UniqueFd tap, std::string name,
+               std::unique_ptr<MmdsStack> mmds)
       : options_(std::move(options)),
         name_(std::move(name)),
         tap_(std::move(tap)),
         rx_limiter_(options_.rx_rate_limiter),
         tx_limiter_(options_.tx_rate_limiter),
         queues_(name_),
+        mmds_(std::move(mmds)),
         worker_(name_) {}
 
   void Serve();
   // Each returns whether it returned chains to the driver.
   bool Transmit();
   bool Receive();
+  // Whether the frame in `chain` (`length` bytes with its header) was for
+  // MMDS and is dealt with; if not, it is for the TAP.
+  bool SendToMmds(const DescriptorChain& chain, size_t length);
+  // Writes a frame of `length` bytes with its header to the TAP, counted.
+  void WriteToTap(const std::vector<iovec>& iov, size_t length);
   // Zero, or how long `limiter` says a frame of `bytes` must wait.
   std::chrono::nanoseconds Throttle(RateLimiter& limiter, uint64_t bytes);
+  // Asks for Serve again after `delay` at the latest (one timer: the
+  // earliest request of a Serve wins).
+  void ServeAgainWithin(std::chrono::nanoseconds delay);
   VirtQueue& rx() { return queues_[0]; }
   VirtQueue& tx() { return queues_[1]; }
 
@@ -103,6 +134,15 @@ class TapNetDevice : public VirtioDevice {
   std::vector<uint8_t> frame_;  // a received frame waiting for a buffer
   size_t frame_length_ = 0;
   bool frame_paid_ = false;  // its rx tokens are taken
+  bool rx_starved_ = false;  // Receive stopped for want of a buffer
+
+  // Worker only, between Serve's start and end.
+  std::optional<std::chrono::nanoseconds> serve_again_;
+
+  // MMDS, if on: the stack and a copy of each frame the guest sends it
+  // (the stack parses a copy, never memory the guest may change meanwhile).
+  const std::unique_ptr<MmdsStack> mmds_;
+  std::vector<uint8_t> mmds_frame_;
 
   QueueWorker worker_;  // last: stops before the rest goes
 };

@@ -182,6 +182,8 @@ enum {
   T_NETTAP = 1 << 26,
   T_NETTAPBENCH = 1 << 27,
   T_VSOCK = 1 << 28,
+  T_RNG = 1 << 29,
+  T_MMDS = 1 << 30,
 };
 
 /* Bit i of the mask is kTestNames[i]; run_tests() gives the run order. */
@@ -192,7 +194,7 @@ static const char *const kTestNames[] = {"cmdline", "e820",    "initrd",  "cpuid
                                          "fsloop",  "ctrlaltdel", "poweroff", "flood",
                                          "blk",     "blkbad",  "blkswap", "blkloop",
                                          "blkrate", "blkbench", "nettap",
-                                         "nettapbench", "vsock"};
+                                         "nettapbench", "vsock", "rng", "mmds"};
 #define NUM_TESTS (sizeof(kTestNames) / sizeof(kTestNames[0]))
 
 static int is_sep(char c) { return (u8)c <= ' '; }  /* NUL, space, tab, newline */
@@ -590,6 +592,8 @@ static void __attribute__((noinline)) run_tests(u32 tests, u32 kind, uptr info,
   if (tests & T_NETTAPBENCH) test_nettapbench(cmdline);
   if (tests & T_FSLOOP) test_fsloop(cmdline);
   if (tests & T_VSOCK) test_vsock(cmdline);
+  if (tests & T_RNG) test_rng(cmdline);
+  if (tests & T_MMDS) test_mmds(cmdline);
   if (tests & T_BLK) test_blk(cmdline);
   if (tests & T_BLKBAD) test_blkbad(cmdline);
   if (tests & T_BLKSWAP) test_blkswap(cmdline);

@@ -78,6 +78,8 @@ void test_blkloop(const char *cmdline);
 void test_blkrate(const char *cmdline);
 void test_blkbench(const char *cmdline);
 void test_vsock(const char *cmdline);
+void test_rng(const char *cmdline);
+void test_mmds(const char *cmdline);
 
 /* acpi.c; rsdp is where the boot information says the RSDP is (0: not said) */
 void test_acpi(u64 rsdp);

@@ -706,11 +706,14 @@ static int ip_eq(const u8 *a, const u8 *b) {
   return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
 }
 
-/* An ARP reply from the host's address: its MAC into `mac`. */
+/* Whose address tap_resolve asks for: the host's, or MMDS's. */
+static const u8 *arp_target = kTapHostIp;
+
+/* An ARP reply from arp_target: its MAC into `mac`. */
 static int is_arp_reply(const u8 *f, u32 len, u8 *mac) {
   if (len < ETH_HLEN + 28 || get_be16(f + 12) != ETHERTYPE_ARP) return 0;
   const u8 *a = f + ETH_HLEN;
-  if (get_be16(a + 6) != 2 || !ip_eq(a + 14, kTapHostIp) || !ip_eq(a + 24, kTapGuestIp)) return 0;
+  if (get_be16(a + 6) != 2 || !ip_eq(a + 14, arp_target) || !ip_eq(a + 24, kTapGuestIp)) return 0;
   mac_copy(mac, a + 8);
   return 1;
 }
@@ -752,7 +755,7 @@ static int match_echo(const u8 *f, u32 len, void *seq) {
   return is_echo_reply(f, len, *(u16 *)seq);
 }
 
-/* ARP for 10.77.0.1 (a request every 100 ms, up to ~5 s); 1 with its MAC. */
+/* ARP for arp_target (a request every 100 ms, up to ~5 s); 1 with its MAC. */
 static int tap_resolve(u8 *host_mac) {
   u8 frame[ETH_HLEN + 28];
   mac_copy(frame, kBroadcast);
@@ -764,7 +767,7 @@ static int tap_resolve(u8 *host_mac) {
   a[4] = ETH_ALEN, a[5] = 4;
   put_be16(a + 6, 1);
   mac_copy(a + 8, net.mac);
-  for (u32 i = 0; i < 4; i++) a[14 + i] = kTapGuestIp[i], a[24 + i] = kTapHostIp[i];
+  for (u32 i = 0; i < 4; i++) a[14 + i] = kTapGuestIp[i], a[24 + i] = arp_target[i];
   for (u32 i = 0; i < ETH_ALEN; i++) a[18 + i] = 0;
   u64 end = rdtsc() + TAP_TIMEOUT;
   while (rdtsc() < end) {
@@ -888,4 +891,159 @@ void test_nettapbench(const char *cmdline) {
   put_dec(burst_cycles);
   put_char('\n');
   line(done == BENCH_RTT_N && received ? "nettapbench ok\n" : "nettapbench failed\n");
+}
+
+/* ---- mmds: the metadata service ember answers on the interface ---------- */
+
+static const u8 kMmdsIp[4] = {169, 254, 169, 254};
+#define TCP_GUEST_PORT 40000
+#define TCP_ISN 1000
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_PSH 0x08
+#define TCP_ACK 0x10
+#define TCP_FIN 0x01
+#define MMDS_RESPONSE_MAX 1024
+
+static u8 mmds_mac[ETH_ALEN];
+static char mmds_response[MMDS_RESPONSE_MAX + 1];
+
+/* Sends a TCP segment to MMDS port 80 with `len` bytes of `data`. */
+static int mmds_send(u8 flags, u32 seq, u32 ack, const char *data, u32 len) {
+  u8 frame[ETH_HLEN + 20 + 20 + 128];
+  if (len > 128) return 0;
+  mac_copy(frame, mmds_mac);
+  mac_copy(frame + ETH_ALEN, net.mac);
+  put_be16(frame + 12, ETHERTYPE_IPV4);
+  u8 *ip = frame + ETH_HLEN;
+  ip[0] = 0x45, ip[1] = 0;
+  put_be16(ip + 2, (u16)(40 + len));
+  put_be16(ip + 4, 0);
+  put_be16(ip + 6, 0x4000); /* DF */
+  ip[8] = 64, ip[9] = 6;
+  put_be16(ip + 10, 0);
+  for (u32 i = 0; i < 4; i++) ip[12 + i] = kTapGuestIp[i], ip[16 + i] = kMmdsIp[i];
+  put_be16(ip + 10, inet_checksum(ip, 20));
+  u8 *tcp = ip + 20;
+  put_be16(tcp, TCP_GUEST_PORT);
+  put_be16(tcp + 2, 80);
+  put_be16(tcp + 4, (u16)(seq >> 16)), put_be16(tcp + 6, (u16)seq);
+  put_be16(tcp + 8, (u16)(ack >> 16)), put_be16(tcp + 10, (u16)ack);
+  tcp[12] = 5 << 4, tcp[13] = flags;
+  put_be16(tcp + 14, 4096); /* window */
+  put_be16(tcp + 16, 0);
+  put_be16(tcp + 18, 0);
+  for (u32 i = 0; i < len; i++) tcp[20 + i] = (u8)data[i];
+  /* The checksum covers the pseudo header (addresses, protocol, length). */
+  u8 pseudo[12 + 20 + 128];
+  for (u32 i = 0; i < 4; i++) pseudo[i] = kTapGuestIp[i], pseudo[4 + i] = kMmdsIp[i];
+  pseudo[8] = 0, pseudo[9] = 6;
+  put_be16(pseudo + 10, (u16)(20 + len));
+  for (u32 i = 0; i < 20 + len; i++) pseudo[12 + i] = tcp[i];
+  put_be16(tcp + 16, inet_checksum(pseudo, 12 + 20 + len));
+  return tx_raw(frame, ETH_HLEN + 40 + len);
+}
+
+struct tcp_seen {
+  u8 flags;
+  u32 seq, ack;
+  u32 len;
+  u8 data[BUF_SIZE]; /* copied: rx_until gives the buffer back at once */
+};
+
+/* A TCP segment from MMDS port 80 to ours: its fields into `seen`. */
+static int match_mmds(const u8 *f, u32 len, void *arg) {
+  struct tcp_seen *seen = arg;
+  if (len < ETH_HLEN + 40 || get_be16(f + 12) != ETHERTYPE_IPV4) return 0;
+  const u8 *ip = f + ETH_HLEN;
+  u32 ihl = (u32)(ip[0] & 0xf) * 4, total = get_be16(ip + 2);
+  if (ip[9] != 6 || !ip_eq(ip + 12, kMmdsIp) || ihl < 20 || total > len - ETH_HLEN) return 0;
+  const u8 *tcp = ip + ihl;
+  u32 off = (u32)(tcp[12] >> 4) * 4;
+  if (get_be16(tcp) != 80 || get_be16(tcp + 2) != TCP_GUEST_PORT || ihl + off > total) return 0;
+  seen->flags = tcp[13];
+  seen->seq = (u32)get_be16(tcp + 4) << 16 | get_be16(tcp + 6);
+  seen->ack = (u32)get_be16(tcp + 8) << 16 | get_be16(tcp + 10);
+  seen->len = total - ihl - off;
+  if (seen->len > BUF_SIZE) return 0;
+  for (u32 i = 0; i < seen->len; i++) seen->data[i] = tcp[off + i];
+  return 1;
+}
+
+/*
+ * Resolves 169.254.169.254 (ember's MMDS answers, never the host), opens a
+ * TCP connection to its port 80, sends GET /latest/meta-data/ami-id and
+ * prints the status and body:
+ *   ember-guest: mmds arp mac=06:01:23:45:67:01
+ *   ember-guest: mmds http status=200 body=ami-123
+ */
+void test_mmds(const char *cmdline) {
+  if (!net_start(cmdline, "mmds")) return;
+  arp_target = kMmdsIp;
+  int resolved = tap_resolve(mmds_mac);
+  arp_target = kTapHostIp;
+  line("mmds arp ");
+  if (!resolved) {
+    put_str("no-reply\n");
+    return;
+  }
+  put_str("mac=");
+  put_mac(mmds_mac);
+  put_char('\n');
+
+  static struct tcp_seen seen;
+  mmds_send(TCP_SYN, TCP_ISN, 0, 0, 0);
+  if (!rx_until(rdtsc() + TAP_TIMEOUT, match_mmds, &seen) || seen.flags != (TCP_SYN | TCP_ACK) ||
+      seen.ack != TCP_ISN + 1) {
+    line("mmds tcp no-syn-ack\n");
+    return;
+  }
+  u32 next = seen.seq + 1, mine = TCP_ISN + 1;
+  static const char kRequest[] =
+      "GET /latest/meta-data/ami-id HTTP/1.1\r\nHost: 169.254.169.254\r\n"
+      "Connection: close\r\n\r\n";
+  mmds_send(TCP_ACK | TCP_PSH, mine, next, kRequest, sizeof(kRequest) - 1);
+  mine += sizeof(kRequest) - 1;
+  u32 got = 0;
+  int closed = 0;
+  u64 end = rdtsc() + TAP_TIMEOUT;
+  while (!closed && rdtsc() < end) {
+    if (!rx_until(rdtsc() + TAP_RETRY, match_mmds, &seen)) continue;
+    if (seen.flags & TCP_RST) break;
+    if (seen.seq != next) { /* out of order or a resend: ask again */
+      mmds_send(TCP_ACK, mine, next, 0, 0);
+      continue;
+    }
+    for (u32 i = 0; i < seen.len && got < MMDS_RESPONSE_MAX; i++)
+      mmds_response[got++] = (char)seen.data[i];
+    next += seen.len;
+    if (seen.flags & TCP_FIN) {
+      next++;
+      closed = 1;
+      mmds_send(TCP_ACK | TCP_FIN, mine, next, 0, 0);
+    } else if (seen.len) {
+      mmds_send(TCP_ACK, mine, next, 0, 0);
+    }
+  }
+  mmds_response[got] = 0;
+  /* "HTTP/1.1 200 ..." then headers, a blank line and the body. */
+  const char *body = 0;
+  for (u32 i = 0; i + 3 < got; i++) {
+    if (mmds_response[i] == '\r' && mmds_response[i + 1] == '\n' && mmds_response[i + 2] == '\r' &&
+        mmds_response[i + 3] == '\n') {
+      body = mmds_response + i + 4;
+      break;
+    }
+  }
+  line("mmds http ");
+  if (got < 12 || !body) {
+    put_str(closed ? "malformed\n" : "no-answer\n");
+    return;
+  }
+  mmds_response[12] = 0;
+  put_str("status=");
+  put_str(mmds_response + 9);
+  put_str(" body=");
+  put_str(body);
+  put_str(closed ? " closed\n" : " open\n");
 }
