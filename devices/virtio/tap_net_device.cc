@@ -186,8 +186,8 @@ void TapNetDevice::Serve() {
   const bool tx_done = Transmit();
   const bool rx_done = !queues_.broken() && Receive();
   // The MMDS stack's retransmissions, unless the receive queue is empty
-  // (the driver's kick when it posts buffers serves them).
-  if (mmds_ && !rx_starved_) {
+  // or a frame waits for tokens (the kick, or the limiter's timer, serves them).
+  if (mmds_ && !rx_starved_ && frame_length_ == 0) {
     if (const std::optional<MmdsStack::Clock::time_point> due = mmds_->NextTimeout()) {
       ServeAgainWithin(
           std::max<std::chrono::nanoseconds>(*due - MmdsStack::Clock::now(), kMinMmdsWait));
