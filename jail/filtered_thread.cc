@@ -15,7 +15,11 @@ Result<std::thread> StartFilteredThread(const std::string& name, ThreadKind kind
   std::future<Status> filter_result = filtered->get_future();
   std::thread thread;
   try {
-    thread = std::thread([kind, filtered, body = std::move(body)] {
+    // Named from inside, before the body runs: threads the body starts
+    // (httplib's workers) inherit the name, which the parent setting it
+    // afterwards would race.
+    thread = std::thread([short_name = name.substr(0, 15), kind, filtered, body = std::move(body)] {
+      pthread_setname_np(pthread_self(), short_name.c_str());
       Status status = InstallThreadFilter(kind);
       const bool ok = status.ok();
       filtered->set_value(std::move(status));
@@ -24,7 +28,6 @@ Result<std::thread> StartFilteredThread(const std::string& name, ThreadKind kind
   } catch (const std::system_error& error) {
     return Status::Error("starting the " + name + " thread: " + error.what());
   }
-  pthread_setname_np(thread.native_handle(), name.substr(0, 15).c_str());
   Status status = filter_result.get();
   if (!status.ok()) {
     thread.join();
