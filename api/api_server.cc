@@ -55,7 +55,7 @@ void Render(const VmmReply& reply, httplib::Response& response) {
 // An exception escaping a request fails that request, never the process,
 // and its text stays in the log, out of the answer's headers.
 void RenderInternalError(const std::string& what, httplib::Response& response) {
-  spdlog::error("api: internal error while handling a request: {}", what);
+  SPDLOG_ERROR("api: internal error while handling a request: {}", what);
   GlobalMetrics().api_internal_errors.Add();
   response.headers.clear();
   Render(VmmReply::Error("internal error: the request could not be handled"), response);
@@ -173,7 +173,7 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& socket_pa
   // worker threads (started by ListenOn) inherit it.
   Result<std::thread> thread = StartFilteredThread(
       "fc_api", ThreadKind::kApi, [raw, socket_fd, done] {  // Firecracker's name
-        if (!raw->ListenOn(socket_fd)) spdlog::error("api server stopped unexpectedly");
+        if (!raw->ListenOn(socket_fd)) SPDLOG_ERROR("api server stopped unexpectedly");
         done->store(true);
       });
   if (!thread.ok()) {

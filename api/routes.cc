@@ -240,8 +240,8 @@ VmmReply HandleApiRequest(const std::string& method, const std::string& path,
                           const std::function<VmmReply(VmmAction)>& submit) {
   // Firecracker logs every request (at Info; ember at Debug, off the fast
   // path). Never the body: it may carry secrets such as MMDS data.
-  spdlog::debug("The API server received a {} request on \"{}\".", LogSafe(method, 16),
-                LogSafe(path));
+  SPDLOG_DEBUG("The API server received a {} request on \"{}\".", LogSafe(method, 16),
+               LogSafe(path));
   std::map<std::string, std::string> params;
   const ApiRoute* route = FindApiRoute(method, path, params);
   if (std::optional<std::string> refused = BodyPresenceError(method, body)) {

@@ -71,13 +71,13 @@ void BackendReconnector::OnHangUp() {
   GlobalMetrics().vhost_user_disconnects.Add();
   lost_at_ = std::chrono::steady_clock::now();
   if (backend_.endpoint.mode == SocketMode::kServer) {
-    spdlog::warn(
+    SPDLOG_WARN(
         "{}: the vhost-user backend disconnected; the VM keeps running, waiting for it "
         "on {}",
         name, backend_.endpoint.socket);
     Listen();
   } else {
-    spdlog::warn(
+    SPDLOG_WARN(
         "{}: the vhost-user backend disconnected; the VM keeps running, reconnecting to "
         "{} every {} ms",
         name, backend_.endpoint.socket, backend_.endpoint.reconnect_interval.count());
@@ -98,8 +98,8 @@ void BackendReconnector::OnRetryTimer() {
   if (timeout.count() > 0 && MillisSince(lost_at_) > static_cast<uint64_t>(timeout.count())) {
     ArmTimer(false);
     GlobalMetrics().vhost_user_reconnect_failures.Add();
-    spdlog::error("{}: gave up reconnecting after {} ms; the device stays disconnected",
-                  backend_.device->name(), timeout.count());
+    SPDLOG_ERROR("{}: gave up reconnecting after {} ms; the device stays disconnected",
+                 backend_.device->name(), timeout.count());
     return;
   }
   Result<UniqueFd> fd = ConnectToBackend(backend_.endpoint.socket, backend_.device->name());
@@ -144,15 +144,15 @@ void BackendReconnector::OnResumed() {
   if (resumed->ok()) resumed = WatchConnection();
   if (!resumed->ok()) {
     GlobalMetrics().vhost_user_reconnect_failures.Add();
-    spdlog::error("{}: reconnect failed: {}", name, resumed->message());
+    SPDLOG_ERROR("{}: reconnect failed: {}", name, resumed->message());
     // Client mode: the retry timer is still running.
     if (backend_.endpoint.mode == SocketMode::kServer) Listen();
     return;
   }
   ArmTimer(false);
   GlobalMetrics().vhost_user_reconnects.Add();
-  spdlog::info("{}: reconnected to the vhost-user backend {} ms after it went away", name,
-               MillisSince(lost_at_));
+  SPDLOG_INFO("{}: reconnected to the vhost-user backend {} ms after it went away", name,
+              MillisSince(lost_at_));
 }
 
 }  // namespace ember

@@ -124,8 +124,8 @@ Status AddDevices(Machine& machine, const VmConfig& config, const BuildOptions& 
   if (options.boot_timer) {
     auto timer = std::make_shared<BootTimer>(
         options.start_time, options.start_cpu_us, [](uint64_t wall_us, uint64_t cpu_us) {
-          spdlog::info("Guest-boot-time = {:>6} us {} ms, {:>6} CPU us {} CPU ms", wall_us,
-                       wall_us / 1000, cpu_us, cpu_us / 1000);
+          SPDLOG_INFO("Guest-boot-time = {:>6} us {} ms, {:>6} CPU us {} CPU ms", wall_us,
+                      wall_us / 1000, cpu_us, cpu_us / 1000);
         });
     EMBER_RETURN_IF_ERROR(machine.mmio_bus.Insert(timer, layout::kBootTimerStart,
                                                   layout::kBootTimerSize, "boot timer"));
@@ -172,8 +172,8 @@ Result<VhostUserConnection> OpenBackend(const VhostUserEndpoint& endpoint, const
     return VhostUserConnection(std::move(fd), owner);
   }
   EMBER_ASSIGN_OR_RETURN(listener, ListenForBackend(endpoint.socket, owner));
-  spdlog::info("{}: waiting up to {} ms for the backend on {}", owner,
-               endpoint.connect_timeout.count(), endpoint.socket);
+  SPDLOG_INFO("{}: waiting up to {} ms for the backend on {}", owner,
+              endpoint.connect_timeout.count(), endpoint.socket);
   EMBER_ASSIGN_OR_RETURN(
       UniqueFd fd, AcceptBackend(listener.get(), endpoint.connect_timeout, endpoint.socket, owner));
   return VhostUserConnection(std::move(fd), owner);
@@ -316,8 +316,8 @@ Result<x86::BootEntry> LoadGuest(Machine& machine, const VmConfig& config) {
     return loaded.status().Context("boot-source.kernel_image_path: " + boot.kernel_image_path);
   }
   const x86::LoadedKernel& kernel = *loaded;
-  spdlog::debug("kernel {} loaded as {}, entry {:#x}", boot.kernel_image_path,
-                x86::KernelFormatName(kernel.format), kernel.entry);
+  SPDLOG_DEBUG("kernel {} loaded as {}, entry {:#x}", boot.kernel_image_path,
+               x86::KernelFormatName(kernel.format), kernel.entry);
 
   std::optional<x86::InitrdPlacement> initrd;
   if (boot.initrd_path) {
@@ -395,7 +395,7 @@ Result<std::unique_ptr<Machine>> Boot(const VmConfig& config, const BuildOptions
   // 1. Accelerator.
   EMBER_ASSIGN_OR_RETURN(Kvm kvm, Kvm::Open(options.kvm_device));
   machine->kvm = std::make_unique<Kvm>(std::move(kvm));
-  spdlog::info("KVM backed by {}", KvmBackingName(machine->kvm->backing()));
+  SPDLOG_INFO("KVM backed by {}", KvmBackingName(machine->kvm->backing()));
   if (config.machine.vcpu_count > static_cast<uint32_t>(machine->kvm->max_vcpus())) {
     return Status::Error("machine-config.vcpu_count: " + std::to_string(config.machine.vcpu_count) +
                          " is more than this KVM supports (" +

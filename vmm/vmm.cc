@@ -227,8 +227,8 @@ Status Vmm::PatchDrive(const DriveUpdate& update) {
       }
       // The driver reads the new capacity after a config-change interrupt.
       running->transport->NotifyConfigChange();
-      spdlog::info("drive {}: now on {} ({} sectors)", update.drive_id, *update.path_on_host,
-                   running->device->capacity_sectors());
+      SPDLOG_INFO("drive {}: now on {} ({} sectors)", update.drive_id, *update.path_on_host,
+                  running->device->capacity_sectors());
     }
     if (update.rate_limiter) running->device->SetRateLimiter(*update.rate_limiter);
   }
@@ -337,7 +337,7 @@ Status Vmm::StartInstance(bool timed_from_now) {
 
 VmmReply Vmm::HandleStart() {
   Status status = StartInstance(/*timed_from_now=*/true);
-  if (!status.ok()) spdlog::error("InstanceStart failed: {}", status.message());
+  if (!status.ok()) SPDLOG_ERROR("InstanceStart failed: {}", status.message());
   return FromStatus(status);
 }
 
@@ -351,7 +351,7 @@ VmmReply Vmm::HandleSetVmState(bool paused) {
     }
   }
   state_ = paused ? State::kPaused : State::kRunning;
-  spdlog::info("VM {}", paused ? "paused" : "resumed");
+  SPDLOG_INFO("VM {}", paused ? "paused" : "resumed");
   return VmmReply::NoContent();
 }
 
@@ -507,7 +507,7 @@ void Vmm::DrainConsole() {
     if (!watched.ok()) {
       // Nothing would drain the buffer again and the console would fall
       // silent: drop what waits and let the next byte try the fd.
-      spdlog::warn("serial console: {}; buffered output dropped", watched.message());
+      SPDLOG_WARN("serial console: {}; buffered output dropped", watched.message());
       output.Discard();
     }
   }
@@ -524,10 +524,10 @@ void Vmm::OnVmExit() {
   for (auto& vcpu : machine_->vcpus) vcpu->Stop();
   std::optional<VmExit> exit = machine_->exit_event.Taken();
   if (exit && exit->reason == VmExitReason::kError) {
-    spdlog::error("VM stopped: {}", exit->detail);
+    SPDLOG_ERROR("VM stopped: {}", exit->detail);
     exit_code_ = 1;
   } else {
-    spdlog::info("VM stopped: {}", exit ? exit->detail : "no reason given");
+    SPDLOG_INFO("VM stopped: {}", exit ? exit->detail : "no reason given");
     exit_code_ = 0;
   }
   done_ = true;
@@ -554,7 +554,7 @@ Status Vmm::Prepare(ActionChannel* api) {
     signalfd_siginfo info{};
     (void)!read(signal_fd_.get(), &info, sizeof(info));
     stop_signal_ = static_cast<int>(info.ssi_signo);
-    spdlog::info("received {}, stopping", strsignal(stop_signal_));
+    SPDLOG_INFO("received {}, stopping", strsignal(stop_signal_));
     // Firecracker exits 156 after SIGHUP (flintlock stops VMs with it).
     if (stop_signal_ == SIGHUP) exit_code_ = kSighupExitCode;
     done_ = true;
@@ -568,7 +568,7 @@ Status Vmm::Prepare(ActionChannel* api) {
     uint64_t expirations;
     (void)!read(metrics_timer_.get(), &expirations, sizeof(expirations));
     if (metrics_) {
-      if (Status status = metrics_->Flush(); !status.ok()) spdlog::warn("{}", status.message());
+      if (Status status = metrics_->Flush(); !status.ok()) SPDLOG_WARN("{}", status.message());
     }
   }));
 

@@ -30,8 +30,8 @@ Result<std::unique_ptr<VhostUserFrontend>> VhostUserFrontend::Negotiate(
     conn.set_reply_ack((frontend->protocol_features_ & kProtocolReplyAck) != 0);
   }
   EMBER_RETURN_IF_ERROR(conn.Send(kSetOwner));
-  spdlog::debug("{}: backend features {:#x}, protocol features {:#x}", frontend->owner(),
-                frontend->backend_features_, frontend->protocol_features_);
+  SPDLOG_DEBUG("{}: backend features {:#x}, protocol features {:#x}", frontend->owner(),
+               frontend->backend_features_, frontend->protocol_features_);
   return frontend;
 }
 

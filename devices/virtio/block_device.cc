@@ -107,7 +107,7 @@ Status BlockDevice::SetFile(UniqueFd file) {
     bytes = static_cast<uint64_t>(end);
   }
   if (bytes % kSectorSize != 0) {
-    spdlog::warn(
+    SPDLOG_WARN(
         "{}: the file's {} bytes are not a multiple of {}: its last {} bytes are "
         "unreachable",
         name_, bytes, kSectorSize, bytes % kSectorSize);

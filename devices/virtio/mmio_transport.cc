@@ -49,7 +49,7 @@ void VirtioMmioTransport::NotifyConfigChange() {
 }
 
 void VirtioMmioTransport::Warn(const std::string& message) {
-  if (warnings_++ < kMaxWarnings) spdlog::warn("{}: {}", name_, message);
+  if (warnings_++ < kMaxWarnings) SPDLOG_WARN("{}: {}", name_, message);
 }
 
 void VirtioMmioTransport::Read(uint64_t offset, std::span<uint8_t> data) {
@@ -284,7 +284,7 @@ void VirtioMmioTransport::WriteStatus(uint32_t value) {
     Status activated = device_->Activate(
         Activation{driver_features_, memory_, queues_, kicks, interrupt_fd_.get(), needs_reset});
     if (!activated.ok()) {
-      spdlog::error("{}: activation failed: {}", name_, activated.message());
+      SPDLOG_ERROR("{}: activation failed: {}", name_, activated.message());
       status_ |= VIRTIO_CONFIG_S_NEEDS_RESET;
       return;
     }

@@ -111,7 +111,7 @@ void QueueWorker::ThreadMain() {
       }
     }
     if (!serve_now && poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) {
-      spdlog::error("{}: poll: {}", thread_name_, strerror(errno));
+      SPDLOG_ERROR("{}: poll: {}", thread_name_, strerror(errno));
       return;
     }
     // Drain the eventfds and timer that fired (serve reads the data fds);

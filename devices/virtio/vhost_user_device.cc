@@ -62,8 +62,8 @@ void VhostUserDevice::Reset() {
   constexpr auto kLimit = VhostUserConnection::kReplyTimeout * 2;
   std::unique_lock lock(wanted_mutex_);
   if (!post_finished_.wait_for(lock, kLimit, [&] { return finished_posts_ >= post; })) {
-    spdlog::warn("{}: reset: the backend did not stop its rings within {} s", name_,
-                 std::chrono::duration_cast<std::chrono::seconds>(kLimit).count());
+    SPDLOG_WARN("{}: reset: the backend did not stop its rings within {} s", name_,
+                std::chrono::duration_cast<std::chrono::seconds>(kLimit).count());
   }
 }
 
@@ -120,7 +120,7 @@ void VhostUserDevice::Apply() {
   applied_generation_ = generation;
   if (started_ && connected_) {
     if (Status stopped = frontend_->Stop(); !stopped.ok()) {
-      spdlog::warn("{}: reset: {}", name_, stopped.message());
+      SPDLOG_WARN("{}: reset: {}", name_, stopped.message());
     }
   }
   started_ = std::move(wanted);
@@ -130,7 +130,7 @@ void VhostUserDevice::Apply() {
   // The rings are handed over when the reconnector has a working backend
   // again, exactly as after a backend restart.
   if (!connected_) {
-    spdlog::warn(
+    SPDLOG_WARN(
         "{}: started while the vhost-user backend is away; its rings are set up "
         "when it is back",
         name_);
@@ -139,7 +139,7 @@ void VhostUserDevice::Apply() {
   std::vector<VringSetup> rings = Rings(*started_, /*from_used_index=*/false);
   if (Status status = frontend_->Start(started_->acked_features, *started_->memory, rings);
       !status.ok()) {
-    spdlog::warn(
+    SPDLOG_WARN(
         "{}: the vhost-user backend did not take the rings ({}); dropping the "
         "connection to start again on a new one",
         name_, status.message());
@@ -147,7 +147,7 @@ void VhostUserDevice::Apply() {
     shutdown(frontend_->socket_fd(), SHUT_RDWR);
     return;
   }
-  spdlog::info("{}: started with {} queue(s)", name_, rings.size());
+  SPDLOG_INFO("{}: started with {} queue(s)", name_, rings.size());
 }
 
 void VhostUserDevice::Reconnect(VhostUserConnection connection, std::function<void(Status)> done) {

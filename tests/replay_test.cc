@@ -1,0 +1,287 @@
+// Integrators' launch sequences replayed against a real ember booting the
+// test guest: the command line, config file or request order, bodies,
+// readiness polling and the way each stops the VM, as read from their
+// sources (the revision is named in each test). Every answer is checked.
+// Each test makes its own network namespace with a TAP (removed at the end)
+// for the network interface these integrators attach. Needs /dev/kvm and
+// root; skips, saying which, without them.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "tests/ember_process.h"
+
+namespace ember::testing {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kGuestMac[] = "06:00:ac:10:00:02";
+
+int Ip(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"/usr/sbin/ip"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunProcess(argv, 10000).exit_code;
+}
+
+class ReplayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (access("/dev/kvm", R_OK | W_OK) != 0)
+      GTEST_SKIP() << "/dev/kvm is absent: the guest needs it";
+    if (geteuid() != 0) GTEST_SKIP() << "not root: creating a network namespace and a TAP needs it";
+    netns_ = "ember-replay-" + std::to_string(getpid());
+    ASSERT_EQ(Ip({"netns", "add", netns_}), 0);
+    ASSERT_EQ(Ip({"-n", netns_, "tuntap", "add", "tap0", "mode", "tap"}), 0);
+    ASSERT_EQ(Ip({"-n", netns_, "link", "set", "tap0", "up"}), 0);
+  }
+  void TearDown() override {
+    if (!netns_.empty()) Ip({"netns", "del", netns_});
+  }
+  std::vector<std::string> InNetns() const { return {"/usr/sbin/ip", "netns", "exec", netns_}; }
+  std::string Guest() const { return std::string(EMBER_GUEST_DIR) + "/guest-pvh.elf"; }
+  // An empty backing file, as integrators create for placeholder drives.
+  std::string EmptyFile(const std::string& name) {
+    WriteFile(dir_.File(name), std::string());
+    return dir_.File(name);
+  }
+  std::string Disk(const std::string& name) {
+    WriteFile(dir_.File(name), std::string(1 << 20, '\0'));
+    return dir_.File(name);
+  }
+  // Polls GET / every 10 ms, as Kata's Go runtime does, until state is
+  // Running; false after `timeout_ms`.
+  static bool PollUntilRunning(const EmberProcess& ember, int timeout_ms) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (std::chrono::steady_clock::now() < deadline) {
+      HttpResponse info = ember.Request("GET", "/");
+      if (info.status == 200) {
+        json body = json::parse(info.body, nullptr, /*allow_exceptions=*/false);
+        EXPECT_TRUE(body.is_object()) << info.body;
+        if (body.is_object() && body.value("state", "") == "Running") {
+          EXPECT_TRUE(body["id"].is_string()) << info.body;
+          EXPECT_TRUE(body["vmm_version"].is_string()) << info.body;
+          return true;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+
+  TempDir dir_;
+  std::string netns_;
+};
+
+// Kata Containers' Go runtime, src/runtime/virtcontainers/fc.go at
+// kata-containers/kata-containers 65edfee565a3: `--version` checked
+// (>= 0.21.1, covered by CliTest.VersionReadsAsFirecrackerToolingReadsIt),
+// then `--api-sock S --config-file F` with the file written tab-indented:
+// boot-source with Kata's boot arguments, machine-config with SMT off, a
+// read-only rootfs that is not the root device, eight empty placeholder
+// drives, logger and metrics on FIFOs, vsock "root" with CID 3, a TAP
+// interface with Kata's bandwidth limiters; GET / every 10 ms until Running
+// (10 s); a later PATCH /drives/{id} of a placeholder with
+// {drive_id, path_on_host}; stop by SIGTERM with 15 s to go.
+TEST_F(ReplayTest, KataGoRuntime) {
+  const std::string log_fifo = dir_.File("logs.fifo"), metrics_fifo = dir_.File("metrics.fifo");
+  ASSERT_EQ(mkfifo(log_fifo.c_str(), 0600), 0);
+  ASSERT_EQ(mkfifo(metrics_fifo.c_str(), 0600), 0);
+  // Kata reads both pipes from its own goroutines.
+  int log_reader = open(log_fifo.c_str(), O_RDONLY | O_NONBLOCK);
+  int metrics_reader = open(metrics_fifo.c_str(), O_RDONLY | O_NONBLOCK);
+  ASSERT_GE(log_reader, 0);
+  ASSERT_GE(metrics_reader, 0);
+  json drives = json::array({{{"drive_id", "rootfs"},
+                              {"path_on_host", Disk("rootfs.img")},
+                              {"is_root_device", false},
+                              {"is_read_only", true}}});
+  for (int i = 0; i < 8; ++i) {
+    const std::string id = "drive_" + std::to_string(i);
+    drives.push_back({{"drive_id", id},
+                      {"path_on_host", EmptyFile(id)},
+                      {"is_root_device", false},
+                      {"is_read_only", false}});
+  }
+  json limiter{{"bandwidth", {{"size", 1250000}, {"refill_time", 1000}}}};
+  json config{
+      {"boot-source",
+       {{"kernel_image_path", Guest()},
+        {"boot_args",
+         "pci=off reboot=k panic=1 iommu=off net.ifnames=0 random.trust_cpu=on acpi=off "
+         "console=ttyS0 ember.tests=ctrlaltdel"}}},
+      {"machine-config", {{"vcpu_count", 1}, {"mem_size_mib", 128}, {"smt", false}}},
+      {"drives", drives},
+      {"vsock", {{"guest_cid", 3}, {"uds_path", dir_.File("kata.hvsock")}, {"vsock_id", "root"}}},
+      {"network-interfaces", json::array({{{"iface_id", "eth0"},
+                                           {"host_dev_name", "tap0"},
+                                           {"guest_mac", kGuestMac},
+                                           {"rx_rate_limiter", limiter},
+                                           {"tx_rate_limiter", limiter}}})},
+      {"logger", {{"log_path", log_fifo}, {"level", "Debug"}}},
+      {"metrics", {{"metrics_path", metrics_fifo}}}};
+  WriteFile(dir_.File("fcConfig.json"), config.dump(1, '\t'));
+
+  EmberProcess ember(dir_, {"--config-file", dir_.File("fcConfig.json")}, InNetns());
+  ASSERT_TRUE(ember.started()) << ember.Stderr();
+  ASSERT_TRUE(PollUntilRunning(ember, 10000)) << ember.Stderr();
+  ASSERT_TRUE(ember.WaitForOutput("ember-guest: waiting for ctrl-alt-del\n", 30000))
+      << ember.Stdout() << ember.Stderr();
+  struct stat hvsock {};
+  EXPECT_EQ(stat(dir_.File("kata.hvsock").c_str(), &hvsock), 0) << "the vsock socket exists";
+
+  // Hot-plug: a placeholder's backing file swapped for a real disk.
+  HttpResponse patch =
+      ember.Request("PATCH", "/drives/drive_0",
+                    json{{"drive_id", "drive_0"}, {"path_on_host", Disk("hotplug.img")}}.dump());
+  EXPECT_EQ(patch.status, 204) << patch.body;
+  json vm = json::parse(ember.Request("GET", "/vm/config").body);
+  ASSERT_EQ(vm["drives"].size(), 9u) << vm.dump();
+  EXPECT_EQ(vm["drives"][1]["path_on_host"], dir_.File("hotplug.img")) << vm.dump();
+  EXPECT_EQ(vm["machine-config"]["smt"], false) << vm.dump();
+  EXPECT_EQ(vm["network-interfaces"][0]["rx_rate_limiter"]["bandwidth"]["size"], 1250000)
+      << vm.dump();
+  EXPECT_EQ(vm["vsock"]["guest_cid"], 3) << vm.dump();
+
+  ember.Signal(SIGTERM);
+  EXPECT_EQ(ember.WaitForExit(15000), -1);
+  EXPECT_EQ(ember.killed_by(), SIGTERM) << ember.Stderr();
+  char buffer[4096];
+  ssize_t n = read(log_reader, buffer, sizeof(buffer));
+  EXPECT_GT(n, 0) << "the log FIFO carried lines";
+  n = read(metrics_reader, buffer, sizeof(buffer));
+  ASSERT_GT(n, 0) << "the metrics FIFO carried lines";
+  EXPECT_TRUE(
+      json::parse(
+          std::string(buffer, buffer + n).substr(0, std::string(buffer, buffer + n).find('\n')),
+          nullptr, false)
+          .is_object());
+  close(log_reader);
+  close(metrics_reader);
+}
+
+// Kata Containers' Rust runtime (runtime-rs, crates/hypervisor/src/firecracker/fc_api.rs
+// at the same revision): everything over the API, one PUT per resource in
+// this order, then InstanceStart, later PATCH /drives for a hot-plugged
+// block device.
+TEST_F(ReplayTest, KataRustRuntime) {
+  EmberProcess ember(dir_, {}, InNetns());
+  ASSERT_TRUE(ember.started()) << ember.Stderr();
+  auto put = [&](const std::string& path, const json& body) {
+    HttpResponse answer = ember.Request("PUT", path, body.dump());
+    EXPECT_EQ(answer.status, 204) << path << ": " << answer.body;
+  };
+  put("/boot-source",
+      {{"kernel_image_path", Guest()}, {"boot_args", "console=ttyS0 ember.tests=ctrlaltdel"}});
+  put("/machine-config", {{"vcpu_count", 1}, {"mem_size_mib", 128}, {"smt", false}});
+  put("/drives/rootfs", {{"drive_id", "rootfs"},
+                         {"path_on_host", Disk("rootfs.img")},
+                         {"is_root_device", false},
+                         {"is_read_only", true}});
+  for (int i = 1; i <= 5; ++i) {
+    const std::string id = "drive" + std::to_string(i);
+    put("/drives/" + id, {{"drive_id", id},
+                          {"path_on_host", EmptyFile(id)},
+                          {"is_root_device", false},
+                          {"is_read_only", false}});
+  }
+  put("/vsock", {{"guest_cid", 3}, {"uds_path", dir_.File("kata.hvsock")}});
+  put("/network-interfaces/eth0",
+      {{"iface_id", "eth0"}, {"host_dev_name", "tap0"}, {"guest_mac", kGuestMac}});
+  put("/actions", {{"action_type", "InstanceStart"}});
+  ASSERT_TRUE(ember.WaitForOutput("ember-guest: waiting for ctrl-alt-del\n", 30000))
+      << ember.Stdout() << ember.Stderr();
+  HttpResponse patch =
+      ember.Request("PATCH", "/drives/drive1",
+                    json{{"drive_id", "drive1"}, {"path_on_host", Disk("hotplug.img")}}.dump());
+  EXPECT_EQ(patch.status, 204) << patch.body;
+  ember.Signal(SIGTERM);
+  EXPECT_EQ(ember.WaitForExit(15000), -1);
+  EXPECT_EQ(ember.killed_by(), SIGTERM) << ember.Stderr();
+}
+
+// firecracker-go-sdk's default handlers (handlers.go, machine.go): the
+// readiness probe GET /machine-config until it answers, then PUT /logger
+// and /metrics (FIFOs made by the SDK), /machine-config, /boot-source,
+// /drives, /network-interfaces, /vsock, InstanceStart; Shutdown sends
+// SendCtrlAltDel and waits for the process.
+TEST_F(ReplayTest, FirecrackerGoSdkDefaults) {
+  const std::string log_fifo = dir_.File("log.fifo"), metrics_fifo = dir_.File("metrics.fifo");
+  ASSERT_EQ(mkfifo(log_fifo.c_str(), 0600), 0);
+  ASSERT_EQ(mkfifo(metrics_fifo.c_str(), 0600), 0);
+  EmberProcess ember(dir_, {}, InNetns());
+  ASSERT_TRUE(ember.started()) << ember.Stderr();
+  HttpResponse probe = ember.Request("GET", "/machine-config");
+  ASSERT_EQ(probe.status, 200) << probe.body;
+  EXPECT_TRUE(json::parse(probe.body)["vcpu_count"].is_number()) << probe.body;
+  auto put = [&](const std::string& path, const json& body) {
+    HttpResponse answer = ember.Request("PUT", path, body.dump());
+    EXPECT_EQ(answer.status, 204) << path << ": " << answer.body;
+  };
+  put("/logger", {{"log_path", log_fifo},
+                  {"level", "Debug"},
+                  {"show_level", true},
+                  {"show_log_origin", true}});
+  put("/metrics", {{"metrics_path", metrics_fifo}});
+  put("/machine-config", {{"vcpu_count", 2}, {"mem_size_mib", 128}, {"smt", false}});
+  put("/boot-source",
+      {{"kernel_image_path", Guest()}, {"boot_args", "console=ttyS0 ember.tests=ctrlaltdel"}});
+  put("/drives/1", {{"drive_id", "1"},
+                    {"path_on_host", Disk("root.img")},
+                    {"is_root_device", true},
+                    {"is_read_only", false}});
+  put("/network-interfaces/1",
+      {{"iface_id", "1"}, {"host_dev_name", "tap0"}, {"guest_mac", kGuestMac}});
+  put("/vsock", {{"guest_cid", 3}, {"uds_path", dir_.File("v.sock")}});
+  put("/actions", {{"action_type", "InstanceStart"}});
+  ASSERT_TRUE(ember.WaitForOutput("ember-guest: waiting for ctrl-alt-del\n", 30000))
+      << ember.Stdout() << ember.Stderr();
+  json info = json::parse(ember.Request("GET", "/").body);
+  EXPECT_EQ(info["state"], "Running") << info.dump();
+  put("/actions", {{"action_type", "SendCtrlAltDel"}});
+  EXPECT_EQ(ember.WaitForExit(20000), 0) << ember.Stderr();
+}
+
+// flintlock's Firecracker provider (infrastructure/microvm/firecracker):
+// `--api-sock --log-path --metrics-path --level --show-level
+// --show-log-origin --boot-timer --config-file`, then stops the VM with
+// SIGHUP; Firecracker exits with 156.
+TEST_F(ReplayTest, Flintlock) {
+  json config{
+      {"boot-source",
+       {{"kernel_image_path", Guest()}, {"boot_args", "console=ttyS0 ember.tests=ctrlaltdel"}}},
+      {"machine-config", {{"vcpu_count", 1}, {"mem_size_mib", 128}}},
+      {"drives", json::array({{{"drive_id", "root"},
+                               {"path_on_host", Disk("root.img")},
+                               {"is_root_device", true},
+                               {"is_read_only", false}}})},
+      {"network-interfaces",
+       json::array({{{"iface_id", "eth0"}, {"host_dev_name", "tap0"}, {"guest_mac", kGuestMac}}})}};
+  WriteFile(dir_.File("config.json"), config.dump());
+  WriteFile(dir_.File("log"), std::string());
+  WriteFile(dir_.File("metrics"), std::string());
+  EmberProcess ember(dir_,
+                     {"--log-path", dir_.File("log"), "--metrics-path", dir_.File("metrics"),
+                      "--level", "Debug", "--show-level", "--show-log-origin", "--boot-timer",
+                      "--config-file", dir_.File("config.json")},
+                     InNetns());
+  ASSERT_TRUE(ember.started()) << ember.Stderr();
+  ASSERT_TRUE(ember.WaitForOutput("ember-guest: waiting for ctrl-alt-del\n", 30000))
+      << ember.Stdout() << ember.Stderr();
+  EXPECT_EQ(json::parse(ember.Request("GET", "/").body)["state"], "Running");
+  ember.Signal(SIGHUP);
+  EXPECT_EQ(ember.WaitForExit(15000), 156) << ember.Stderr();
+  EXPECT_NE(ReadFile(dir_.File("log")).find("debug routes.cc:"), std::string::npos)
+      << "log lines carry level and origin (file:line): " << ReadFile(dir_.File("log"));
+  EXPECT_FALSE(ReadFile(dir_.File("metrics")).empty());
+}
+
+}  // namespace
+}  // namespace ember::testing
