@@ -51,7 +51,7 @@ log() { [[ $quiet == 1 ]] || printf '%s: %s\n' "$prog" "$*" >&2; }
 # Modules the guest wants (names as in modules.dep, '-' and '_' are equal).
 # Built-in ones are skipped; dependencies are added per modules.dep.
 WANTED_MODULES=(virtio virtio_ring virtio_mmio virtio_net virtio_blk fuse virtiofs vsock
-                vmw_vsock_virtio_transport)
+                vmw_vsock_virtio_transport virtio_rng)
 BUSYBOX_PKG="busybox-static"
 
 out=""
@@ -353,6 +353,8 @@ for arg in $(cat /proc/cmdline); do
     ember.tcp=*) net_tcp=${arg#ember.tcp=} ;;
     ember.tcpmb=*) net_tcp_mib=${arg#ember.tcpmb=} ;;
     ember.vsock) vsock=1 ;;
+    ember.mmds) mmds=1 ;;
+    ember.rng) rng=1 ;;
   esac
 done
 # ember.vsock: a vsock listener on port 1024 (socat) that takes 1 MiB and
@@ -413,6 +415,39 @@ if [ -n "${net_ip:-}" ]; then
     while kill -0 $ack 2>/dev/null && [ $i -lt 300 ]; do i=$((i + 1)); sleep 1; done
     echo "EMBER-LINUX: tcp peer says $(cat /tmp/ack)"
   fi
+fi
+# ember.mmds (with ember.ip): Firecracker's MMDS V2 at 169.254.169.254,
+# through busybox wget and raw requests (socat): a GET without a token, a
+# token from PUT /latest/api/token, GETs with it, a wrong and an expired
+# token, a malformed and an oversized request. Prints each answer's status
+# line (or wget's error) and the values read.
+if [ "${mmds:-}" = 1 ] && [ -n "${net_ip:-}" ]; then
+  ip route add 169.254.169.254/32 dev eth0
+  mmds_raw() { printf '%b' "$1" | socat -t 5 - TCP:169.254.169.254:80,connect-timeout=5 | tr -d '\r'; }
+  mmds_token() {
+    mmds_raw "PUT /latest/api/token HTTP/1.1\r\nHost: 169.254.169.254\r\nX-metadata-token-ttl-seconds: $1\r\n\r\n" |
+      sed '1,/^$/d'
+  }
+  url=http://169.254.169.254/latest/meta-data
+  echo "EMBER-LINUX: mmds no-token: $(wget -q -O- "$url/ami-id" 2>&1 | head -n1)"
+  token=$(mmds_token 60)
+  echo "EMBER-LINUX: mmds token length=${#token}"
+  echo "EMBER-LINUX: mmds ami-id=$(wget -q -O- --header "X-metadata-token: $token" "$url/ami-id" 2>&1)"
+  echo "EMBER-LINUX: mmds listing=$(wget -q -O- --header "X-metadata-token: $token" "$url/" 2>&1 | tr '\n' ',')"
+  echo "EMBER-LINUX: mmds wrong-token: $(wget -q -O- --header "X-metadata-token: x$token" "$url/ami-id" 2>&1 | head -n1)"
+  short=$(mmds_token 1)
+  sleep 2
+  echo "EMBER-LINUX: mmds expired-token: $(wget -q -O- --header "X-metadata-token: $short" "$url/ami-id" 2>&1 | head -n1)"
+  echo "EMBER-LINUX: mmds malformed: $(mmds_raw 'GARBAGE\r\n\r\n' | head -n1)"
+  pad=$(head -c 3000 /dev/zero | tr '\0' 'a')
+  echo "EMBER-LINUX: mmds oversized: $(mmds_raw "GET /latest/meta-data/ami-id HTTP/1.1\r\nX-pad: $pad\r\n\r\n" | head -n1)"
+fi
+# ember.rng: read the virtio-rng device through /dev/hwrng.
+if [ "${rng:-}" = 1 ]; then
+  echo "EMBER-LINUX: hwrng current=$(cat /sys/class/misc/hw_random/rng_current)"
+  first=$(dd if=/dev/hwrng bs=16 count=1 2>/dev/null | od -An -tx1 | tr -d ' \n')
+  second=$(dd if=/dev/hwrng bs=16 count=1 2>/dev/null | od -An -tx1 | tr -d ' \n')
+  echo "EMBER-LINUX: hwrng read $first $second"
 fi
 # ember.fs=TAG: mount the virtio-fs share, checksum in.bin, copy it to
 # out.bin, count the entries of many/.

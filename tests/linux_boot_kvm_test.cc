@@ -277,7 +277,10 @@ TEST(LinuxBootKvmTest, DebianKernelBootsFromAnExt4DriveAndWritesToIt) {
 // machine: eth0 with ember's virtio-net, a ping to the TAP's address, and
 // a 16 MiB TCP stream to a listener on the host side of the TAP, with the
 // TSO the driver negotiated (the guest prints its virtio feature bits).
-TEST(LinuxBootKvmTest, DebianKernelPingsAndStreamsThroughATap) {
+// The same boot reaches MMDS V2 over that interface (busybox wget and raw
+// requests: no token, a token, a wrong and an expired one, malformed and
+// oversized requests) and reads /dev/hwrng from ember's virtio-rng.
+TEST(LinuxBootKvmTest, DebianKernelPingsStreamsAndReachesMmdsThroughATapAndReadsHwrng) {
   testing::TempDir scratch;
   const std::string linux_dir = testing::LinuxGuestDir();
   // The host side: receive everything, report size and md5, then tell the
@@ -308,20 +311,27 @@ for _ in range(30):
       scratch.File("vm.json"),
       R"({"boot-source": {"kernel_image_path": ")" + linux_dir + R"(/vmlinuz", "initrd_path": ")" +
           linux_dir +
-          R"(/initramfs.cpio.gz", "boot_args": "console=ttyS0 quiet reboot=k panic=-1 pci=off ember.ip=10.78.0.2/24 ember.ping=10.78.0.1 ember.tcp=10.78.0.1 ember.tcpmb=16 ember.poweroff"},
+          R"(/initramfs.cpio.gz", "boot_args": "console=ttyS0 quiet reboot=k panic=-1 pci=off ember.ip=10.78.0.2/24 ember.ping=10.78.0.1 ember.tcp=10.78.0.1 ember.tcpmb=16 ember.mmds ember.rng ember.poweroff"},
           "machine-config": {"vcpu_count": 1, "mem_size_mib": 256},
-          "network-interfaces": [{"iface_id": "eth0", "guest_mac": "06:00:0a:4e:00:02", "host_dev_name": "tap0"}]})");
-  RunWithKvm(scratch,
-             "ip tuntap add tap0 mode tap && ip addr add 10.78.0.1/24 dev tap0 && "
-             "ip link set tap0 up || echo tap-setup-failed > $S/rc\n"
-             "python3 $S/sink.py $S/received > $S/sink.log 2>&1 &\n"
-             "sink=$!\n"
-             "sleep 0.5\n" +
-                 std::string(EMBER_BINARY) +
-                 " --no-api --config-file $S/vm.json > $S/out 2> $S/err; echo $? >> $S/rc\n"
-                 "wait $sink\n"
-                 "ip -s link show tap0 > $S/tap-stats\n"
-                 "ip tuntap del tap0 mode tap\n");
+          "network-interfaces": [{"iface_id": "eth0", "guest_mac": "06:00:0a:4e:00:02", "host_dev_name": "tap0"}],
+          "mmds-config": {"version": "V2", "network_interfaces": ["eth0"]},
+          "entropy": {}})");
+  testing::WriteFile(
+      scratch.File("metadata.json"),
+      R"({"latest": {"meta-data": {"ami-id": "ami-ember-nested", "instance-id": "i-0e1"}}})");
+  RunWithKvm(
+      scratch,
+      "ip tuntap add tap0 mode tap && ip addr add 10.78.0.1/24 dev tap0 && "
+      "ip link set tap0 up || echo tap-setup-failed > $S/rc\n"
+      "python3 $S/sink.py $S/received > $S/sink.log 2>&1 &\n"
+      "sink=$!\n"
+      "sleep 0.5\n" +
+          std::string(EMBER_BINARY) +
+          " --no-api --config-file $S/vm.json --metadata $S/metadata.json > $S/out 2> $S/err; "
+          "echo $? >> $S/rc\n"
+          "wait $sink\n"
+          "ip -s link show tap0 > $S/tap-stats\n"
+          "ip tuntap del tap0 mode tap\n");
   const std::string console = testing::ReadFile(scratch.File("out"));
   const std::string log = testing::ReadFile(scratch.File("err"));
   EXPECT_EQ(testing::ReadFile(scratch.File("rc")), "0\n") << log;
@@ -341,6 +351,29 @@ for _ in range(30):
   EXPECT_EQ(testing::ReadFile(scratch.File("received")), "16777216 " + sent[1].str() + "\n")
       << testing::ReadFile(scratch.File("sink.log"));
   EXPECT_NE(console.find("EMBER-LINUX: tcp peer says received"), std::string::npos) << console;
+
+  // MMDS V2: every answer the guest saw, as the lines it printed.
+  auto line = [&](const std::string& key) {
+    std::smatch found;
+    if (!std::regex_search(console, found, std::regex("EMBER-LINUX: " + key + "([^\r\n]*)")))
+      return std::string("<no line '" + key + "'>");
+    return found[1].str();
+  };
+  EXPECT_NE(line("mmds no-token: ").find("HTTP/1.1 401"), std::string::npos) << console;
+  EXPECT_EQ(line("mmds token length="), "64") << console;
+  EXPECT_EQ(line("mmds ami-id="), "ami-ember-nested") << console;
+  EXPECT_EQ(line("mmds listing="), "ami-id,instance-id") << console;
+  EXPECT_NE(line("mmds wrong-token: ").find("HTTP/1.1 401"), std::string::npos) << console;
+  EXPECT_NE(line("mmds expired-token: ").find("HTTP/1.1 401"), std::string::npos) << console;
+  EXPECT_EQ(line("mmds malformed: ").substr(0, 12), "HTTP/1.1 400") << console;
+  EXPECT_EQ(line("mmds oversized: ").substr(0, 12), "HTTP/1.1 413") << console;
+  // virtio-rng: the guest's hwrng core picked it, and two reads differ.
+  EXPECT_EQ(line("hwrng current="), "virtio_rng.0") << console;
+  std::smatch reads;
+  ASSERT_TRUE(
+      std::regex_search(console, reads, std::regex("hwrng read ([0-9a-f]{32}) ([0-9a-f]{32})")))
+      << console;
+  EXPECT_NE(reads[1].str(), reads[2].str());
   std::printf("tap0 after the run:\n%s\n", testing::ReadFile(scratch.File("tap-stats")).c_str());
 }
 
