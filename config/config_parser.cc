@@ -65,9 +65,12 @@ Result<MachineConfigUpdate> ParseMachineConfigUpdate(const nlohmann::json& body,
     return Status::Error(reader.FieldPath("cpu_template") +
                          ": CPU templates are not supported by ember; omit it or use \"None\"");
   }
-  if (huge_pages && *huge_pages != "None") {
-    return Status::Error(reader.FieldPath("huge_pages") + ": only \"None\" is supported, got \"" +
-                         *huge_pages + "\"");
+  if (huge_pages) {
+    if (*huge_pages != "None" && *huge_pages != "2M") {
+      return Status::Error(reader.FieldPath("huge_pages") + ": must be \"None\" or \"2M\", got \"" +
+                           *huge_pages + "\"");
+    }
+    update.huge_pages_2m = *huge_pages == "2M";
   }
   return update;
 }
@@ -79,9 +82,17 @@ Result<MachineConfig> ApplyMachineConfigUpdate(const MachineConfig& base,
   if (update.mem_size_mib) config.mem_size_mib = *update.mem_size_mib;
   if (update.smt) config.smt = *update.smt;
   if (update.acpi) config.acpi = *update.acpi;
+  if (update.huge_pages_2m) config.huge_pages_2m = *update.huge_pages_2m;
+  const std::string prefix = update.path.empty() ? "" : update.path + ".";
+  // Firecracker's rule and words: whole huge pages only.
+  if (config.huge_pages_2m && config.mem_size_mib % 2 != 0) {
+    return Status::Error(prefix +
+                         "mem_size_mib: The memory size (MiB) is either 0, or not a "
+                         "multiple of the configured page size (" +
+                         std::to_string(config.mem_size_mib) + " MiB on 2 MiB huge pages)");
+  }
   if (config.smt && config.vcpu_count > 1 && config.vcpu_count % 2 != 0) {
-    std::string field = update.path.empty() ? "vcpu_count" : update.path + ".vcpu_count";
-    return Status::Error(field + ": must be 1 or even when smt is enabled, got " +
+    return Status::Error(prefix + "vcpu_count: must be 1 or even when smt is enabled, got " +
                          std::to_string(config.vcpu_count));
   }
   return config;
@@ -581,8 +592,10 @@ Result<VsockConfig> ParseVsock(const nlohmann::json& body, const std::string& pa
   JsonObjectReader reader(body, path);
   VsockConfig config;
   auto id = reader.String("vsock_id");
-  // 0-2 are the hypervisor, local and host addresses; 0xffffffff is "any".
-  auto cid = reader.Unsigned("guest_cid", 3, 0xfffffffeu, /*required=*/true);
+  // Any 32-bit value, as Firecracker takes it: 0-2 and 0xffffffff are
+  // reserved addresses, but firecracker-containerd sends 0 (its agent
+  // listens on any CID and the host side goes through uds_path).
+  auto cid = reader.Unsigned("guest_cid", 0, 0xffffffffu, /*required=*/true);
   auto uds_path = reader.String("uds_path", /*required=*/true);
   EMBER_RETURN_IF_ERROR(reader.Finish());
   if (id) {

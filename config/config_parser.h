@@ -35,6 +35,7 @@ struct MachineConfigUpdate {
   std::optional<uint32_t> mem_size_mib;
   std::optional<bool> smt;
   std::optional<bool> acpi;
+  std::optional<bool> huge_pages_2m;
 };
 Result<MachineConfigUpdate> ParseMachineConfigUpdate(const nlohmann::json& body,
                                                      const std::string& path, UpdateKind kind);

@@ -20,7 +20,7 @@ nlohmann::json RenderMachineConfig(const MachineConfig& config) {
           {"smt", config.smt},
           {"track_dirty_pages", config.track_dirty_pages},
           {"acpi", config.acpi},
-          {"huge_pages", "None"}};
+          {"huge_pages", config.huge_pages_2m ? "2M" : "None"}};
 }
 
 namespace {

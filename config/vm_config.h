@@ -58,6 +58,9 @@ struct MachineConfig {
   uint32_t mem_size_mib = 128;
   bool smt = false;
   bool track_dirty_pages = false;
+  // Firecracker's huge_pages: "None" (4 KiB pages) or "2M" (guest memory
+  // on the host's 2 MiB hugetlb pool, reserved whole at InstanceStart).
+  bool huge_pages_2m = false;
   // ACPI tables (RSDP, XSDT, FADT, MADT, DSDT) and the ACPI power device:
   // how stock kernels find the vCPUs and virtio-mmio devices and power off.
   // Off: neither; guests then use the MP table and the command line.

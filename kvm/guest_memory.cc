@@ -1,5 +1,6 @@
 #include "kvm/guest_memory.h"
 
+#include <linux/memfd.h>  // MFD_HUGE_2MB
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -18,7 +19,8 @@ std::vector<RamRange> SplitAroundHole(uint64_t size, uint64_t hole_start, uint64
   return {{0, hole_start}, {hole_end, size - hole_start}};
 }
 
-Result<GuestMemory> GuestMemory::Create(const std::vector<RamRange>& ranges) {
+Result<GuestMemory> GuestMemory::Create(const std::vector<RamRange>& ranges, Pages pages) {
+  const bool huge = pages == Pages::kHuge2M;
   uint64_t size_bytes = 0;
   uint64_t previous_end = 0;
   for (const RamRange& range : ranges) {
@@ -26,18 +28,33 @@ Result<GuestMemory> GuestMemory::Create(const std::vector<RamRange>& ranges) {
         range.guest_address + range.size < range.guest_address) {
       return Status::Error("guest RAM ranges must be non-empty, ascending and apart");
     }
+    if (huge && (range.guest_address % kHugePageBytes != 0 || range.size % kHugePageBytes != 0)) {
+      return Status::Error("guest RAM ranges must be whole 2 MiB pages for huge_pages 2M");
+    }
     previous_end = range.guest_address + range.size;
     size_bytes += range.size;
   }
   if (size_bytes == 0) return Status::Error("guest memory size is 0");
   GuestMemory memory;
-  memory.memfd_.reset(memfd_create("ember-guest-ram", MFD_CLOEXEC));
-  if (!memory.memfd_.valid()) return ErrnoStatus("memfd_create for guest memory");
+  memory.memfd_.reset(
+      memfd_create("ember-guest-ram", MFD_CLOEXEC | (huge ? MFD_HUGETLB | MFD_HUGE_2MB : 0u)));
+  if (!memory.memfd_.valid()) {
+    return ErrnoStatus(
+        huge ? "memfd_create on 2 MiB huge pages (does the host kernel have hugetlbfs?)"
+             : "memfd_create for guest memory");
+  }
   if (ftruncate(memory.memfd_.get(), static_cast<off_t>(size_bytes)) != 0) {
     return ErrnoStatus("sizing guest memory to " + std::to_string(size_bytes) + " bytes");
   }
-  void* mapping = mmap(nullptr, size_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-                       memory.memfd_.get(), 0);
+  // Normal pages are not reserved (the guest pays for what it touches);
+  // huge pages are, so that the mmap is where a short pool shows.
+  void* mapping = mmap(nullptr, size_bytes, PROT_READ | PROT_WRITE,
+                       MAP_SHARED | (huge ? 0 : MAP_NORESERVE), memory.memfd_.get(), 0);
+  if (mapping == MAP_FAILED && huge && errno == ENOMEM) {
+    return Status::Error("reserving " + std::to_string(size_bytes / kHugePageBytes) +
+                         " huge pages of 2 MiB: the host's pool has too few free (see "
+                         "HugePages_Free in /proc/meminfo; raise /proc/sys/vm/nr_hugepages)");
+  }
   if (mapping == MAP_FAILED) {
     return ErrnoStatus("mapping " + std::to_string(size_bytes >> 20) + " MiB of guest memory");
   }

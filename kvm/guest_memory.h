@@ -34,8 +34,16 @@ std::vector<RamRange> SplitAroundHole(uint64_t size, uint64_t hole_start, uint64
 
 class GuestMemory {
  public:
-  // One region per range; the ranges must ascend and not overlap.
-  static Result<GuestMemory> Create(const std::vector<RamRange>& ranges);
+  // What backs the memfd: the kernel's 4 KiB pages, mapped lazily, or
+  // 2 MiB pages from the hugetlb pool, all reserved by Create (so a short
+  // pool is an error here, never a SIGBUS when the guest touches a page).
+  enum class Pages { kNormal, kHuge2M };
+  static constexpr uint64_t kHugePageBytes = uint64_t{2} << 20;
+
+  // One region per range; the ranges must ascend and not overlap (and,
+  // for kHuge2M, be whole huge pages).
+  static Result<GuestMemory> Create(const std::vector<RamRange>& ranges,
+                                    Pages pages = Pages::kNormal);
 
   GuestMemory(GuestMemory&&) noexcept;
   GuestMemory& operator=(GuestMemory&&) noexcept;

@@ -85,6 +85,25 @@ TEST(ConfigParserTest, ChecksMachineConfigRanges) {
             std::string::npos);
 }
 
+TEST(ConfigParserTest, HugePagesAreNoneOr2MOfWholePages) {
+  auto with_machine = [](const std::string& machine) {
+    return R"({"boot-source": {"kernel_image_path": "/k"}, "machine-config": )" + machine + "}";
+  };
+  Result<VmConfig> huge =
+      ParseVmConfig(with_machine(R"({"vcpu_count": 2, "mem_size_mib": 128, "huge_pages": "2M"})"));
+  ASSERT_TRUE(huge.ok()) << huge.status().message();
+  EXPECT_TRUE(huge->machine.huge_pages_2m);
+  Result<VmConfig> none = ParseVmConfig(
+      with_machine(R"({"vcpu_count": 2, "mem_size_mib": 127, "huge_pages": "None"})"));
+  ASSERT_TRUE(none.ok()) << none.status().message();
+  EXPECT_FALSE(none->machine.huge_pages_2m);
+  EXPECT_EQ(ErrorOf(with_machine(R"({"vcpu_count": 1, "mem_size_mib": 127, "huge_pages": "2M"})")),
+            "machine-config.mem_size_mib: The memory size (MiB) is either 0, or not a multiple of "
+            "the configured page size (127 MiB on 2 MiB huge pages)");
+  EXPECT_EQ(ErrorOf(with_machine(R"({"vcpu_count": 1, "mem_size_mib": 128, "huge_pages": "1G"})")),
+            "machine-config.huge_pages: must be \"None\" or \"2M\", got \"1G\"");
+}
+
 TEST(ConfigParserTest, LoggerAndMetricsSections) {
   Result<VmConfig> config = ParseVmConfig(R"({"boot-source": {"kernel_image_path": "/k"},
       "logger": {"log_path": "/tmp/log", "level": "debug", "show_level": true},
@@ -266,12 +285,10 @@ TEST(ConfigParserTest, RefusesBadVsock) {
   auto vsock_error = [](const std::string& vsock) {
     return ErrorOf(R"({"boot-source": {"kernel_image_path": "/k"}, "vsock": )" + vsock + "}");
   };
-  EXPECT_EQ(vsock_error(R"({"guest_cid": 2, "uds_path": "/v"})"),
-            "vsock.guest_cid: must be between 3 and 4294967294, got 2");
-  EXPECT_EQ(vsock_error(R"({"guest_cid": 4294967295, "uds_path": "/v"})"),
-            "vsock.guest_cid: must be between 3 and 4294967294, got 4294967295");
+  EXPECT_EQ(vsock_error(R"({"guest_cid": 4294967296, "uds_path": "/v"})"),
+            "vsock.guest_cid: must be between 0 and 4294967295, got 4294967296");
   EXPECT_EQ(vsock_error(R"({"guest_cid": "3", "uds_path": "/v"})"),
-            "vsock.guest_cid: must be an integer between 3 and 4294967294, got a string");
+            "vsock.guest_cid: must be an integer between 0 and 4294967295, got a string");
   EXPECT_EQ(vsock_error(R"({"uds_path": "/v"})"), "vsock.guest_cid: is required");
   EXPECT_EQ(vsock_error(R"({"guest_cid": 3})"), "vsock.uds_path: is required");
   EXPECT_EQ(vsock_error(R"({"guest_cid": 3, "uds_path": ""})"),

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -103,6 +104,37 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, int timeout_ms) {
   waitpid(pid, &status, 0);
   if (!result.timed_out && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
   return result;
+}
+
+namespace {
+constexpr char kNrHugePages[] = "/proc/sys/vm/nr_hugepages";
+}  // namespace
+
+HugePagePool::HugePagePool() {
+  lock_fd_ = open("/tmp/ember-test-hugepages.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd_ >= 0) flock(lock_fd_, LOCK_EX);
+  original_ = std::atol(ReadFile(kNrHugePages).c_str());
+}
+
+HugePagePool::~HugePagePool() {
+  Resize(original_);
+  if (lock_fd_ >= 0) close(lock_fd_);  // releases the lock
+}
+
+long HugePagePool::Resize(long pages) {
+  std::ofstream(kNrHugePages) << pages << "\n";
+  return std::atol(ReadFile(kNrHugePages).c_str());
+}
+
+long MeminfoValue(const std::string& name) {
+  std::istringstream meminfo(ReadFile("/proc/meminfo"));
+  std::string key;
+  long value = 0;
+  while (meminfo >> key >> value) {
+    if (key == name + ":") return value;
+    std::getline(meminfo, key);
+  }
+  return -1;
 }
 
 size_t Occurrences(const std::string& text, const std::string& what) {

@@ -53,4 +53,26 @@ std::string LinuxGuestDir();
 // Runs argv[0] with stdin from /dev/null, killing it after `timeout_ms`.
 ProcessResult RunProcess(const std::vector<std::string>& argv, int timeout_ms);
 
+// A field of /proc/meminfo by name ("HugePages_Free"), -1 if absent.
+long MeminfoValue(const std::string& name);
+
+// The host's pool of 2 MiB huge pages (/proc/sys/vm/nr_hugepages) held at a
+// size for one test, under a lock that keeps tests in parallel ctest jobs
+// from resizing it under each other; the old size comes back on
+// destruction. Needs root.
+class HugePagePool {
+ public:
+  HugePagePool();
+  ~HugePagePool();
+  HugePagePool(const HugePagePool&) = delete;
+  HugePagePool& operator=(const HugePagePool&) = delete;
+  // Asks for `pages` and returns how many the kernel gave (it may give
+  // fewer when memory is fragmented).
+  long Resize(long pages);
+
+ private:
+  int lock_fd_ = -1;
+  long original_ = 0;
+};
+
 }  // namespace ember::testing

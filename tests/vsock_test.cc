@@ -280,8 +280,8 @@ TEST(VsockApiTest, FieldsAndErrors) {
     EXPECT_EQ(reply.status, 400) << body.dump();
     EXPECT_NE(Fault(reply).find(fault), std::string::npos) << body.dump() << ": " << Fault(reply);
   };
-  refused({{"guest_cid", 2}, {"uds_path", uds}},
-          "guest_cid: must be between 3 and 4294967294, got 2");
+  refused({{"guest_cid", 4294967296}, {"uds_path", uds}},
+          "guest_cid: must be between 0 and 4294967295, got 4294967296");
   refused({{"guest_cid", -1}, {"uds_path", uds}}, "guest_cid: must be an integer");
   refused({{"guest_cid", "3"}, {"uds_path", uds}}, "guest_cid: must be an integer");
   refused({{"uds_path", uds}}, "guest_cid: is required");

@@ -412,8 +412,13 @@ Result<std::unique_ptr<Machine>> Boot(const VmConfig& config, const BuildOptions
         " MiB does not fit in the guest's " + std::to_string(address_bits) +
         "-bit physical address space");
   }
-  Result<GuestMemory> memory = GuestMemory::Create(ram);
-  if (!memory.ok()) return memory.status().Context("machine-config.mem_size_mib");
+  Result<GuestMemory> memory =
+      GuestMemory::Create(ram, config.machine.huge_pages_2m ? GuestMemory::Pages::kHuge2M
+                                                            : GuestMemory::Pages::kNormal);
+  if (!memory.ok()) {
+    return memory.status().Context(config.machine.huge_pages_2m ? "machine-config.huge_pages"
+                                                                : "machine-config.mem_size_mib");
+  }
   EMBER_ASSIGN_OR_RETURN(Vm vm, Vm::Create(*machine->kvm, std::move(*memory)));
   machine->vm = std::make_unique<Vm>(std::move(vm));
   EMBER_RETURN_IF_ERROR(x86::SetUpVm(*machine->vm));
