@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -25,27 +26,16 @@ using nlohmann::json;
 
 constexpr char kGuestMac[] = "06:00:ac:10:00:02";
 
-int Ip(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {"/usr/sbin/ip"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return RunProcess(argv, 10000).exit_code;
-}
-
 class ReplayTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (access("/dev/kvm", R_OK | W_OK) != 0)
       GTEST_SKIP() << "/dev/kvm is absent: the guest needs it";
     if (geteuid() != 0) GTEST_SKIP() << "not root: creating a network namespace and a TAP needs it";
-    netns_ = "ember-replay-" + std::to_string(getpid());
-    ASSERT_EQ(Ip({"netns", "add", netns_}), 0);
-    ASSERT_EQ(Ip({"-n", netns_, "tuntap", "add", "tap0", "mode", "tap"}), 0);
-    ASSERT_EQ(Ip({"-n", netns_, "link", "set", "tap0", "up"}), 0);
+    netns_ = std::make_unique<TapNamespace>("ember-replay");
+    ASSERT_EQ(netns_->error(), "");
   }
-  void TearDown() override {
-    if (!netns_.empty()) Ip({"netns", "del", netns_});
-  }
-  std::vector<std::string> InNetns() const { return {"/usr/sbin/ip", "netns", "exec", netns_}; }
+  std::vector<std::string> InNetns() const { return netns_->Exec(); }
   std::string Guest() const { return std::string(EMBER_GUEST_DIR) + "/guest-pvh.elf"; }
   // An empty backing file, as integrators create for placeholder drives.
   std::string EmptyFile(const std::string& name) {
@@ -77,7 +67,7 @@ class ReplayTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  std::string netns_;
+  std::unique_ptr<TapNamespace> netns_;
 };
 
 // Kata Containers' Go runtime, src/runtime/virtcontainers/fc.go at

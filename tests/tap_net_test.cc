@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -17,32 +18,18 @@ namespace {
 
 using nlohmann::json;
 
-int Ip(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {"/usr/sbin/ip"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return RunProcess(argv, 10000).exit_code;
-}
-
 class TapNetTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (access("/dev/kvm", R_OK | W_OK) != 0)
       GTEST_SKIP() << "/dev/kvm is absent: the guest needs it";
     if (geteuid() != 0) GTEST_SKIP() << "not root: creating a network namespace and a TAP needs it";
-    netns_ = "ember-tap-" + std::to_string(getpid());
-    ASSERT_EQ(Ip({"netns", "add", netns_}), 0);
-    ASSERT_EQ(Ip({"-n", netns_, "tuntap", "add", "tap0", "mode", "tap"}), 0);
-    ASSERT_EQ(Ip({"-n", netns_, "addr", "add", "10.77.0.1/24", "dev", "tap0"}), 0);
-    ASSERT_EQ(Ip({"-n", netns_, "link", "set", "tap0", "up"}), 0);
-  }
-  void TearDown() override {
-    if (!netns_.empty()) Ip({"netns", "del", netns_});
+    netns_ = std::make_unique<TapNamespace>("ember-tap", "10.77.0.1/24");
+    ASSERT_EQ(netns_->error(), "");
   }
   // ember inside the namespace, with its API socket.
   std::unique_ptr<EmberProcess> StartEmber(const TempDir& dir) {
-    auto ember = std::make_unique<EmberProcess>(
-        dir, std::vector<std::string>{},
-        std::vector<std::string>{"/usr/sbin/ip", "netns", "exec", netns_});
+    auto ember = std::make_unique<EmberProcess>(dir, std::vector<std::string>{}, netns_->Exec());
     EXPECT_TRUE(ember->started()) << ember->Stderr();
     return ember;
   }
@@ -51,7 +38,7 @@ class TapNetTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  std::string netns_;
+  std::unique_ptr<TapNamespace> netns_;
 };
 
 TEST_F(TapNetTest, GuestResolvesAndPingsTheHostThroughTheTap) {
@@ -85,7 +72,7 @@ TEST_F(TapNetTest, GuestResolvesAndPingsTheHostThroughTheTap) {
   EXPECT_NE(out.find("ember-guest: nettap ok\n"), std::string::npos) << out;
   // The host's side saw the frames too.
   ProcessResult link =
-      RunProcess({"/usr/sbin/ip", "-n", netns_, "-s", "-j", "link", "show", "tap0"}, 10000);
+      RunProcess({"/usr/sbin/ip", "-n", netns_->name(), "-s", "-j", "link", "show", "tap0"}, 10000);
   json stats = json::parse(link.out)[0]["stats64"];
   EXPECT_GE(stats["rx"]["packets"].get<int>(), 4) << link.out;  // ARP + 3 echo requests
   EXPECT_GE(stats["tx"]["packets"].get<int>(), 4) << link.out;

@@ -106,6 +106,25 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, int timeout_ms) {
   return result;
 }
 
+TapNamespace::TapNamespace(const std::string& prefix, const std::string& address)
+    : name_(prefix + "-" + std::to_string(getpid())) {
+  std::vector<std::vector<std::string>> steps = {
+      {"netns", "add", name_}, {"-n", name_, "tuntap", "add", "tap0", "mode", "tap"}};
+  if (!address.empty()) steps.push_back({"-n", name_, "addr", "add", address, "dev", "tap0"});
+  steps.push_back({"-n", name_, "link", "set", "tap0", "up"});
+  for (const std::vector<std::string>& step : steps) {
+    std::vector<std::string> argv = {"/usr/sbin/ip"};
+    argv.insert(argv.end(), step.begin(), step.end());
+    ProcessResult result = RunProcess(argv, 10000);
+    if (result.exit_code != 0) {
+      error_ = "ip " + step[0] + " " + step[1] + " " + step[2] + " failed: " + result.err;
+      return;
+    }
+  }
+}
+
+TapNamespace::~TapNamespace() { RunProcess({"/usr/sbin/ip", "netns", "del", name_}, 10000); }
+
 namespace {
 constexpr char kNrHugePages[] = "/proc/sys/vm/nr_hugepages";
 }  // namespace

@@ -53,6 +53,26 @@ std::string LinuxGuestDir();
 // Runs argv[0] with stdin from /dev/null, killing it after `timeout_ms`.
 ProcessResult RunProcess(const std::vector<std::string>& argv, int timeout_ms);
 
+// A network namespace of its own ("<prefix>-<pid>") holding a TAP named
+// tap0 that is up (with `address`, e.g. "10.77.0.1/24", unless empty);
+// deleted with everything in it on destruction. Needs root; error() says
+// which step failed ("" when all went well).
+class TapNamespace {
+ public:
+  explicit TapNamespace(const std::string& prefix, const std::string& address = "");
+  ~TapNamespace();
+  TapNamespace(const TapNamespace&) = delete;
+  TapNamespace& operator=(const TapNamespace&) = delete;
+  const std::string& error() const { return error_; }
+  const std::string& name() const { return name_; }
+  // The wrapper that runs a program inside the namespace.
+  std::vector<std::string> Exec() const { return {"/usr/sbin/ip", "netns", "exec", name_}; }
+
+ private:
+  std::string name_;
+  std::string error_;
+};
+
 // A field of /proc/meminfo by name ("HugePages_Free"), -1 if absent.
 long MeminfoValue(const std::string& name);
 
