@@ -97,10 +97,15 @@ uint64_t VhostUserDevice::Want(std::optional<Started> wanted) {
   }
   // Whether the job runs or a stopping control thread drops it, destroying
   // it wakes a Reset waiting for it.
+  // (A constructor, not an aggregate: a moved-from temporary would report
+  // the post finished early, and clang 14 has no parenthesized aggregates.)
   struct Finished {
+    Finished(VhostUserDevice* d, uint64_t p) : device(d), post(p) {}
+    Finished(const Finished&) = delete;
+    Finished& operator=(const Finished&) = delete;
+    ~Finished() { device->PostFinished(post); }
     VhostUserDevice* device;
     uint64_t post;
-    ~Finished() { device->PostFinished(post); }
   };
   RunOnControl([this, finished = std::make_shared<Finished>(this, post)] { Apply(); });
   return post;
