@@ -117,6 +117,25 @@ TEST_P(VhostUserFsVcpusTest, GuestReadsWritesAndListsThroughVirtiofsd) {
 INSTANTIATE_TEST_SUITE_P(Vcpus, VhostUserFsVcpusTest, ::testing::Values(1u, 2u),
                          [](const auto& info) { return std::to_string(info.param) + "vcpu"; });
 
+// Guest RAM on 2 MiB huge pages (machine-config huge_pages "2M"): the
+// memfd virtiofsd maps is a hugetlb one, and the whole exchange still
+// works. Needs root to size the pool.
+TEST_F(VhostUserFsTest, VirtiofsdMapsGuestMemoryOnHugePages) {
+  if (geteuid() != 0) GTEST_SKIP() << "not root: resizing the huge page pool needs it";
+  HugePagePool pool;
+  ASSERT_GE(pool.Resize(64), 64) << "the kernel gave fewer huge pages";
+  auto virtiofsd = StartVirtiofsd();
+  json config = Config("virtio,fs", 1);
+  config["machine-config"]["huge_pages"] = "2M";
+  WriteFile(dir_.File("vm.json"), config.dump());
+  ProcessResult result =
+      RunProcess({EMBER_BINARY, "--no-api", "--config-file", dir_.File("vm.json")}, 60000);
+  ASSERT_FALSE(result.timed_out) << result.out << result.err;
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  ExpectFsResults(result.out);
+  EXPECT_TRUE(result.out.find("ember-guest: done\n") != std::string::npos);
+}
+
 TEST_F(VhostUserFsTest, ConfiguredThroughTheApi) {
   auto virtiofsd = StartVirtiofsd();
   EmberProcess ember(dir_, {});
