@@ -5,10 +5,10 @@
 #include <algorithm>
 #include <optional>
 #include <string_view>
-#include <utility>
 
 #include "base/logger.h"
 #include "config/json_reader.h"
+#include "config/missing_features.h"
 
 namespace ember {
 namespace {
@@ -238,21 +238,14 @@ void CountApiRequest(const std::string& method, const std::string& path, bool fa
 }
 
 namespace {
-// Resources of Firecracker's API that ember has not built yet: the answer
-// stays Firecracker's unknown-path one (tooling matches its start), and
-// says what is missing, so that a platform's log names it.
-std::string MissingFeatureNote(const std::string& path) {
-  static const std::pair<std::string_view, std::string_view> kMissing[] = {
-      {"/snapshot/", "snapshots"},
-      {"/balloon", "the balloon device"},
-      {"/cpu-config", "custom CPU templates"},
-      {"/hotplug", "memory hotplug"},
-  };
-  for (const auto& [prefix, feature] : kMissing) {
-    if (path.compare(0, prefix.size(), prefix) == 0)
-      return " ember does not implement " + std::string(feature) + " yet.";
-  }
-  return "";
+// A Firecracker resource ember lacks: the answer stays Firecracker's
+// unknown-path one (tooling matches its start) and says what is missing,
+// so that a platform's log names it.
+std::string MissingFeatureNote(std::string_view path) {
+  if (path.empty() || path[0] != '/') return "";
+  const std::string_view resource = path.substr(1, path.find('/', 1) - 1);
+  const MissingFeature* missing = FindMissingFeature(resource);
+  return missing ? " ember does not implement " + std::string(missing->what) + " yet." : "";
 }
 }  // namespace
 
@@ -261,8 +254,10 @@ VmmReply HandleApiRequest(const std::string& method, const std::string& path,
                           const std::function<VmmReply(VmmAction)>& submit) {
   // Firecracker logs every request (at Info; ember at Debug, off the fast
   // path). Never the body: it may carry secrets such as MMDS data.
-  SPDLOG_DEBUG("The API server received a {} request on \"{}\".", LogSafe(method, 16),
-               LogSafe(path));
+  if (spdlog::should_log(spdlog::level::debug)) {  // the arguments cost even when filtered
+    SPDLOG_DEBUG("The API server received a {} request on \"{}\".", LogSafe(method, 16),
+                 LogSafe(path));
+  }
   std::map<std::string, std::string> params;
   const ApiRoute* route = FindApiRoute(method, path, params);
   if (std::optional<std::string> refused = BodyPresenceError(method, body)) {

@@ -9,14 +9,9 @@
 #include "arch/x86_64/layout.h"
 #include "base/logger.h"
 #include "config/json_reader.h"
+#include "config/missing_features.h"
 
 namespace ember {
-namespace {
-
-// Firecracker resources ember does not provide (yet): named, not ignored.
-constexpr const char* kUnsupportedSections[] = {"balloon", "cpu-config"};
-
-}  // namespace
 
 Result<BootSourceConfig> ParseBootSource(const nlohmann::json& body, const std::string& path) {
   JsonObjectReader reader(body, path);
@@ -738,8 +733,9 @@ Result<VmConfig> ParseVmConfig(std::string_view text) {
   const nlohmann::json* entropy = reader.Object("entropy");
   const nlohmann::json* mmds = reader.Object("mmds-config");
   std::string unsupported;
-  for (const char* section : kUnsupportedSections) {
-    if (reader.Raw(section) != nullptr && unsupported.empty()) unsupported = section;
+  for (const MissingFeature& feature : kMissingFeatures) {
+    if (reader.Raw(std::string(feature.resource)) != nullptr && unsupported.empty())
+      unsupported = feature.resource;
   }
   EMBER_RETURN_IF_ERROR(reader.Finish());
   if (!unsupported.empty()) return Status::Error(unsupported + ": not supported by ember yet");
