@@ -9,7 +9,9 @@
 #include <cstring>
 
 #include "api/api_module.h"
+#include "api/bounded_connection.h"
 #include "api/routes.h"
+#include "base/log_limiter.h"
 #include "base/metrics.h"
 #include "base/stale_socket.h"
 #include "base/sys_error.h"
@@ -21,17 +23,50 @@ namespace {
 
 constexpr int kListenBacklog = 64;
 constexpr time_t kReadTimeoutSeconds = 5;  // a stalled client frees its worker after this
-constexpr size_t kWorkerThreads = 4;
+constexpr size_t kMaxConnectionThreads = 16;
+constexpr size_t kMaxQueuedConnections = 16;
 constexpr size_t kMaxRequestsPerConnection = 1000000;
 constexpr size_t kMaxHeaders = 64;  // Firecracker's clients send a handful
+// Request line and headers (httplib caps each line at 8 KiB, not their
+// number), plus the largest body.
+constexpr size_t kMaxRequestBytes = 64 * 1024 + kMaxRequestBodyBytes;
 
 // Debian's cpp-httplib 0.11.4 has no Unix-socket listener: this subclass
-// hands it a socket bound here.
+// hands it a socket bound here. It also serves each connection itself
+// (httplib's own loop bounds neither a request's size nor its time): see
+// api/bounded_connection.h.
 class UnixSocketServer : public httplib::Server {
  public:
   bool ListenOn(int socket_fd) {
     svr_sock_ = socket_fd;
     return listen_after_bind();
+  }
+
+ private:
+  bool process_and_close_socket(socket_t sock) override {
+    BoundedStream stream(sock, {kMaxRequestBytes, std::chrono::seconds(kReadTimeoutSeconds),
+                                std::chrono::seconds(kReadTimeoutSeconds)});
+    bool served = true;
+    for (size_t count = 0; count < kMaxRequestsPerConnection; ++count) {
+      if (!stream.WaitForRequest(std::chrono::seconds(kReadTimeoutSeconds),
+                                 [this] { return svr_sock_ == INVALID_SOCKET; })) {
+        break;
+      }
+      stream.StartRequest();
+      bool closed = false;
+      served = process_request(stream, count + 1 == kMaxRequestsPerConnection, closed, nullptr);
+      if (stream.over_budget()) {
+        static LogLimiter limit;  // a client can send these at will
+        EMBER_LOG_LIMITED(limit, SPDLOG_WARN,
+                          "api: a request longer than {} bytes was cut off with its connection",
+                          kMaxRequestBytes);
+        break;  // what follows is the rest of that request, not a new one
+      }
+      if (!served || closed) break;
+    }
+    ::shutdown(sock, SHUT_RDWR);
+    ::close(sock);
+    return served;
   }
 };
 
@@ -85,7 +120,9 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& socket_pa
   std::unique_ptr<ApiServer> api(new ApiServer());
   api->socket_path_ = socket_path;
   auto server = std::make_unique<UnixSocketServer>();
-  server->new_task_queue = [] { return new httplib::ThreadPool(kWorkerThreads); };
+  server->new_task_queue = [] {
+    return new ConnectionPool(kMaxConnectionThreads, kMaxQueuedConnections);
+  };
   server->set_payload_max_length(kMaxRequestBodyBytes);
   server->set_read_timeout(kReadTimeoutSeconds, 0);
   server->set_keep_alive_timeout(kReadTimeoutSeconds);

@@ -3,10 +3,13 @@
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <mutex>
+#include <string_view>
 
 #include "base/metrics.h"
 #include "base/output_file.h"
@@ -19,12 +22,27 @@ namespace {
 // logger.missed_log_count, and never stops the thread that logs.
 class NonBlockingFileSink final : public spdlog::sinks::base_sink<std::mutex> {
  public:
-  explicit NonBlockingFileSink(UniqueFd fd) : fd_(std::move(fd)) {}
+  explicit NonBlockingFileSink(UniqueFd fd) : fd_(std::move(fd)) {
+    struct stat info {};
+    if (fstat(fd_.get(), &info) == 0 && S_ISREG(info.st_mode)) room_ = OutputFileLimit();
+  }
 
  protected:
+  // A regular file grows by at most OutputFileLimit() bytes; the last line
+  // that fits says so.
   void sink_it_(const spdlog::details::log_msg& message) override {
+    static constexpr std::string_view kFull = "ember: the log file reached its size limit\n";
     spdlog::memory_buf_t line;
     formatter_->format(message, line);
+    if (room_ != UINT64_MAX) {
+      // Room for the note is always kept back, so it always fits.
+      if (line.size() + kFull.size() > room_) {
+        if (!full_) full_ = WriteWhole(fd_.get(), kFull.data(), kFull.size());
+        GlobalMetrics().logger_missed_log_count.Add();
+        return;
+      }
+      room_ -= line.size();
+    }
     if (!WriteWhole(fd_.get(), line.data(), line.size())) {
       GlobalMetrics().logger_missed_log_count.Add();
     }
@@ -33,6 +51,8 @@ class NonBlockingFileSink final : public spdlog::sinks::base_sink<std::mutex> {
 
  private:
   UniqueFd fd_;
+  uint64_t room_ = UINT64_MAX;  // bytes a regular file may still take
+  bool full_ = false;
 };
 
 std::optional<spdlog::level::level_enum> ParseLevel(std::string name) {

@@ -3,14 +3,24 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 
 #include "base/sys_error.h"
 
 namespace ember {
+namespace {
+
+std::atomic<uint64_t> g_output_file_limit{uint64_t{1} << 30};
+
+}  // namespace
+
+void SetOutputFileLimit(uint64_t bytes) { g_output_file_limit = bytes; }
+uint64_t OutputFileLimit() { return g_output_file_limit.load(); }
 
 Result<UniqueFd> OpenOutputFile(const std::string& path) {
-  UniqueFd fd(open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_NONBLOCK | O_CLOEXEC, 0600));
+  UniqueFd fd(
+      open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!fd.valid()) return Status::Error(IoErrorText());
   return fd;
 }

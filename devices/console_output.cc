@@ -9,6 +9,7 @@
 #include <cerrno>
 
 #include "base/metrics.h"
+#include "base/output_file.h"
 #include "base/sys_error.h"
 
 namespace ember {
@@ -17,19 +18,30 @@ Result<std::unique_ptr<ConsoleOutput>> ConsoleOutput::Create(int fd) {
   UniqueFd ready(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!ready.valid()) return ErrnoStatus("serial console: eventfd");
   struct stat info {};
-  const bool socket = fd >= 0 && fstat(fd, &info) == 0 && S_ISSOCK(info.st_mode);
-  return std::unique_ptr<ConsoleOutput>(new ConsoleOutput(fd, socket, std::move(ready)));
+  const bool known = fd >= 0 && fstat(fd, &info) == 0;
+  const bool socket = known && S_ISSOCK(info.st_mode);
+  // A regular file (serial_out_path) is the disk's to fill: it may grow by
+  // OutputFileLimit() bytes, later output is dropped and counted.
+  const uint64_t room = known && S_ISREG(info.st_mode) ? OutputFileLimit() : UINT64_MAX;
+  return std::unique_ptr<ConsoleOutput>(new ConsoleOutput(fd, socket, room, std::move(ready)));
 }
 
 void ConsoleOutput::Push(uint8_t byte) {
   if (fd_ < 0) return;
   std::lock_guard lock(mutex_);
+  if (file_room_ == 0) {
+    GlobalMetrics().uart_missed_writes.Add();
+    return;
+  }
   if (size_ == 0 && !socket_) {
     ssize_t written;
     do {
       written = write(fd_, &byte, 1);
     } while (written < 0 && errno == EINTR);
-    if (written == 1) return;
+    if (written == 1) {
+      if (file_room_ != UINT64_MAX) --file_room_;
+      return;
+    }
     if (written == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
       GlobalMetrics().uart_missed_writes.Add();  // the reader is gone
       return;

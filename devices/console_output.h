@@ -43,8 +43,12 @@ class ConsoleOutput {
   void Discard();
 
  private:
-  ConsoleOutput(int fd, bool socket, UniqueFd ready)
-      : fd_(fd), socket_(socket), ready_(std::move(ready)), buffer_(kCapacity) {}
+  ConsoleOutput(int fd, bool socket, uint64_t file_room, UniqueFd ready)
+      : fd_(fd),
+        socket_(socket),
+        ready_(std::move(ready)),
+        buffer_(kCapacity),
+        file_room_(file_room) {}
 
   const int fd_;
   const bool socket_;
@@ -54,7 +58,9 @@ class ConsoleOutput {
   std::vector<uint8_t> buffer_;  // a ring of kCapacity bytes
   size_t head_ = 0;              // oldest byte
   size_t size_ = 0;
-  bool signalled_ = false;  // ready_ was written since the last Drain emptied the ring
+  bool signalled_ = false;
+  uint64_t file_room_;  // bytes a regular file may still take (UINT64_MAX: not a file)  // ready_
+                        // was written since the last Drain emptied the ring
 };
 
 }  // namespace ember

@@ -1,6 +1,7 @@
 #include "jail/filtered_thread.h"
 
 #include <pthread.h>
+#include <spdlog/spdlog.h>
 
 #include <future>
 #include <memory>
@@ -23,7 +24,15 @@ Result<std::thread> StartFilteredThread(const std::string& name, ThreadKind kind
       Status status = InstallThreadFilter(kind);
       const bool ok = status.ok();
       filtered->set_value(std::move(status));
-      if (ok) body();
+      if (!ok) return;
+      // An exception ends this thread's work with its reason in the log,
+      // never the process (std::terminate would also be refused its tgkill
+      // on some threads and name the wrong cause).
+      try {
+        body();
+      } catch (const std::exception& error) {
+        SPDLOG_ERROR("thread {} stopped: internal error: {}", short_name, error.what());
+      }
     });
   } catch (const std::system_error& error) {
     return Status::Error("starting the " + name + " thread: " + error.what());

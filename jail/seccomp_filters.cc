@@ -2,9 +2,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -19,6 +21,14 @@ scmp_arg_cmp Arg(unsigned index, scmp_datum_t value) {
 }
 scmp_arg_cmp ArgMasked(unsigned index, scmp_datum_t mask, scmp_datum_t value) {
   return scmp_arg_cmp{index, SCMP_CMP_MASKED_EQ, mask, value};
+}
+
+// A futex operation, with or without FUTEX_PRIVATE_FLAG and
+// FUTEX_CLOCK_REALTIME (the kernel reads only the low 32 bits).
+scmp_arg_cmp FutexOp(int op) {
+  return ArgMasked(1,
+                   0xffffffffu & ~static_cast<uint32_t>(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME),
+                   static_cast<scmp_datum_t>(op));
 }
 
 // Memory maps are never executable.
@@ -38,7 +48,12 @@ std::vector<SyscallRule> Common() {
       {SCMP_SYS(read), {}, nullptr},
       {SCMP_SYS(write), {}, "logging, eventfds, the console"},
       {SCMP_SYS(close), {}, nullptr},
-      {SCMP_SYS(futex), {}, "mutexes and condition variables"},
+      // Only the operations glibc's mutexes, condition variables and joins
+      // use: no PI, requeue or wake-op futexes (kernel paths ember never needs).
+      {SCMP_SYS(futex), {FutexOp(FUTEX_WAIT)}, "mutexes and condition variables"},
+      {SCMP_SYS(futex), {FutexOp(FUTEX_WAKE)}, "mutexes and condition variables"},
+      {SCMP_SYS(futex), {FutexOp(FUTEX_WAIT_BITSET)}, "condition variables, timed waits, joins"},
+      {SCMP_SYS(futex), {FutexOp(FUTEX_WAKE_BITSET)}, nullptr},
       {SCMP_SYS(clock_gettime), {}, "timestamps when the vDSO falls back"},
       {SCMP_SYS(clock_nanosleep), {}, nullptr},
       {SCMP_SYS(nanosleep), {}, nullptr},
@@ -57,6 +72,12 @@ std::vector<SyscallRule> Common() {
       // /proc/sys/vm/overcommit_memory for new arenas and copes without it.
       {SCMP_SYS(openat), {}, "refused with EACCES", EACCES},
       {SCMP_SYS(prctl), {Arg(0, PR_GET_NAME)}, "the SIGSYS handler names the thread"},
+      // Once a process has more than 8 malloc arenas, glibc caps them by
+      // the CPU count (seen with many API connection threads).
+      {SCMP_SYS(sched_getaffinity), {}, "glibc's malloc counts CPUs for its arenas"},
+      // abort() raises SIGABRT with tgkill: a thread that must abort dies of
+      // its own abort, with the cause logged, not of a seccomp refusal.
+      {SCMP_SYS(tgkill), {Arg(2, SIGABRT)}, "abort()"},
   };
   for (SyscallRule& rule : Memory()) rules.push_back(std::move(rule));
   return rules;
@@ -99,7 +120,10 @@ std::vector<SyscallRule> VmmRules() {
            {SCMP_SYS(epoll_wait), {}, "the event loop"},
            {SCMP_SYS(epoll_pwait), {}, "the event loop"},
            {SCMP_SYS(epoll_ctl), {}, "the event loop"},
-           {SCMP_SYS(tgkill), {}, "kicks vCPUs out of KVM_RUN for pause and stop"},
+           {SCMP_SYS(tgkill),
+            {Arg(2, static_cast<scmp_datum_t>(SIGRTMIN))},
+            "kicks vCPUs out of KVM_RUN for pause and stop"},
+           {SCMP_SYS(tgkill), {Arg(2, SIGTERM)}, "ends the process as SIGTERM did, after stopping"},
            {SCMP_SYS(ioctl), {Arg(1, KVM_IRQ_LINE)}, "console input and Ctrl-Alt-Del raise lines"},
            {SCMP_SYS(ioctl), {Arg(1, TCGETS)}, "console terminal state"},
            {SCMP_SYS(ioctl), {Arg(1, TCSETS)}, "restores the console terminal at exit"},
@@ -109,8 +133,18 @@ std::vector<SyscallRule> VmmRules() {
            {SCMP_SYS(shutdown), {}, "stops the API listener; ends backend conversations at exit"},
            {SCMP_SYS(socket), {Arg(0, AF_UNIX)}, "reconnects to vhost-user backends"},
            {SCMP_SYS(connect), {}, "reconnects to vhost-user backends"},
-           {SCMP_SYS(accept4), {}, "vhost-user backends connecting in server mode"},
-           {SCMP_SYS(setsockopt), {}, "reply timeouts on vhost-user sockets"},
+           {SCMP_SYS(accept4),
+            {Arg(3, SOCK_CLOEXEC)},
+            "vhost-user backends connecting in server mode"},
+           {SCMP_SYS(setsockopt),
+            {Arg(1, SOL_SOCKET), Arg(2, SO_RCVTIMEO)},
+            "reply timeouts on vhost-user sockets"},
+           {SCMP_SYS(setsockopt),
+            {Arg(1, SOL_SOCKET), Arg(2, SO_SNDTIMEO)},
+            "reply timeouts on vhost-user sockets"},
+           {SCMP_SYS(getsockopt),
+            {Arg(1, SOL_SOCKET), Arg(2, SO_PEERCRED)},
+            "who a reconnecting vhost-user backend is"},
            {SCMP_SYS(stat), {}, "checks a backend socket before reconnecting"},
            {SCMP_SYS(timerfd_settime), {}, "arms the backend reconnect timer"},
            {SCMP_SYS(sendto),
@@ -156,7 +190,7 @@ std::vector<SyscallRule> VsockRules() {
       {SCMP_SYS(epoll_wait), {}, "which sockets are ready"},
       {SCMP_SYS(epoll_pwait), {}, "which sockets are ready"},
       {SCMP_SYS(epoll_ctl), {}, "watches sockets as streams come and go"},
-      {SCMP_SYS(accept4), {}, "clients of uds_path"},
+      {SCMP_SYS(accept4), {Arg(3, SOCK_CLOEXEC | SOCK_NONBLOCK)}, "clients of uds_path"},
       {SCMP_SYS(socket), {Arg(0, AF_UNIX)}, "guest-initiated streams to uds_path_PORT"},
       {SCMP_SYS(connect), {}, "guest-initiated streams to uds_path_PORT"},
       {SCMP_SYS(recvfrom), {}, "peeks at a client's CONNECT line"},
@@ -170,14 +204,18 @@ std::vector<SyscallRule> VsockRules() {
 std::vector<SyscallRule> ApiRules() {
   return With({
       {SCMP_SYS(accept), {}, nullptr},
-      {SCMP_SYS(accept4), {}, nullptr},
       {SCMP_SYS(poll), {}, "httplib waits for sockets"},
       {SCMP_SYS(ppoll), {}, "httplib waits for sockets"},
       {SCMP_SYS(select), {}, "httplib waits for sockets"},
       {SCMP_SYS(pselect6), {}, "httplib waits for sockets"},
       {SCMP_SYS(recvfrom), {}, nullptr},
       {SCMP_SYS(sendto), {}, nullptr},
-      {SCMP_SYS(setsockopt), {}, "httplib sets timeouts on client sockets"},
+      {SCMP_SYS(setsockopt),
+       {Arg(1, SOL_SOCKET), Arg(2, SO_RCVTIMEO)},
+       "httplib sets timeouts on client sockets"},
+      {SCMP_SYS(setsockopt),
+       {Arg(1, SOL_SOCKET), Arg(2, SO_SNDTIMEO)},
+       "httplib sets timeouts on client sockets"},
       {SCMP_SYS(getsockopt), {}, nullptr},
       {SCMP_SYS(getpeername), {}, "httplib records the client address"},
       {SCMP_SYS(getsockname), {}, nullptr},

@@ -147,7 +147,17 @@ void Vcpu::ThreadMain() {
       changed_.notify_all();
       if (state_ != State::kRunning) continue;
     }
-    if (!RunOnce()) {
+    bool running;
+    try {
+      running = RunOnce();
+    } catch (const std::exception& error) {
+      // A device's exit handler failing ends this VM with the reason, never
+      // the process with std::terminate.
+      ReportExit(VmExitReason::kError, std::string("internal error on vCPU ") +
+                                           std::to_string(index_) + ": " + error.what());
+      running = false;
+    }
+    if (!running) {
       std::lock_guard lock(mutex_);
       if (state_ == State::kRunning) state_ = State::kExited;
       changed_.notify_all();

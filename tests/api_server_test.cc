@@ -344,6 +344,61 @@ TEST_F(ApiTest, StalledClientsDoNotBlockOthers) {
   for (int fd : stalled) close(fd);
 }
 
+// httplib 0.11.4 serves each connection on a worker for as long as it is
+// kept alive: four clients that keep theirs open and idle must not make a
+// fifth wait (ember serves up to 16 connections at once, then queues).
+TEST_F(ApiTest, IdleKeepAliveClientsDoNotStarveAFifth) {
+  std::vector<int> idle;
+  for (int i = 0; i < 4; ++i) {
+    int fd = ConnectUnix(ember_->socket());
+    ASSERT_GE(fd, 0);
+    const std::string request = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    ASSERT_GT(send(fd, request.data(), request.size(), MSG_NOSIGNAL), 0);
+    char buffer[4096];
+    ASSERT_GT(recv(fd, buffer, sizeof(buffer), 0), 0) << "answered, connection kept alive";
+    idle.push_back(fd);
+  }
+  auto begin = std::chrono::steady_clock::now();
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(ember_->Request("GET", "/").status, 200);
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(2))
+      << "the fifth client waited for the idle ones (keep-alive timeout 5 s)";
+  for (int fd : idle) close(fd);
+}
+
+long RssKib(pid_t pid) {
+  std::string status = ReadFile("/proc/" + std::to_string(pid) + "/status");
+  size_t at = status.find("VmRSS:");
+  return at == std::string::npos ? -1 : std::stol(status.substr(at + 6));
+}
+
+// A header section that never ends is cut off with its connection after a
+// request's byte budget (64 KiB plus the largest body), its memory with it.
+TEST_F(ApiTest, AnEndlessHeaderSectionIsCutOffAndCostsNoMemory) {
+  const long rss_before = RssKib(ember_->pid());
+  int fd = ConnectUnix(ember_->socket());
+  ASSERT_GE(fd, 0);
+  timeval limit{10, 0};  // a bug must fail the test, not hang it
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
+  std::string line = "X-Flood: " + std::string(90, 'y') + "\r\n";
+  std::string chunk = "GET / HTTP/1.1\r\n";
+  while (chunk.size() < 64 * 1024) chunk += line;
+  size_t sent = 0;
+  while (sent < 64 * 1024 * 1024) {
+    ssize_t n = send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL);
+    if (n <= 0) break;
+    sent += static_cast<size_t>(n);
+    chunk = line + line + line;  // more header lines, never the blank one
+    while (chunk.size() < 64 * 1024) chunk += line;
+  }
+  close(fd);
+  EXPECT_LT(sent, 8u * 1024 * 1024) << "ember kept reading the header section";
+  const long rss_after = RssKib(ember_->pid());
+  EXPECT_LT(rss_after - rss_before, 4096) << rss_before << " KiB before, " << rss_after << " after";
+  EXPECT_EQ(ember_->Request("GET", "/").status, 200);
+  std::printf("endless headers: cut off after %zu bytes sent; RSS %ld -> %ld KiB\n", sent,
+              rss_before, rss_after);
+}
+
 TEST_F(ApiTest, MetricsAndLoggerResources) {
   std::string metrics = dir_.File("metrics.json"), log = dir_.File("ember.log");
   ExpectFault(ember_->Request("PUT", "/logger", json{{"log_path", dir_.File("no/such")}}.dump()),

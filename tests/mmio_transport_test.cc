@@ -173,6 +173,24 @@ TEST_F(MmioTransportTest, FailedActivationAsksForReset) {
   ASSERT_TRUE(SetUpQueue(0, 64, 0x100000));
   Set(VIRTIO_MMIO_STATUS, kRunning);
   EXPECT_NE(Get(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET, 0u);
+  // The failed activation may have started some rings: the driver's reset
+  // reaches the device to stop them, though it never became active.
+  Set(VIRTIO_MMIO_STATUS, 0);
+  EXPECT_EQ(device_->resets, 1);
+  // A reset with no activation since the last one asks nothing of it.
+  Set(VIRTIO_MMIO_STATUS, 0);
+  EXPECT_EQ(device_->resets, 1);
+}
+
+// QueueNum is a 32-bit register: 0x10010 is refused, not cut to 16.
+TEST_F(MmioTransportTest, QueueSizesBeyond16BitsAreRefusedNotTruncated) {
+  Negotiate(kVirtioFeatureVersion1);
+  EXPECT_FALSE(SetUpQueue(0, 0x10010, 0x100000));
+  EXPECT_FALSE(SetUpQueue(1, 0x10000, 0x100000));
+  ASSERT_TRUE(SetUpQueue(0, 16, 0x100000));
+  Set(VIRTIO_MMIO_STATUS, kRunning);
+  ASSERT_EQ(device_->activations, 1);
+  EXPECT_EQ(device_->queues[0].size, 16);
 }
 
 // A device that finds the driver's rings broken (from its own thread)

@@ -5,11 +5,14 @@
 #include "jail/seccomp_filters.h"
 
 #include <gtest/gtest.h>
+#include <linux/futex.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdlib>
 #include <string>
 
@@ -31,15 +34,22 @@ std::string SyscallName(int number) {
 
 struct ChildResult {
   int exit_code = -1;  // -1: killed by a signal
+  int signal = 0;      // the signal, if killed by one
   std::string err;
 };
+
+// A call's arguments; by default ones no call could use.
+using Args = std::array<long, 6>;
+constexpr Args kUselessArgs = {-1L, 0L, 0L, 0L, 0L, 0L};
 
 // Forks; the child names its thread as ember would (the SIGSYS handler
 // reports the kind from the name), installs the SIGSYS handler and `kind`'s
 // filter with the real installation, then makes system call `number` (with
 // arguments no call could use) unless it is -1, and exits 0. A child that
 // could not install its filter exits 1.
-ChildResult InstallThenCall(ThreadKind kind, long number) {
+// `args` may name kSelfPid / kSelfTid, replaced in the child.
+constexpr long kSelfPid = -1000001, kSelfTid = -1000002;
+ChildResult InstallThenCall(ThreadKind kind, long number, Args args = kUselessArgs) {
   int err_pipe[2];
   if (pipe(err_pipe) != 0) return {};
   pid_t pid = fork();
@@ -55,7 +65,11 @@ ChildResult InstallThenCall(ThreadKind kind, long number) {
       (void)!write(STDERR_FILENO, message.data(), message.size());
       _exit(1);
     }
-    if (number >= 0) syscall(number, -1L, 0L, 0L, 0L, 0L, 0L);
+    for (long& arg : args) {
+      if (arg == kSelfPid) arg = getpid();
+      if (arg == kSelfTid) arg = gettid();
+    }
+    if (number >= 0) syscall(number, args[0], args[1], args[2], args[3], args[4], args[5]);
     _exit(0);
   }
   close(err_pipe[1]);
@@ -66,6 +80,7 @@ ChildResult InstallThenCall(ThreadKind kind, long number) {
   close(err_pipe[0]);
   int status = 0;
   if (waitpid(pid, &status, 0) == pid && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
   return result;
 }
 
@@ -94,6 +109,29 @@ TEST_P(SeccompFiltersTest, DangerousCallsAreNotAllowed) {
       EXPECT_FALSE(rule.syscall == forbidden && rule.fail_with == 0) << SyscallName(forbidden);
     }
   }
+}
+
+// Narrowed calls: only the futex operations glibc's locks use (no PI,
+// requeue or wake-op), tgkill only for abort() (and, on the VMM thread,
+// the vCPU kick and the final SIGTERM); abort() then ends the thread by
+// SIGABRT, not by a refusal of its own tgkill.
+TEST_P(SeccompFiltersTest, FutexAndTgkillAreNarrowedToWhatEmberUses) {
+  static int word = 0;
+  const long address = reinterpret_cast<long>(&word);
+  for (long op : {FUTEX_WAKE_PRIVATE, FUTEX_WAKE, FUTEX_WAKE_BITSET | FUTEX_PRIVATE_FLAG}) {
+    ChildResult allowed =
+        InstallThenCall(GetParam(), SYS_futex, {address, op, 1, 0, 0, FUTEX_BITSET_MATCH_ANY});
+    EXPECT_EQ(allowed.exit_code, 0) << "futex op " << op << ": " << allowed.err;
+  }
+  for (long op : {FUTEX_LOCK_PI_PRIVATE, FUTEX_CMP_REQUEUE_PRIVATE, FUTEX_WAKE_OP_PRIVATE,
+                  FUTEX_UNLOCK_PI, FUTEX_WAIT_REQUEUE_PI_PRIVATE}) {
+    ChildResult refused = InstallThenCall(GetParam(), SYS_futex, {address, op, 1, 0, 0, 0});
+    EXPECT_EQ(refused.exit_code, kSeccompViolationExitCode) << "futex op " << op;
+  }
+  ChildResult signal = InstallThenCall(GetParam(), SYS_tgkill, {kSelfPid, kSelfTid, SIGUSR1});
+  EXPECT_EQ(signal.exit_code, kSeccompViolationExitCode) << "tgkill SIGUSR1: " << signal.err;
+  ChildResult aborted = InstallThenCall(GetParam(), SYS_tgkill, {kSelfPid, kSelfTid, SIGABRT});
+  EXPECT_EQ(aborted.signal, SIGABRT) << aborted.err;
 }
 
 INSTANTIATE_TEST_SUITE_P(Kinds, SeccompFiltersTest, ::testing::ValuesIn(kAllKinds),

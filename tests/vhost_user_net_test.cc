@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -179,6 +180,52 @@ TEST_F(VhostUserNetTest, ServerModeSocketIsPrivateAndALiveOneIsNotTaken) {
   EXPECT_EQ(mode, 0600u) << "the socket ember listened on";
   EXPECT_EQ(waited.exit_code, 1);
   EXPECT_NE(waited.err.find("no vhost-user backend connected"), std::string::npos) << waited.err;
+}
+
+// A backend gets all of guest memory: one that runs as another user (here
+// nobody, who bound the path first) is refused before anything is sent,
+// unless --vhost-user-peer-uid allows that user.
+TEST_F(VhostUserNetTest, ABackendRunningAsAnotherUserIsRefused) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (to run the squatter as nobody)";
+  constexpr uid_t kNobody = 65534;
+  const std::string path = dir_.File("net.sock");
+  ASSERT_EQ(chmod(dir_.path().c_str(), 0777), 0);
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  pid_t squatter = fork();
+  if (squatter == 0) {
+    close(ready[0]);
+    if (setgid(kNobody) != 0 || setuid(kNobody) != 0) _exit(2);
+    int fd = ListenUnix(path);
+    if (fd < 0) _exit(3);
+    (void)!write(ready[1], "x", 1);
+    // Accepts and hangs up: what the allowed run sees.
+    while (true) {
+      int client = accept(fd, nullptr, nullptr);
+      if (client >= 0) close(client);
+    }
+  }
+  close(ready[1]);
+  char byte = 0;
+  ASSERT_EQ(read(ready[0], &byte, 1), 1) << "the squatter did not listen";
+  close(ready[0]);
+  json iface{{"iface_id", "eth0"}, {"socket", path}};
+  WriteFile(dir_.File("vm.json"), Config("net", 1, iface).dump());
+  ProcessResult refused =
+      RunProcess({EMBER_BINARY, "--no-api", "--config-file", dir_.File("vm.json")}, 20000);
+  ProcessResult allowed = RunProcess({EMBER_BINARY, "--no-api", "--config-file",
+                                      dir_.File("vm.json"), "--vhost-user-peer-uid", "65534"},
+                                     20000);
+  kill(squatter, SIGKILL);
+  waitpid(squatter, nullptr, 0);
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(
+      refused.err.find("net device eth0: the vhost-user backend at " + path + " runs as uid 65534"),
+      std::string::npos)
+      << refused.err;
+  EXPECT_EQ(refused.out, "") << "the guest never ran";
+  EXPECT_EQ(allowed.err.find("runs as uid"), std::string::npos) << allowed.err;
+  EXPECT_EQ(allowed.exit_code, 1) << "this backend hangs up: " << allowed.err;
 }
 
 TEST_F(VhostUserNetTest, ServerModeGivesUpWhenNoBackendComes) {

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <regex>
@@ -154,6 +155,52 @@ TEST_F(EmberKvmTest, ConsoleCanGoToAFile) {
   std::string console = testing::ReadFile(dir_.File("console.log"));
   EXPECT_TRUE(HasLine(console, "ember-guest: entry=elf64")) << console;
   EXPECT_TRUE(HasLine(console, "ember-guest: done")) << console;
+}
+
+// A regular console or log file grows by at most --output-file-limit bytes
+// (later output dropped and counted), and a symlink planted at either path
+// is refused rather than followed.
+TEST_F(EmberKvmTest, ConsoleAndLogFilesStopAtTheirLimitAndFollowNoSymlink) {
+  BootRequest request;
+  request.kernel = GuestPath("elf64");
+  request.extra_config = R"(, "serial": {"serial_out_path": ")" + dir_.File("console.log") + "\"}";
+  request.flags = {"--output-file-limit",
+                   "32",
+                   "--log-path",
+                   dir_.File("ember.log"),
+                   "--level",
+                   "Debug",
+                   "--metrics-path",
+                   dir_.File("metrics.json")};
+  ProcessResult result = Boot(dir_, request);
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const std::string console = testing::ReadFile(dir_.File("console.log"));
+  EXPECT_EQ(console.size(), 32u) << console;
+  EXPECT_EQ(console.rfind("ember-guest: ", 0), 0u) << console;
+  uint64_t missed = 0;
+  std::istringstream lines(testing::ReadFile(dir_.File("metrics.json")));
+  for (std::string line; std::getline(lines, line);) {
+    missed += nlohmann::json::parse(line)["uart"]["missed_write_count"].get<uint64_t>();
+  }
+  EXPECT_GT(missed, 0u) << "the guest wrote more than 32 bytes";
+  EXPECT_EQ(testing::ReadFile(dir_.File("ember.log")),
+            "ember: the log file reached its size limit\n");
+
+  ASSERT_EQ(symlink(dir_.File("target").c_str(), dir_.File("console-link").c_str()), 0);
+  request.extra_config = R"(, "serial": {"serial_out_path": ")" + dir_.File("console-link") + "\"}";
+  request.flags = {};
+  ProcessResult console_link = Boot(dir_, request);
+  EXPECT_EQ(console_link.exit_code, 1);
+  EXPECT_NE(console_link.err.find("serial.serial_out_path: " + dir_.File("console-link")),
+            std::string::npos)
+      << console_link.err;
+  ASSERT_EQ(symlink(dir_.File("target").c_str(), dir_.File("log-link").c_str()), 0);
+  request.extra_config = "";
+  request.flags = {"--log-path", dir_.File("log-link")};
+  ProcessResult log_link = Boot(dir_, request);
+  EXPECT_EQ(log_link.exit_code, 1);
+  EXPECT_NE(log_link.err.find(dir_.File("log-link")), std::string::npos) << log_link.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_.File("target"))) << "a symlink was followed";
 }
 
 // stdout is a pipe nobody reads: the guest's 256 KiB fill it, the rest is

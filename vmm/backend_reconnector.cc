@@ -110,6 +110,11 @@ void BackendReconnector::OnRetryTimer() {
 void BackendReconnector::OnBackendConnecting() {
   UniqueFd fd(accept4(backend_.listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
   if (!fd.valid()) return;
+  if (Status peer = CheckBackendPeer(fd.get(), backend_.endpoint.socket, backend_.device->name());
+      !peer.ok()) {
+    EMBER_LOG_LIMITED(log_limit_, SPDLOG_WARN, "{}; connection dropped", peer.message());
+    return;
+  }
   // One backend at a time: listen again only if this one fails.
   loop_.Remove(backend_.listener.get());
   listening_ = false;

@@ -19,6 +19,7 @@
 #include <mutex>
 #include <optional>
 
+#include "base/log_limiter.h"
 #include "base/status.h"
 #include "base/unique_fd.h"
 #include "vmm/event_loop.h"
@@ -62,6 +63,7 @@ class BackendReconnector {
   int watched_fd_ = -1;
   bool listening_ = false;
   bool resuming_ = false;
+  LogLimiter log_limit_;  // peers refused while the backend's path is squatted
   std::chrono::steady_clock::time_point lost_at_;
 };
 

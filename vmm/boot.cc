@@ -86,10 +86,11 @@ int NonBlockingConsole(Machine& machine, int fd) {
 Status AddDevices(Machine& machine, const VmConfig& config, const BuildOptions& options) {
   int console_fd = options.console_fd;
   if (config.serial.serial_out_path) {
-    // O_NONBLOCK: a FIFO without a reader is refused (ENXIO), not waited on.
+    // O_NONBLOCK: a FIFO without a reader is refused (ENXIO), not waited on;
+    // O_NOFOLLOW: a symlink planted at the path is refused (ELOOP).
     const std::string& path = *config.serial.serial_out_path;
-    machine.serial_output.reset(
-        open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0600));
+    machine.serial_output.reset(open(
+        path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW, 0600));
     if (!machine.serial_output.valid()) return ErrnoStatus("serial.serial_out_path: " + path);
     console_fd = machine.serial_output.get();
   } else if (console_fd >= 0) {

@@ -20,6 +20,10 @@ std::string CliUsage() {
          "  --show-log-origin    show file:line in log lines\n"
          "  --metadata FILE      put this JSON file's contents into MMDS at start\n"
          "  --mmds-size-limit N  MMDS data store limit in bytes (default 51200)\n"
+         "  --vhost-user-peer-uid UID  a vhost-user backend may also run as UID (besides\n"
+         "                       root and ember's own user)\n"
+         "  --output-file-limit N  bytes a log file or serial_out_path file may grow by\n"
+         "                       (default 1 GiB; later output is dropped and counted)\n"
          "  --no-seccomp         run threads without their seccomp filters (on by default)\n"
          "  --start-time-us N, --start-time-cpu-us N, --parent-cpu-time-us N\n"
          "                       set by ember-jailer (as Firecracker's jailer does)\n"
@@ -69,6 +73,21 @@ Result<CliOptions> ParseCli(const std::vector<std::string>& args) {
         return Status::Error(arg + ": must be a number of bytes from 1, got " + text);
       }
       options.mmds_size_limit = std::stoull(text);
+    } else if (arg == "--vhost-user-peer-uid" || arg == "--output-file-limit") {
+      std::string text;
+      EMBER_RETURN_IF_ERROR(store(text));
+      if (text.empty() || text.size() > 19 ||
+          text.find_first_not_of("0123456789") != std::string::npos) {
+        return Status::Error(arg + ": must be a whole number, got " + text);
+      }
+      const uint64_t number = std::stoull(text);
+      if (arg == "--output-file-limit") {
+        options.output_file_limit = number;
+      } else if (number >= 0xffffffffu) {
+        return Status::Error(arg + ": " + text + " is not a uid");
+      } else {
+        options.vhost_user_peer_uid = static_cast<uid_t>(number);
+      }
     } else if (arg == "--no-api") {
       options.no_api = true;
     } else if (arg == "--boot-timer") {

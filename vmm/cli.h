@@ -1,6 +1,9 @@
 // ember's command line, with Firecracker's flag names where they apply.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -8,6 +11,10 @@
 #include "base/status.h"
 
 namespace ember {
+
+// How far a log file or serial_out_path may grow (ember's own default; the
+// guest and the log's callers choose how much they write).
+constexpr uint64_t kDefaultOutputFileLimit = uint64_t{1} << 30;
 
 struct CliOptions {
   std::optional<std::string> api_sock;
@@ -23,6 +30,8 @@ struct CliOptions {
   bool show_log_origin = false;
   std::optional<std::string> metadata;  // a JSON file put into MMDS at start
   std::optional<uint64_t> mmds_size_limit;
+  std::optional<uid_t> vhost_user_peer_uid;  // one more uid a vhost-user backend may run as
+  uint64_t output_file_limit = kDefaultOutputFileLimit;
   bool version = false;
   bool help = false;
   // From a jailer (Firecracker's flags): when it started (CLOCK_MONOTONIC

@@ -6,6 +6,8 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <exception>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -17,9 +19,11 @@
 #include "base/clock.h"
 #include "base/logger.h"
 #include "base/metrics.h"
+#include "base/output_file.h"
 #include "base/version.h"
 #include "config/config_parser.h"
 #include "config/json_reader.h"
+#include "devices/vhost_user/vhost_user_endpoint.h"
 #include "jail/seccomp.h"
 #include "vmm/cli.h"
 #include "vmm/vmm.h"
@@ -94,6 +98,7 @@ int RunEmber(int argc, char** argv, int& stop_signal) {
     std::fputs(VersionText("ember").c_str(), stdout);
     return 0;
   }
+  SetOutputFileLimit(cli->output_file_limit);
   LoggerOptions logger{cli->level, cli->log_path, cli->show_level, cli->show_log_origin, cli->id};
   if (Status status = ConfigureLogger(logger); !status.ok()) return Fail(status.message());
 
@@ -104,6 +109,7 @@ int RunEmber(int argc, char** argv, int& stop_signal) {
   // A backend that hangs up must not kill ember: writes report EPIPE instead.
   signal(SIGPIPE, SIG_IGN);
   SetSeccompEnabled(!cli->no_seccomp);
+  if (cli->vhost_user_peer_uid) AllowBackendUid(*cli->vhost_user_peer_uid);
   if (Status status = InstallSeccompViolationHandler(); !status.ok()) return Fail(status.message());
 
   VmmOptions options;
@@ -156,11 +162,37 @@ int RunEmber(int argc, char** argv, int& stop_signal) {
   return *code;
 }
 
+// The last line of defence: whatever reaches std::terminate is named in the
+// log and on stderr before the abort (whose tgkill every filter allows).
+[[noreturn]] void Terminate() {
+  std::string reason = "std::terminate without an exception";
+  if (std::exception_ptr current = std::current_exception()) {
+    try {
+      std::rethrow_exception(current);
+    } catch (const std::exception& error) {
+      reason = std::string("uncaught exception: ") + error.what();
+    } catch (...) {
+      reason = "uncaught exception of unknown type";
+    }
+  }
+  SPDLOG_CRITICAL("ember is aborting: {}", reason);
+  spdlog::default_logger_raw()->flush();
+  const std::string line = "ember: fatal: " + reason + "\n";
+  (void)!write(STDERR_FILENO, line.data(), line.size());
+  std::abort();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::set_terminate(Terminate);
   int stop_signal = 0;
-  const int code = RunEmber(argc, argv, stop_signal);
+  int code;
+  try {
+    code = RunEmber(argc, argv, stop_signal);
+  } catch (const std::exception& error) {
+    code = Fail(std::string("internal error: ") + error.what());
+  }
   // Firecracker has no SIGTERM handler, so its launchers see it killed by
   // SIGTERM: ember stops cleanly first, then ends the same way.
   if (stop_signal == SIGTERM) {

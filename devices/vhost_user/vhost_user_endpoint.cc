@@ -6,6 +6,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdint>
 #include <cstring>
 
 #include "base/stale_socket.h"
@@ -25,7 +27,30 @@ Result<sockaddr_un> Address(const std::string& path, const std::string& owner) {
   return address;
 }
 
+std::atomic<int64_t> g_allowed_uid{-1};
+
 }  // namespace
+
+// The peer must be root, ember's user or the allowed one: a local user who
+// binds a restarting backend's path first must not get guest memory.
+Status CheckBackendPeer(int fd, const std::string& path, const std::string& owner) {
+  ucred peer{};
+  socklen_t length = sizeof(peer);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &length) != 0) {
+    return ErrnoStatus(owner + ": asking who the vhost-user backend at " + path + " is");
+  }
+  const int64_t allowed = g_allowed_uid.load();
+  if (peer.uid == 0 || peer.uid == geteuid() ||
+      (allowed >= 0 && peer.uid == static_cast<uid_t>(allowed))) {
+    return Status::Ok();
+  }
+  return Status::Error(owner + ": the vhost-user backend at " + path + " runs as uid " +
+                       std::to_string(peer.uid) + " (pid " + std::to_string(peer.pid) +
+                       "), which may not receive guest memory: only root, ember's uid " +
+                       std::to_string(geteuid()) + " or --vhost-user-peer-uid may");
+}
+
+void AllowBackendUid(uid_t uid) { g_allowed_uid = uid; }
 
 Result<UniqueFd> ConnectToBackend(const std::string& path, const std::string& owner) {
   EMBER_ASSIGN_OR_RETURN(sockaddr_un address, Address(path, owner));
@@ -37,6 +62,7 @@ Result<UniqueFd> ConnectToBackend(const std::string& path, const std::string& ow
   if (connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
     return ErrnoStatus(owner + ": connecting to the vhost-user backend at " + path);
   }
+  EMBER_RETURN_IF_ERROR(CheckBackendPeer(fd.get(), path, owner));
   return fd;
 }
 
@@ -69,6 +95,7 @@ Result<UniqueFd> AcceptBackend(int listener, std::chrono::milliseconds timeout,
   }
   UniqueFd fd(accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
   if (!fd.valid()) return ErrnoStatus(owner + ": accepting the backend on " + path);
+  EMBER_RETURN_IF_ERROR(CheckBackendPeer(fd.get(), path, owner));
   return fd;
 }
 

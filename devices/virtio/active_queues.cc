@@ -32,7 +32,7 @@ void ActiveQueues::Clear() {
 }
 
 void ActiveQueues::Broken(const std::string& problem) {
-  SPDLOG_ERROR("{}: {}: the device needs a reset", name_, problem);
+  EMBER_LOG_LIMITED(log_limit_, SPDLOG_ERROR, "{}: {}: the device needs a reset", name_, problem);
   broken_ = true;
   if (needs_reset_) needs_reset_();
 }
@@ -50,7 +50,7 @@ void ActiveQueues::InterruptIfWanted(std::initializer_list<std::pair<size_t, boo
 }
 
 void ActiveQueues::Warn(const std::string& message) {
-  if (warnings_++ < kMaxWarnings) SPDLOG_WARN("{}: {}", name_, message);
+  EMBER_LOG_LIMITED(log_limit_, SPDLOG_WARN, "{}: {}", name_, message);
 }
 
 }  // namespace ember

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/log_limiter.h"
 #include "base/status.h"
 #include "devices/virtio/virtio_device.h"
 #include "devices/virtio/virtqueue.h"
@@ -23,8 +24,6 @@ namespace ember {
 
 class ActiveQueues {
  public:
-  static constexpr int kMaxWarnings = 10;
-
   explicit ActiveQueues(std::string device_name) : name_(std::move(device_name)) {}
 
   // Takes the activation's queues `indices`, in that order. Each must be
@@ -43,7 +42,7 @@ class ActiveQueues {
   // Raises the interrupt once if the driver wants one for any queue that
   // completed chains: {{queue, completed}, ...}.
   void InterruptIfWanted(std::initializer_list<std::pair<size_t, bool>> queues);
-  // Logs the first kMaxWarnings, then stays quiet.
+  // Logged through a rate limit: a driver can repeat its mistakes at will.
   void Warn(const std::string& message);
   const std::string& name() const { return name_; }
 
@@ -53,7 +52,7 @@ class ActiveQueues {
   int interrupt_fd_ = -1;
   std::function<void()> needs_reset_;
   bool broken_ = false;
-  std::atomic<int> warnings_{0};
+  LogLimiter log_limit_;
 };
 
 }  // namespace ember

@@ -14,7 +14,6 @@ namespace {
 constexpr uint32_t kMagic = 0x74726976;  // "virt"
 constexpr uint32_t kVersion = 2;
 constexpr uint32_t kVendorId = 0x52424d45;  // "EMBR"
-constexpr int kMaxWarnings = 10;
 
 // Interrupts come straight from the backend through the irqfd, so ember
 // never sees them: the used-ring bit stays set once the device runs, and
@@ -49,7 +48,7 @@ void VirtioMmioTransport::NotifyConfigChange() {
 }
 
 void VirtioMmioTransport::Warn(const std::string& message) {
-  if (warnings_++ < kMaxWarnings) SPDLOG_WARN("{}: {}", name_, message);
+  EMBER_LOG_LIMITED(log_limit_, SPDLOG_WARN, "{}: {}", name_, message);
 }
 
 void VirtioMmioTransport::Read(uint64_t offset, std::span<uint8_t> data) {
@@ -199,6 +198,12 @@ void VirtioMmioTransport::WriteRegister(uint64_t offset, uint32_t value) {
   };
   switch (offset) {
     case VIRTIO_MMIO_QUEUE_NUM:
+      // Not cut to 16 bits: 0x10010 is no queue of 16.
+      if (value > 0xffff) {
+        Warn("queue " + std::to_string(queue_select_) + " size " + std::to_string(value) +
+             " is larger than 65535: ignored");
+        return;
+      }
       queue->size = static_cast<uint16_t>(value);
       return;
     case VIRTIO_MMIO_QUEUE_DESC_LOW:
@@ -237,8 +242,11 @@ void VirtioMmioTransport::WriteRegister(uint64_t offset, uint32_t value) {
 }
 
 void VirtioMmioTransport::ResetLocked() {
-  if (activated_) device_->Reset();
+  // Also after a failed activation: it may have started some rings (in a
+  // backend, on a worker) before it failed.
+  if (activated_ || activation_tried_) device_->Reset();
   activated_ = false;
+  activation_tried_ = false;
   status_ = 0;
   driver_features_ = 0;
   device_features_select_ = driver_features_select_ = queue_select_ = 0;
@@ -281,10 +289,12 @@ void VirtioMmioTransport::WriteStatus(uint32_t value) {
       uint64_t one = 1;
       (void)!::write(interrupt_fd_.get(), &one, sizeof(one));
     };
+    activation_tried_ = true;
     Status activated = device_->Activate(
         Activation{driver_features_, memory_, queues_, kicks, interrupt_fd_.get(), needs_reset});
     if (!activated.ok()) {
-      SPDLOG_ERROR("{}: activation failed: {}", name_, activated.message());
+      EMBER_LOG_LIMITED(log_limit_, SPDLOG_ERROR, "{}: activation failed: {}", name_,
+                        activated.message());
       status_ |= VIRTIO_CONFIG_S_NEEDS_RESET;
       return;
     }

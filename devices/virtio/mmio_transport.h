@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "base/log_limiter.h"
 #include "base/unique_fd.h"
 #include "devices/virtio/virtio_device.h"
 #include "kvm/bus.h"
@@ -66,8 +67,9 @@ class VirtioMmioTransport : public BusDevice {
   std::vector<VirtQueueState> queues_;
   uint32_t interrupt_status_ = 0;
   bool activated_ = false;
+  bool activation_tried_ = false;  // DRIVER_OK reached Activate since the last reset
   uint32_t config_generation_ = 0;
-  int warnings_ = 0;
+  LogLimiter log_limit_;  // register misuse and failed activations are the guest's to repeat
   // Set from the device's own thread, which must never take mutex_ (reset
   // holds it while it waits for that thread).
   std::atomic<bool> needs_reset_{false};

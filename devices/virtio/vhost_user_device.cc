@@ -62,8 +62,9 @@ void VhostUserDevice::Reset() {
   constexpr auto kLimit = VhostUserConnection::kReplyTimeout * 2;
   std::unique_lock lock(wanted_mutex_);
   if (!post_finished_.wait_for(lock, kLimit, [&] { return finished_posts_ >= post; })) {
-    SPDLOG_WARN("{}: reset: the backend did not stop its rings within {} s", name_,
-                std::chrono::duration_cast<std::chrono::seconds>(kLimit).count());
+    EMBER_LOG_LIMITED(log_limit_, SPDLOG_WARN,
+                      "{}: reset: the backend did not stop its rings within {} s", name_,
+                      std::chrono::duration_cast<std::chrono::seconds>(kLimit).count());
   }
 }
 
@@ -125,7 +126,7 @@ void VhostUserDevice::Apply() {
   applied_generation_ = generation;
   if (started_ && connected_) {
     if (Status stopped = frontend_->Stop(); !stopped.ok()) {
-      SPDLOG_WARN("{}: reset: {}", name_, stopped.message());
+      EMBER_LOG_LIMITED(log_limit_, SPDLOG_WARN, "{}: reset: {}", name_, stopped.message());
     }
   }
   started_ = std::move(wanted);
@@ -135,19 +136,19 @@ void VhostUserDevice::Apply() {
   // The rings are handed over when the reconnector has a working backend
   // again, exactly as after a backend restart.
   if (!connected_) {
-    SPDLOG_WARN(
-        "{}: started while the vhost-user backend is away; its rings are set up "
-        "when it is back",
-        name_);
+    EMBER_LOG_LIMITED(log_limit_, SPDLOG_WARN,
+                      "{}: started while the vhost-user backend is away; its rings are set up "
+                      "when it is back",
+                      name_);
     return;
   }
   std::vector<VringSetup> rings = Rings(*started_, /*from_used_index=*/false);
   if (Status status = frontend_->Start(started_->acked_features, *started_->memory, rings);
       !status.ok()) {
-    SPDLOG_WARN(
-        "{}: the vhost-user backend did not take the rings ({}); dropping the "
-        "connection to start again on a new one",
-        name_, status.message());
+    EMBER_LOG_LIMITED(log_limit_, SPDLOG_WARN,
+                      "{}: the vhost-user backend did not take the rings ({}); dropping the "
+                      "connection to start again on a new one",
+                      name_, status.message());
     // The reconnector sees the hang-up on the VMM thread and takes over.
     shutdown(frontend_->socket_fd(), SHUT_RDWR);
     return;

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "base/log_limiter.h"
 #include "devices/vhost_user/vhost_user_frontend.h"
 #include "devices/virtio/device_control.h"
 #include "devices/virtio/virtio_device.h"
@@ -104,6 +105,7 @@ class VhostUserDevice : public VirtioDevice {
 
   // The backend conversation's side (the control thread).
   std::mutex mutex_;
+  LogLimiter log_limit_;  // a driver looping resets while the backend is away
   std::unique_ptr<VhostUserFrontend> frontend_;
   const uint64_t features_;
   const std::vector<uint8_t> config_space_;
