@@ -120,8 +120,11 @@ Status CopyFile(const std::string& from, const std::string& to, uid_t uid, gid_t
   while (status.ok()) {
     ssize_t n = read(in, buffer, sizeof(buffer));
     if (n == 0) break;
-    if (n < 0 || write(out, buffer, static_cast<size_t>(n)) != n) {
-      status = Status::Error("Failed to copy " + from + " to " + to + ": " + Errno());
+    const ssize_t written = n < 0 ? -1 : write(out, buffer, static_cast<size_t>(n));
+    if (written != n) {
+      // A short write sets no errno: the file system is full.
+      status = Status::Error("Failed to copy " + from + " to " + to + ": " +
+                             (written >= 0 ? std::string("short write, no space left") : Errno()));
     }
   }
   close(in);

@@ -80,6 +80,13 @@ std::vector<SyscallRule> Common() {
       {SCMP_SYS(tgkill), {Arg(2, SIGABRT)}, "abort()"},
   };
   for (SyscallRule& rule : Memory()) rules.push_back(std::move(rule));
+#ifdef EMBER_SANITIZER_BUILD
+  // What the sanitizer runtimes call from any thread (scripts/sanitize.sh):
+  // only in that build, never in ember's release filters.
+  for (int call : {SCMP_SYS(pipe2), SCMP_SYS(sigaltstack), SCMP_SYS(prctl)}) {
+    rules.push_back({call, {}, "sanitizer runtime"});
+  }
+#endif
   return rules;
 }
 

@@ -13,7 +13,8 @@ seconds=${1:-60}
 shift || true
 targets=("$@")
 ((${#targets[@]})) || targets=(fuzz_block_device fuzz_tap_net_device fuzz_vsock_device fuzz_config
-  fuzz_kernel_loader fuzz_mmio_transport fuzz_vhost_user_replies fuzz_serial)
+  fuzz_entropy_device fuzz_kernel_loader fuzz_mmio_transport fuzz_vhost_user_replies fuzz_serial
+  fuzz_mmds_http fuzz_mmds_stack fuzz_api_http)
 
 scripts/install-deps.sh >/dev/null
 if ! command -v clang++-14 >/dev/null; then

@@ -264,7 +264,8 @@ TEST_F(JailerTest, ADaemonizedJailerStillReportsALateFailure) {
 
 TEST_F(JailerTest, AJailWithoutDevicesSaysWhyKvmCannotOpen) {
   // A base on a nodev mount: /dev/kvm in the jail exists but cannot be opened.
-  ASSERT_EQ(mount("tmpfs", base_.path().c_str(), "tmpfs", MS_NODEV, "size=64m"), 0);
+  // Room for the sanitizer build's ember (about 100 MiB) too.
+  ASSERT_EQ(mount("tmpfs", base_.path().c_str(), "tmpfs", MS_NODEV, "size=512m"), 0);
   const std::string id = "nodev";
   const std::string root = Root(id);
   PlaceGuest(root);

@@ -75,9 +75,11 @@ Status VhostUserConnection::ReadExactly(uint8_t* data, size_t length, const char
     message.msg_controllen = sizeof(control);
     ssize_t n = recvmsg(fd_.get(), &message, MSG_CMSG_CLOEXEC);
     if (n < 0 && errno == EINTR) continue;
-    // Replies never carry fds: close any, then refuse the message.
-    bool stray_fds = false;
-    for (cmsghdr* cmsg = CMSG_FIRSTHDR(&message); cmsg != nullptr;
+    // Replies never carry fds: close any, then refuse the message. The
+    // control buffer is only filled when recvmsg succeeded; more fds than
+    // fit (MSG_CTRUNC) were closed by the kernel and refuse it too.
+    bool stray_fds = n >= 0 && (message.msg_flags & MSG_CTRUNC) != 0;
+    for (cmsghdr* cmsg = n >= 0 ? CMSG_FIRSTHDR(&message) : nullptr; cmsg != nullptr;
          cmsg = CMSG_NXTHDR(&message, cmsg)) {
       if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
         size_t count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);

@@ -184,6 +184,7 @@ enum {
   T_VSOCK = 1 << 28,
   T_RNG = 1 << 29,
   T_MMDS = 1 << 30,
+  T_HOSTILE = 1u << 31,
 };
 
 /* Bit i of the mask is kTestNames[i]; run_tests() gives the run order. */
@@ -194,7 +195,8 @@ static const char *const kTestNames[] = {"cmdline", "e820",    "initrd",  "cpuid
                                          "fsloop",  "ctrlaltdel", "poweroff", "flood",
                                          "blk",     "blkbad",  "blkswap", "blkloop",
                                          "blkrate", "blkbench", "nettap",
-                                         "nettapbench", "vsock", "rng", "mmds"};
+                                         "nettapbench", "vsock", "rng", "mmds",
+                                         "hostile"};
 #define NUM_TESTS (sizeof(kTestNames) / sizeof(kTestNames[0]))
 
 static int is_sep(char c) { return (u8)c <= ' '; }  /* NUL, space, tab, newline */
@@ -582,6 +584,8 @@ static void __attribute__((noinline)) run_tests(u32 tests, u32 kind, uptr info,
   }
   if (tests & T_TICKS) test_ticks();
   if (tests & T_VIRTIO) test_virtio(cmdline);
+  /* Early, so the device tests after it show the devices still work. */
+  if (tests & T_HOSTILE) test_hostile(cmdline);
   if (tests & T_FS) test_fs(cmdline);
   if (tests & T_FSBENCH) test_fsbench(cmdline);
   if (tests & T_NET) test_net(cmdline);

@@ -80,6 +80,8 @@ void test_blkbench(const char *cmdline);
 void test_vsock(const char *cmdline);
 void test_rng(const char *cmdline);
 void test_mmds(const char *cmdline);
+/* hostile.c: ember.hostile=SEED[,ROUNDS] */
+void test_hostile(const char *cmdline);
 
 /* acpi.c; rsdp is where the boot information says the RSDP is (0: not said) */
 void test_acpi(u64 rsdp);

@@ -165,6 +165,18 @@ uptr virtio_find_nth(const char *cmdline, u32 id, u32 nth) {
 
 uptr virtio_find(const char *cmdline, u32 id) { return virtio_find_nth(cmdline, id, 0); }
 
+u32 virtio_transports(const char *cmdline, uptr *bases, u32 *ids, u32 max) {
+  struct mmio_slot slots[MAX_SLOTS];
+  u32 n = parse_slots(cmdline, slots), found = 0;
+  for (u32 i = 0; i < n && found < max; i++) {
+    s32 id = probe(&slots[i]);
+    if (id < 0) continue;
+    bases[found] = (uptr)slots[i].base;
+    ids[found++] = (u32)id;
+  }
+  return found;
+}
+
 /* ---- device initialisation ---------------------------------------------- */
 
 void virtio_fail(uptr base) {

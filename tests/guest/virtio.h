@@ -137,6 +137,11 @@ static inline u16 vq_used_idx(const struct queue *q) {
 uptr virtio_find(const char *cmdline, u32 id);
 /* The same for the `nth` (0-based) such transport. */
 uptr virtio_find_nth(const char *cmdline, u32 id, u32 nth);
+/*
+ * Every usable transport, empty slots (DeviceID 0) included, in
+ * command-line order: up to `max` bases and device IDs; returns how many.
+ */
+u32 virtio_transports(const char *cmdline, uptr *bases, u32 *ids, u32 max);
 
 /*
  * Resets the device at `base`, sets ACKNOWLEDGE and DRIVER and negotiates
