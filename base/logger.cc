@@ -1,5 +1,6 @@
 #include "base/logger.h"
 
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -13,6 +14,7 @@
 
 #include "base/metrics.h"
 #include "base/output_file.h"
+#include "base/printable.h"
 
 namespace ember {
 namespace {
@@ -53,6 +55,21 @@ class NonBlockingFileSink final : public spdlog::sinks::base_sink<std::mutex> {
   UniqueFd fd_;
   uint64_t room_ = UINT64_MAX;  // bytes a regular file may still take
   bool full_ = false;
+};
+
+// %* in the pattern: the message with what came from outside made safe
+// (base/printable.h): a path or id with a newline cannot forge a log line.
+class PrintablePayload final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& message, const std::tm&,
+              spdlog::memory_buf_t& out) override {
+    std::string text;
+    AppendPrintable(std::string_view(message.payload.data(), message.payload.size()), text);
+    out.append(text.data(), text.data() + text.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<PrintablePayload>();
+  }
 };
 
 std::optional<spdlog::level::level_enum> ParseLevel(std::string name) {
@@ -109,8 +126,10 @@ Status ConfigureLogger(const LoggerOptions& options) {
   std::string pattern = "%Y-%m-%dT%H:%M:%S.%f [" + options.instance_id + "]";
   if (options.show_level) pattern += " %l";
   if (options.show_log_origin) pattern += " %s:%#";
-  pattern += " %v";
-  logger->set_pattern(pattern);
+  pattern += " %*";
+  auto formatter = std::make_unique<spdlog::pattern_formatter>();
+  formatter->add_flag<PrintablePayload>('*').set_pattern(pattern);
+  logger->set_formatter(std::move(formatter));
   logger->set_level(*level);
   logger->flush_on(spdlog::level::trace);
   spdlog::set_default_logger(logger);

@@ -33,6 +33,6 @@ for target in "${targets[@]}"; do
   echo "fuzz: $target for ${seconds}s"
   build-fuzz/tests/"$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 \
     -artifact_prefix="$regressions/" "$corpus" "tests/fuzz/corpus/$target" "$regressions" \
-    2>&1 | tail -n 3 || status=1
+    2>&1 | grep -E '#[0-9]+ *DONE|^Done [0-9]+ runs|==ERROR|^SUMMARY|Test unit written' || status=1
 done
 exit "$status"
