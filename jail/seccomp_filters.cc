@@ -83,7 +83,7 @@ std::vector<SyscallRule> Common() {
 #ifdef EMBER_SANITIZER_BUILD
   // What the sanitizer runtimes call from any thread (scripts/sanitize.sh):
   // only in that build, never in ember's release filters.
-  for (int call : {SCMP_SYS(pipe2), SCMP_SYS(sigaltstack), SCMP_SYS(prctl)}) {
+  for (int call : {SCMP_SYS(pipe2), SCMP_SYS(sigaltstack), SCMP_SYS(prctl), SCMP_SYS(open)}) {
     rules.push_back({call, {}, "sanitizer runtime"});
   }
 #endif

@@ -22,44 +22,11 @@
 #include <cstring>
 #include <thread>
 
+#include "vhost_user_backend_wire.h"
+
 namespace {
 
-constexpr uint32_t kGetFeatures = 1;
-constexpr uint32_t kSetMemTable = 5;
-constexpr uint32_t kGetVringBase = 11;
-constexpr uint32_t kGetProtocolFeatures = 15;
-constexpr uint64_t kVersion1 = 1ull << 32;
-constexpr uint64_t kProtocolFeatures = 1ull << 30;
-constexpr uint64_t kProtocolReplyAck = 1ull << 3;
-constexpr uint32_t kFlagNeedReply = 1u << 3;
-constexpr uint32_t kReplyFlags = 0x1 | 0x4;  // version 1, a reply
-
-bool ReadAll(int fd, void* data, size_t size) {
-  auto* bytes = static_cast<uint8_t*>(data);
-  while (size > 0) {
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
-    iovec iov{bytes, size};
-    msghdr message{};
-    message.msg_iov = &iov;
-    message.msg_iovlen = 1;
-    message.msg_control = control;
-    message.msg_controllen = sizeof(control);
-    ssize_t n = recvmsg(fd, &message, 0);
-    if (n <= 0) return false;
-    // Keep nothing: close the fds that came with the message.
-    for (cmsghdr* c = CMSG_FIRSTHDR(&message); c != nullptr; c = CMSG_NXTHDR(&message, c)) {
-      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < count; ++i) {
-        int received;
-        std::memcpy(&received, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        close(received);
-      }
-    }
-    bytes += n;
-    size -= static_cast<size_t>(n);
-  }
-  return true;
-}
+using namespace ember::testing::wire;
 
 bool Reply(int fd, uint32_t request, uint64_t value) {
   uint32_t header[3] = {request, kReplyFlags, 8};
@@ -78,16 +45,8 @@ int main(int argc, char** argv) {
   }
   const bool acks = slow_mem_table_ms >= 0;
   setvbuf(stdout, nullptr, _IOLBF, 0);
-  int listener = socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::strncpy(address.sun_path, argv[1], sizeof(address.sun_path) - 1);
-  unlink(argv[1]);
-  if (bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
-      listen(listener, 1) != 0) {
-    std::perror(argv[1]);
-    return 1;
-  }
+  int listener = Listen(argv[1], 1);
+  if (listener < 0) return 1;
   int frontend = accept(listener, nullptr, nullptr);
   uint32_t header[3];
   while (ReadAll(frontend, header, sizeof(header))) {
