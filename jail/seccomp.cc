@@ -51,14 +51,31 @@ const char* CallingThreadKind() {
   return ThreadKindName(ThreadKind::kVmm);
 }
 
+// System call names, resolved once when the handler is installed: the
+// handler itself must not allocate (the faulting thread may hold the
+// allocator's lock, and sanitizer runtimes deadlock on it).
+constexpr int kNamedSyscalls = 512;
+const char* syscall_names[kNamedSyscalls] = {};
+
+void ResolveSyscallNames() {
+  static std::atomic<bool> resolved{false};
+  if (resolved.exchange(true)) return;
+  for (int number = 0; number < kNamedSyscalls; ++number) {
+    syscall_names[number] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, number);
+  }
+}
+
+const char* SyscallNameOf(int number) {
+  if (number < 0 || number >= kNamedSyscalls || syscall_names[number] == nullptr) return "?";
+  return syscall_names[number];
+}
+
 void OnViolation(int, siginfo_t* info, void*) {
   const int number = info->si_syscall;
   GlobalMetrics().seccomp_faults.Add();
-  // Resolving the name may allocate; the process is ending either way.
-  char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, number);
   Line message;
   message << "ember: seccomp: the " << CallingThreadKind()
-          << " thread made a forbidden system call " << (name ? name : "?") << " ("
+          << " thread made a forbidden system call " << SyscallNameOf(number) << " ("
           << static_cast<uint64_t>(number) << "); exiting with status 148\n";
   message.WriteTo(STDERR_FILENO);
   int fd = MetricsFileFd();
@@ -88,6 +105,7 @@ void SetSeccompEnabled(bool on) { enabled = on; }
 bool SeccompEnabled() { return enabled; }
 
 Status InstallSeccompViolationHandler() {
+  ResolveSyscallNames();
   struct sigaction action {};
   action.sa_sigaction = OnViolation;
   action.sa_flags = SA_SIGINFO;
