@@ -10,6 +10,7 @@
 
 #include "api/api_module.h"
 #include "api/bounded_connection.h"
+#include "api/request_collector.h"
 #include "api/routes.h"
 #include "base/log_limiter.h"
 #include "base/metrics.h"
@@ -23,6 +24,7 @@ namespace {
 
 constexpr int kListenBacklog = 64;
 constexpr time_t kReadTimeoutSeconds = 5;  // a stalled client frees its worker after this
+constexpr size_t kMaxConnections = 128;    // between requests, on the collector's thread
 constexpr size_t kMaxConnectionThreads = 16;
 constexpr size_t kMaxQueuedConnections = 16;
 constexpr size_t kMaxRequestsPerConnection = 1000000;
@@ -31,42 +33,24 @@ constexpr size_t kMaxHeaders = 64;  // Firecracker's clients send a handful
 // number), plus the largest body.
 constexpr size_t kMaxRequestBytes = 64 * 1024 + kMaxRequestBodyBytes;
 
-// Debian's cpp-httplib 0.11.4 has no Unix-socket listener: this subclass
-// hands it a socket bound here. It also serves each connection itself
-// (httplib's own loop bounds neither a request's size nor its time): see
-// api/bounded_connection.h.
+// The routes and handlers, served one complete request at a time: the
+// request collector (api/request_collector.h) owns the listening socket
+// and the connections between requests; httplib parses and answers each
+// request on a worker, reading from a BoundedStream.
 class UnixSocketServer : public httplib::Server {
  public:
-  bool ListenOn(int socket_fd) {
-    svr_sock_ = socket_fd;
-    return listen_after_bind();
-  }
-
- private:
-  bool process_and_close_socket(socket_t sock) override {
-    BoundedStream stream(sock, {kMaxRequestBytes, std::chrono::seconds(kReadTimeoutSeconds),
-                                std::chrono::seconds(kReadTimeoutSeconds)});
-    bool served = true;
-    for (size_t count = 0; count < kMaxRequestsPerConnection; ++count) {
-      if (!stream.WaitForRequest(std::chrono::seconds(kReadTimeoutSeconds),
-                                 [this] { return svr_sock_ == INVALID_SOCKET; })) {
-        break;
-      }
-      stream.StartRequest();
-      bool closed = false;
-      served = process_request(stream, count + 1 == kMaxRequestsPerConnection, closed, nullptr);
-      if (stream.over_budget()) {
-        static LogLimiter limit;  // a client can send these at will
-        EMBER_LOG_LIMITED(limit, SPDLOG_WARN,
-                          "api: a request longer than {} bytes was cut off with its connection",
-                          kMaxRequestBytes);
-        break;  // what follows is the rest of that request, not a new one
-      }
-      if (!served || closed) break;
-    }
-    ::shutdown(sock, SHUT_RDWR);
-    ::close(sock);
-    return served;
+  bool ServeOne(ClientConnection& connection) {
+    BoundedStream stream(connection.fd.get(),
+                         {kMaxRequestBytes, std::chrono::seconds(kReadTimeoutSeconds),
+                          std::chrono::seconds(kReadTimeoutSeconds)},
+                         std::move(connection.unread));
+    stream.StartRequest();
+    const bool last = ++connection.served >= kMaxRequestsPerConnection;
+    bool closed = false;
+    const bool served = process_request(stream, last, closed, nullptr);
+    connection.unread = stream.TakeUnread();
+    // Over budget, what follows is the rest of that request, not a new one.
+    return served && !closed && !last && !stream.over_budget();
   }
 };
 
@@ -120,9 +104,6 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& socket_pa
   std::unique_ptr<ApiServer> api(new ApiServer());
   api->socket_path_ = socket_path;
   auto server = std::make_unique<UnixSocketServer>();
-  server->new_task_queue = [] {
-    return new ConnectionPool(kMaxConnectionThreads, kMaxQueuedConnections);
-  };
   server->set_payload_max_length(kMaxRequestBodyBytes);
   server->set_read_timeout(kReadTimeoutSeconds, 0);
   server->set_keep_alive_timeout(kReadTimeoutSeconds);
@@ -204,19 +185,21 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& socket_pa
       });
 
   UnixSocketServer* raw = server.get();
+  Result<std::unique_ptr<RequestCollector>> collector = RequestCollector::Create(
+      socket_fd,
+      {kMaxConnections, kMaxRequestBytes, kMaxRequestBodyBytes,
+       std::chrono::seconds(kReadTimeoutSeconds), std::chrono::seconds(kReadTimeoutSeconds),
+       kMaxConnectionThreads, kMaxQueuedConnections},
+      [raw](ClientConnection& connection) { return raw->ServeOne(connection); });
+  if (!collector.ok()) return collector.status();
   api->server_ = std::move(server);
-  std::atomic<bool>* done = &api->thread_done_;
-  // The API thread's own filter goes in before the first accept; httplib's
-  // worker threads (started by ListenOn) inherit it.
+  api->collector_ = std::move(*collector);
+  RequestCollector* front = api->collector_.get();
+  // The API thread's own filter goes in before the first accept; the
+  // workers it starts inherit it.
   Result<std::thread> thread = StartFilteredThread(
-      "fc_api", ThreadKind::kApi, [raw, socket_fd, done] {  // Firecracker's name
-        if (!raw->ListenOn(socket_fd)) SPDLOG_ERROR("api server stopped unexpectedly");
-        done->store(true);
-      });
-  if (!thread.ok()) {
-    close(socket_fd);
-    return thread.status();
-  }
+      "fc_api", ThreadKind::kApi, [front] { front->Run(); });  // Firecracker's name
+  if (!thread.ok()) return thread.status();
   api->thread_ = std::move(*thread);
   return api;
 }
@@ -238,15 +221,7 @@ void ember_api_stop(void* server) { delete static_cast<ember::ApiServer*>(server
 namespace ember {
 
 ApiServer::~ApiServer() {
-  // httplib's stop() only acts once the listener runs: wait for that (or
-  // for the thread to have ended) before stopping.
-  while (thread_.joinable() && !thread_done_.load()) {
-    if (server_->is_running()) {
-      server_->stop();
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::microseconds(50));
-  }
+  if (collector_) collector_->Stop();
   if (thread_.joinable()) thread_.join();
   unlink(socket_path_.c_str());
 }

@@ -1,5 +1,6 @@
-// The REST API: cpp-httplib serving on a Unix socket. Each request is
-// parsed on an httplib worker thread into a typed action, handed to the
+// The REST API: cpp-httplib serving on a Unix socket. The API thread
+// collects each request's bytes (api/request_collector.h); each complete
+// request is parsed on a worker thread into a typed action, handed to the
 // VMM thread through the ActionChannel, and the typed reply rendered as
 // HTTP. Worker threads never touch VM state.
 //
@@ -21,6 +22,8 @@ class Server;
 
 namespace ember {
 
+class RequestCollector;
+
 class ApiServer {
  public:
   // Binds `socket_path` (replacing a stale socket file, refusing a path
@@ -38,8 +41,8 @@ class ApiServer {
 
   std::string socket_path_;
   std::unique_ptr<httplib::Server> server_;
+  std::unique_ptr<RequestCollector> collector_;
   std::thread thread_;
-  std::atomic<bool> thread_done_{false};
 };
 
 // Binds and listens on an AF_UNIX stream socket at `path` (exposed for tests).

@@ -28,35 +28,20 @@ int BoundedStream::MillisLeft() const {
   return static_cast<int>(std::max<int64_t>(0, left.count()));
 }
 
+BoundedStream::BoundedStream(int fd, Limits limits, std::string received)
+    : fd_(fd), limits_(limits), buffer_(std::move(received)) {}
+
 bool BoundedStream::Fill(int timeout_ms) {
-  if (begin_ < end_) return true;
+  if (begin_ < buffer_.size()) return true;
   if (PollOne(fd_, POLLIN, timeout_ms) <= 0) return false;
+  buffer_.resize(4096);
   ssize_t n;
   do {
-    n = recv(fd_, buffer_, sizeof(buffer_), 0);
+    n = recv(fd_, buffer_.data(), buffer_.size(), 0);
   } while (n < 0 && errno == EINTR);
-  if (n <= 0) return false;
+  buffer_.resize(n > 0 ? static_cast<size_t>(n) : 0);
   begin_ = 0;
-  end_ = static_cast<size_t>(n);
-  return true;
-}
-
-bool BoundedStream::WaitForRequest(std::chrono::milliseconds idle,
-                                   const std::function<bool()>& stopping) {
-  // In slices, so that a stopping server does not wait out idle clients.
-  constexpr int kSliceMs = 100;
-  const auto until = std::chrono::steady_clock::now() + idle;
-  while (!stopping()) {
-    if (begin_ < end_) return true;
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        until - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return false;
-    const int slice = static_cast<int>(std::min<int64_t>(kSliceMs, left.count()));
-    const int ready = PollOne(fd_, POLLIN, slice);
-    if (ready < 0) return false;
-    if (ready > 0) return Fill(0);
-  }
-  return false;
+  return n > 0;
 }
 
 void BoundedStream::StartRequest() {
@@ -65,8 +50,15 @@ void BoundedStream::StartRequest() {
   deadline_ = std::chrono::steady_clock::now() + limits_.request_time;
 }
 
+std::string BoundedStream::TakeUnread() {
+  std::string unread = buffer_.substr(begin_);
+  buffer_.clear();
+  begin_ = 0;
+  return unread;
+}
+
 bool BoundedStream::is_readable() const {
-  return begin_ < end_ || PollOne(fd_, POLLIN, MillisLeft()) > 0;
+  return begin_ < buffer_.size() || PollOne(fd_, POLLIN, MillisLeft()) > 0;
 }
 
 bool BoundedStream::is_writable() const {
@@ -79,8 +71,8 @@ ssize_t BoundedStream::read(char* ptr, size_t size) {
     return -1;
   }
   if (!Fill(MillisLeft())) return -1;
-  const size_t n = std::min({size, end_ - begin_, budget_});
-  std::memcpy(ptr, buffer_ + begin_, n);
+  const size_t n = std::min({size, buffer_.size() - begin_, budget_});
+  std::memcpy(ptr, buffer_.data() + begin_, n);
   begin_ += n;
   budget_ -= n;
   return static_cast<ssize_t>(n);

@@ -1,13 +1,12 @@
 // What one API client may hold, for Debian's cpp-httplib 0.11.4, which
 // bounds neither the header section nor the threads and queue behind it:
-//  - BoundedStream: a connection's bytes as httplib reads them, with a
-//    byte budget and a deadline per request (an endless header stream or a
-//    client that trickles a byte at a time fails its request, bounded in
-//    memory and time) and an idle wait that ends when the server stops;
-//  - ConnectionPool: a thread per connection up to a cap, a short bounded
-//    queue after that, and beyond it the accepting thread serves the
-//    connection itself, so the kernel's listen backlog pushes back. Idle
-//    keep-alive clients hold a thread each, never the others' turn.
+//  - BoundedStream: one request's bytes as httplib reads them on a worker,
+//    starting with those the request collector (api/request_collector.h)
+//    already received, with a byte budget and a deadline for what is still
+//    to come (a body after 100 Continue) and for each write of the answer;
+//  - ConnectionPool: a thread per request being served up to a cap, a
+//    short bounded queue after that, and beyond it the collector's thread
+//    serves the request itself, so the kernel's listen backlog pushes back.
 #pragma once
 
 #include <httplib.h>
@@ -18,6 +17,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -30,14 +30,14 @@ class BoundedStream final : public httplib::Stream {
     std::chrono::milliseconds request_time;  // from a request's first byte to its last
     std::chrono::milliseconds write_time;    // for each write of the answer
   };
-  BoundedStream(int fd, Limits limits) : fd_(fd), limits_(limits) {}
+  // `received`: bytes of `fd` already read, handed to httplib first.
+  BoundedStream(int fd, Limits limits, std::string received);
 
-  // Waits up to `idle` for the next request's first byte; false when none
-  // came, the client closed, or `stopping()` turned true (checked often).
-  bool WaitForRequest(std::chrono::milliseconds idle, const std::function<bool()>& stopping);
   // The next request's budget and deadline start now.
   void StartRequest();
   bool over_budget() const { return over_budget_; }
+  // What the client sent past the requests read so far (pipelined ones).
+  std::string TakeUnread();
 
   bool is_readable() const override;
   bool is_writable() const override;
@@ -53,8 +53,8 @@ class BoundedStream final : public httplib::Stream {
 
   const int fd_;
   const Limits limits_;
-  char buffer_[4096];
-  size_t begin_ = 0, end_ = 0;  // buffered bytes not yet handed to httplib
+  std::string buffer_;
+  size_t begin_ = 0;  // buffer_[begin_..] is not yet handed to httplib
   size_t budget_ = 0;
   bool over_budget_ = false;
   std::chrono::steady_clock::time_point deadline_;

@@ -140,6 +140,44 @@ KINDS = [
 ]
 
 
+STALLED = 200  # more than ember's 128 connections, 16 workers and 16 queue slots
+
+
+def stalled_clients(sock_path, client, failures):
+    """STALLED clients send half a request and go quiet; meanwhile 1,000
+    requests on the kept-alive connection and 200 on fresh ones. Reports
+    how long those took and the slowest one."""
+    quiet = []
+    for i in range(STALLED):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(10)
+        try:
+            sock.connect(sock_path)
+            sock.sendall(b"PUT /mmds HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"a\"" if i % 2
+                         else b"GET /machine-con")
+        except OSError:
+            pass  # past the cap the newest may be turned away: that is the point
+        quiet.append(sock)
+    slowest = 0.0
+    answered = 0
+    begin = time.monotonic()
+    for i in range(1200):
+        one = time.monotonic()
+        answer = client.send(request("GET", "/"), fresh=i >= 1000)
+        slowest = max(slowest, time.monotonic() - one)
+        if answer is not None and answer[0] == 200:
+            answered += 1
+        elif len(failures) < 20:
+            failures.append(f"with {STALLED} stalled clients, request {i}: {answer}")
+    seconds = time.monotonic() - begin
+    client.close()
+    for sock in quiet:
+        sock.close()
+    time.sleep(1)  # ember notices the closes (fds are counted next)
+    return {"clients": STALLED, "requests": 1200, "answered": answered, "seconds": seconds,
+            "slowest_ms": slowest * 1000}
+
+
 def api_soak(args, tmp, failures):
     sock_path = os.path.join(tmp, "api.sock")
     log = open(os.path.join(tmp, "ember.log"), "w")
@@ -191,6 +229,7 @@ def api_soak(args, tmp, failures):
                 if answer is None or answer[0] != 204:
                     failures.append(f"PATCH /vm {state}: {answer}")
     seconds = time.monotonic() - begin
+    stalled = stalled_clients(sock_path, client, failures)
     end = proc_figures(ember.pid)
     client.send(request("PUT", "/actions", {"action_type": "SendCtrlAltDel"}))
     client.close()
@@ -202,7 +241,7 @@ def api_soak(args, tmp, failures):
     if code != 0:
         failures.append(f"ember exited {code} after the soak")
     return {"requests": args.requests, "seconds": seconds, "warm": warm, "end": end,
-            "statuses": statuses, "kinds": counts, "exit": code}
+            "statuses": statuses, "kinds": counts, "stalled": stalled, "exit": code}
 
 
 def boot_once(args, config):
@@ -263,6 +302,10 @@ def main():
         print("  answers: " + ", ".join(f"{k}: {v}" for k, v in sorted(api["statuses"].items(),
                                                                      key=lambda kv: str(kv[0]))))
         print("  kinds:   " + ", ".join(f"{k} {v}" for k, v in api["kinds"].items()))
+        st = api["stalled"]
+        print(f"  with {st['clients']} clients stalled half-way through a request: "
+              f"{st['answered']}/{st['requests']} answered in {st['seconds']:.2f} s, "
+              f"slowest {st['slowest_ms']:.1f} ms")
         print("  | figure | after warm-up | at the end |")
         print("  |---|---|---|")
         for key in ("rss_kib", "fds", "threads"):

@@ -210,8 +210,8 @@ std::vector<SyscallRule> VsockRules() {
 
 std::vector<SyscallRule> ApiRules() {
   return With({
-      {SCMP_SYS(accept), {}, nullptr},
-      {SCMP_SYS(poll), {}, "httplib waits for sockets"},
+      {SCMP_SYS(accept4), {Arg(3, SOCK_CLOEXEC)}, "the request collector's clients"},
+      {SCMP_SYS(poll), {}, "the request collector; httplib waits for sockets"},
       {SCMP_SYS(ppoll), {}, "httplib waits for sockets"},
       {SCMP_SYS(select), {}, "httplib waits for sockets"},
       {SCMP_SYS(pselect6), {}, "httplib waits for sockets"},
@@ -229,11 +229,11 @@ std::vector<SyscallRule> ApiRules() {
       {SCMP_SYS(shutdown), {}, nullptr},
       {SCMP_SYS(fcntl), {Arg(1, F_GETFL)}, nullptr},
       {SCMP_SYS(fcntl), {Arg(1, F_SETFL)}, nullptr},
-      // httplib starts its worker threads after the listener's filter is in.
+      // The collector starts its worker threads after its own filter is in.
       // clone3 takes its flags in memory, where seccomp cannot look: glibc
       // falls back to clone, whose flags can be checked.
       {SCMP_SYS(clone3), {}, "refused with ENOSYS", ENOSYS},
-      {SCMP_SYS(clone), {ArgMasked(0, CLONE_THREAD, CLONE_THREAD)}, "httplib's worker threads"},
+      {SCMP_SYS(clone), {ArgMasked(0, CLONE_THREAD, CLONE_THREAD)}, "the API worker threads"},
       {SCMP_SYS(set_robust_list), {}, "new worker threads"},
       {SCMP_SYS(rseq), {}, "new worker threads"},
       {SCMP_SYS(sigaltstack), {}, "new worker threads"},
