@@ -12,7 +12,6 @@
 #include "api/bounded_connection.h"
 #include "api/request_collector.h"
 #include "api/routes.h"
-#include "base/log_limiter.h"
 #include "base/metrics.h"
 #include "base/stale_socket.h"
 #include "base/sys_error.h"
@@ -105,7 +104,6 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& socket_pa
   api->socket_path_ = socket_path;
   auto server = std::make_unique<UnixSocketServer>();
   server->set_payload_max_length(kMaxRequestBodyBytes);
-  server->set_read_timeout(kReadTimeoutSeconds, 0);
   server->set_keep_alive_timeout(kReadTimeoutSeconds);
   // httplib closes a connection after 5 requests by default; SDK clients
   // keep theirs open.

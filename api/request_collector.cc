@@ -116,27 +116,19 @@ void RequestCollector::Run() {
       while (::read(wake_read_.get(), drain, sizeof(drain)) > 0) {
       }
     }
-    // Connections first (by index: parked_ changes as they go), then the
-    // listener, so a new client cannot push out one that just sent bytes.
-    std::vector<Parked> still;
-    std::vector<Parked> complete;
-    still.reserve(parked_.size());
+    // Connections first (taken out of parked_, which Place refills), then
+    // the listener, so a new client cannot push out one that just sent bytes.
+    std::vector<Parked> quiet, received;
+    quiet.reserve(parked_.size());
     for (size_t i = 0; i < parked_.size(); ++i) {
-      Parked& parked = parked_[i];
       if (polled[i + 2].revents == 0) {
-        still.push_back(std::move(parked));
-        continue;
-      }
-      if (!Receive(parked, now)) continue;
-      if (parked.connection.peer_closed ||
-          BytesToServe(parked.connection.unread, limits_.max_body) > 0) {
-        complete.push_back(std::move(parked));
-      } else {
-        still.push_back(std::move(parked));
+        quiet.push_back(std::move(parked_[i]));
+      } else if (Receive(parked_[i], now)) {
+        received.push_back(std::move(parked_[i]));
       }
     }
-    parked_ = std::move(still);
-    for (Parked& parked : complete) Dispatch(std::move(parked.connection));
+    parked_ = std::move(quiet);
+    for (Parked& parked : received) Place(std::move(parked));
     if (polled[1].revents != 0) Accept(now);
   }
   // Stopping: the workers finish what they serve, then every connection
