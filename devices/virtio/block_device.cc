@@ -370,7 +370,7 @@ uint8_t BlockDevice::Transfer(uint32_t type, uint64_t sector, const DescriptorCh
       char id[VIRTIO_BLK_ID_BYTES] = {};
       std::memcpy(id, options_.drive_id.data(), std::min(options_.drive_id.size(), sizeof(id)));
       written = std::min<uint32_t>(data[0].length, sizeof(id));
-      std::memcpy(data[0].host, id, written);
+      if (written > 0) std::memcpy(data[0].host, id, written);  // (a 0-byte buffer maps nothing)
       return VIRTIO_BLK_S_OK;
     }
     default:
